@@ -1,0 +1,1 @@
+"""Event generation: hard process (Pythia or LHE), re-simulated shower variants."""

@@ -1,0 +1,1 @@
+"""File formats and safe writing (atomic outputs, HDF5 data contract, Les Houches events)."""

@@ -1,0 +1,207 @@
+"""Les Houches Event (LHEF 3.0) files: the hand-off between hard process and shower.
+
+jetforge stores every hard scatter as LHE so that (i) each one can be re-showered any
+number of times with different settings (RS3L re-simulation), and (ii) users can replace
+our Pythia hard process with MadGraph (or any LHEF producer) output. The reader is strict:
+a truncated or malformed file raises ``LHEError`` naming the file and the event, since a
+silently short file would misalign the re-simulated variants.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class LHEError(ValueError):
+    """A Les Houches file that cannot be read as complete, well-formed events."""
+
+
+@dataclass
+class LHEParticle:
+    pid: int
+    status: int  # LHE ISTUP: -1 incoming, 1 outgoing, 2 intermediate resonance
+    mother1: int  # 1-based index within the event, 0 = none
+    mother2: int
+    col: int
+    acol: int
+    px: float
+    py: float
+    pz: float
+    e: float
+    m: float
+    vtim: float = 0.0
+    spin: float = 9.0
+
+    @property
+    def pt(self) -> float:
+        return math.hypot(self.px, self.py)
+
+    @property
+    def eta(self) -> float:
+        p = math.sqrt(self.px**2 + self.py**2 + self.pz**2)
+        if p == abs(self.pz):
+            return math.copysign(1e9, self.pz)
+        return 0.5 * math.log((p + self.pz) / (p - self.pz))
+
+    @property
+    def phi(self) -> float:
+        return math.atan2(self.py, self.px)
+
+
+@dataclass
+class LHEEvent:
+    particles: list[LHEParticle]
+    process_id: int = 1
+    weight: float = 1.0
+    scale: float = 0.0
+    aqed: float = -1.0
+    aqcd: float = -1.0
+    comments: str = ""
+
+    def momenta(self) -> np.ndarray:
+        return np.array([[p.px, p.py, p.pz, p.e] for p in self.particles])
+
+
+@dataclass
+class LHEInit:
+    beam_ids: tuple[int, int] = (2212, 2212)
+    beam_energies: tuple[float, float] = (6500.0, 6500.0)
+    weight_strategy: int = 3  # IDWTUP = 3: unweighted events of unit weight
+    processes: list[tuple[float, float, float, int]] = field(
+        default_factory=lambda: [(1.0, 0.0, 1.0, 1)]
+    )  # (xsec pb, xsec error pb, max weight, process id)
+
+
+def _format_particle(p: LHEParticle) -> str:
+    return (
+        f" {p.pid:8d} {p.status:2d} {p.mother1:4d} {p.mother2:4d} {p.col:4d} {p.acol:4d}"
+        f" {p.px:+.16e} {p.py:+.16e} {p.pz:+.16e} {p.e:+.16e} {p.m:+.16e}"
+        f" {p.vtim:.4e} {p.spin:.1f}"
+    )
+
+
+def format_event(ev: LHEEvent) -> str:
+    head = (
+        f" {len(ev.particles)} {ev.process_id} {ev.weight:+.10e} {ev.scale:+.10e}"
+        f" {ev.aqed:+.10e} {ev.aqcd:+.10e}"
+    )
+    body = "\n".join(_format_particle(p) for p in ev.particles)
+    comments = f"\n{ev.comments}" if ev.comments else ""
+    return f"<event>\n{head}\n{body}{comments}\n</event>\n"
+
+
+def write_lhe(
+    path: str | os.PathLike[str],
+    events: Iterable[LHEEvent],
+    init: LHEInit,
+    header: str = "",
+) -> int:
+    """Write a complete LHEF 3.0 file; returns the number of events written.
+
+    The caller is responsible for atomicity (pass a temporary path from
+    ``jetforge.io.atomic.atomic_path``).
+    """
+    n = 0
+    with open(path, "w") as f:
+        f.write('<LesHouchesEvents version="3.0">\n<header>\n')
+        f.write(header.rstrip() + "\n" if header else "")
+        f.write("</header>\n<init>\n")
+        (ia, ib), (ea, eb) = init.beam_ids, init.beam_energies
+        f.write(
+            f" {ia} {ib} {ea:.8e} {eb:.8e} 0 0 0 0 {init.weight_strategy} {len(init.processes)}\n"
+        )
+        for xs, xe, xm, pid in init.processes:
+            f.write(f" {xs:.8e} {xe:.8e} {xm:.8e} {pid}\n")
+        f.write("</init>\n")
+        for ev in events:
+            f.write(format_event(ev))
+            n += 1
+        f.write("</LesHouchesEvents>\n")
+    return n
+
+
+_EVENT_RE = re.compile(r"<event[^>]*>(.*?)</event>", re.S)
+
+
+def _parse_event(block: str, path: Path, index: int) -> LHEEvent:
+    lines = [ln for ln in block.strip().splitlines() if ln.strip()]
+    try:
+        head = lines[0].split()
+        nup = int(head[0])
+        ev = LHEEvent(
+            particles=[],
+            process_id=int(head[1]),
+            weight=float(head[2]),
+            scale=float(head[3]),
+            aqed=float(head[4]),
+            aqcd=float(head[5]),
+        )
+        if len(lines) < 1 + nup:
+            raise LHEError(f"declares {nup} particles but has {len(lines) - 1} lines")
+        for ln in lines[1 : 1 + nup]:
+            c = ln.split()
+            if len(c) < 13:
+                raise LHEError(f"particle line has {len(c)} columns, expected 13: {ln!r}")
+            ev.particles.append(
+                LHEParticle(
+                    pid=int(c[0]), status=int(c[1]), mother1=int(c[2]), mother2=int(c[3]),
+                    col=int(c[4]), acol=int(c[5]), px=float(c[6]), py=float(c[7]),
+                    pz=float(c[8]), e=float(c[9]), m=float(c[10]), vtim=float(c[11]),
+                    spin=float(c[12]),
+                )
+            )
+        ev.comments = "\n".join(lines[1 + nup :])
+        return ev
+    except LHEError as exc:
+        raise LHEError(f"{path}: event {index}: {exc}") from None
+    except (IndexError, ValueError) as exc:
+        raise LHEError(f"{path}: event {index} is malformed ({exc})") from None
+
+
+def read_lhe(path: str | os.PathLike[str]) -> tuple[LHEInit, list[LHEEvent]]:
+    """Read a whole LHE file; raise ``LHEError`` if it is truncated or malformed."""
+    return _read(Path(path))
+
+
+def iter_lhe_events(path: str | os.PathLike[str]) -> Iterator[LHEEvent]:
+    yield from _read(Path(path))[1]
+
+
+def _read(path: Path) -> tuple[LHEInit, list[LHEEvent]]:
+    if not path.exists():
+        raise LHEError(f"{path}: LHE file does not exist")
+    text = path.read_text()
+    if "<LesHouchesEvents" not in text:
+        raise LHEError(f"{path}: not a Les Houches file (no <LesHouchesEvents> tag)")
+    if "</LesHouchesEvents>" not in text:
+        raise LHEError(
+            f"{path}: truncated (no closing </LesHouchesEvents>); regenerate it or "
+            "delete it so Snakemake rebuilds it"
+        )
+    m = re.search(r"<init>(.*?)</init>", text, re.S)
+    if not m:
+        raise LHEError(f"{path}: no <init> block")
+    try:
+        rows = [r.split() for r in m.group(1).strip().splitlines() if r.strip()]
+        b = rows[0]
+        init = LHEInit(
+            beam_ids=(int(b[0]), int(b[1])),
+            beam_energies=(float(b[2]), float(b[3])),
+            weight_strategy=int(b[8]),
+            processes=[(float(r[0]), float(r[1]), float(r[2]), int(r[3])) for r in rows[1:]],
+        )
+    except (IndexError, ValueError) as exc:
+        raise LHEError(f"{path}: malformed <init> block ({exc})") from None
+    body = text[m.end() :]
+    n_open = body.count("<event")
+    events = [_parse_event(blk, path, i) for i, blk in enumerate(_EVENT_RE.findall(body))]
+    if len(events) != n_open:
+        raise LHEError(f"{path}: {n_open} <event> tags but {len(events)} complete events")
+    return init, events
