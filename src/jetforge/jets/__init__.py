@@ -1,0 +1,1 @@
+"""Jet clustering, truth matching, per-particle features and substructure observables."""

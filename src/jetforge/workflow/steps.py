@@ -1,0 +1,114 @@
+"""Entry points of the workflow's generation, dataset and reporting rules.
+
+Each function is what one rule does, callable without Snakemake (tests and notebooks call
+them directly); the scripts in workflow/scripts only unpack the ``snakemake`` object.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from jetforge.workflow import targets as T
+
+
+def hard_process(
+    out_path: str, ds_cfg: dict, dataset: str, process: str, split: str, chunk: int, base_seed: int
+) -> dict:
+    from jetforge.generation.hard import HardCuts, generate_hard_events, write_hard_lhe
+    from jetforge.generation.processes import get_process
+    from jetforge.generation.seeds import derive_seed
+    from jetforge.io.atomic import atomic_path
+
+    t0 = time.perf_counter()
+    seed = derive_seed(dataset, process, split, chunk, "hard", base=base_seed)
+    cuts = HardCuts(**ds_cfg["hard_cuts"])
+    events, run = generate_hard_events(
+        get_process(process), int(ds_cfg["events_per_chunk"]), cuts, seed, float(ds_cfg["sqrt_s"])
+    )
+    with atomic_path(out_path) as tmp:
+        write_hard_lhe(tmp, events, run, float(ds_cfg["sqrt_s"]))
+    run["seconds"] = time.perf_counter() - t0
+    print(json.dumps({k: v for k, v in run.items() if k != "settings"}, indent=1))
+    return run
+
+
+def resim_chunk(
+    lhe_path: str, out_path: str, ds_cfg: dict, dataset: str, process: str, split: str,
+    chunk: int, base_seed: int,
+) -> dict:
+    from jetforge.datasets.resim import build_resim_chunk
+
+    stats = build_resim_chunk(lhe_path, out_path, ds_cfg, dataset, process, split, chunk, base_seed)
+    print(json.dumps(stats, indent=1))
+    return stats
+
+
+def merge_split(inputs: list[str], output: str) -> int:
+    from jetforge.io.h5 import merge_jet_datasets
+
+    n = merge_jet_datasets(inputs, output)
+    print(f"merged {len(inputs)} chunk files into {output}: {n} jets")
+    return n
+
+
+def _setups(experiment: str, exp_cfg: dict, task: str) -> dict[str, list[str]]:
+    return T.predictions_for({"experiments": {experiment: exp_cfg}}, experiment, task)
+
+
+def _with_n2(setups: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Prepend the N2 baseline row; N2 is stored in every prediction file (data contract 5)."""
+    return {"n2": next(iter(setups.values())), **setups}
+
+
+def _reference(experiment: str) -> dict | None:
+    import yaml
+
+    from jetforge.paths import resources_dir
+
+    path = resources_dir() / "reference" / f"{experiment}.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def paper_table(
+    experiment: str, table: str, exp_cfg: dict, ds_cfg: dict, inputs: list[str],
+    out_csv: str, out_md: str,
+) -> None:
+    from jetforge.reporting.tables import rejection_table, wasserstein_table
+
+    spec = exp_cfg["tables"][table]
+    setups = _with_n2(_setups(experiment, exp_cfg, spec["task"]))
+    missing = [p for files in setups.values() for p in files if not Path(p).exists()]
+    if missing:
+        raise FileNotFoundError(f"{table}: prediction files missing: {missing}")
+    reference = _reference(experiment)
+    title = f"{experiment} {table}: {spec['kind']} on {spec['task']}"
+    if spec["kind"] == "rejection":
+        rejection_table(setups, list(exp_cfg["efficiencies"]), reference, out_csv, out_md, title)
+    else:
+        variants = list(ds_cfg["shower"]["variants"])[1:]
+        wasserstein_table(setups, variants, reference, out_csv, out_md, title)
+
+
+def paper_figure(
+    kind: str, wildcards: dict[str, Any], exp_cfg: dict, inputs: list[str], out_png: str, seed: int = 0
+) -> None:
+    from jetforge.reporting import figures as F
+
+    stem = str(Path(out_png).with_suffix(""))
+    experiment = wildcards["experiment"]
+    if kind == "roc":
+        setups = _with_n2(_setups(experiment, exp_cfg, wildcards["task"]))
+        F.roc_figure(setups, stem, title=f"{experiment}: {wildcards['task']}")
+    elif kind == "scores":
+        F.score_ratio_figure(inputs, stem)
+    elif kind == "history":
+        F.pretrain_history_figure(inputs, stem)
+    elif kind == "tsne":
+        F.tsne_figure(inputs[0], stem, n_jets=int(exp_cfg.get("tsne_jets", 600)), seed=seed)
+    elif kind == "corner":
+        F.corner_figure(inputs[0], stem)
+    else:
+        raise ValueError(f"unknown figure kind {kind!r}")

@@ -1,0 +1,109 @@
+"""Every file path the workflow produces, in one place.
+
+The rules' output patterns and the input functions both come from here, so asking for
+``results/tables/rs3l/table2.csv`` resolves to exactly the models, predictions and chunks
+that table needs and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+GEN = "results/gen/{dataset}/{process}/{split}"
+HARD_LHE = GEN + "/hard_{chunk}.lhe"
+CHUNK_H5 = GEN + "/jets_{chunk}.h5"
+SPLIT_H5 = "results/datasets/{dataset}/{split}.h5"
+PRETRAIN_DIR = "results/models/{experiment}/pretrain/{augset}/r{repeat}"
+PREDICTIONS = "results/models/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}/predictions.h5"
+EMBEDDINGS = "results/embeddings/{experiment}/{augset}/r{repeat}/{split}.h5"
+TABLE = "results/tables/{experiment}/{table}"
+FIGURES = "results/figures/{experiment}"
+
+
+def hard_lhe_path(config: dict, dataset: str, process: str, split: str, chunk: str | int) -> str:
+    ds = config["datasets"][dataset]
+    src = ds.get("hard_process", {})
+    if src.get("source", "pythia") == "lhe":
+        return src["lhe_pattern"].format(process=process, split=split, chunk=chunk)
+    return HARD_LHE.format(dataset=dataset, process=process, split=split, chunk=chunk)
+
+
+def chunk_h5_paths(config: dict, dataset: str, split: str) -> list[str]:
+    ds = config["datasets"][dataset]
+    per_proc = ds["chunks"].get(split)
+    if per_proc is None:
+        raise KeyError(f"dataset {dataset!r} has no split {split!r}; splits: {sorted(ds['chunks'])}")
+    return [
+        CHUNK_H5.format(dataset=dataset, process=proc, split=split, chunk=c)
+        for proc in ds["processes"]
+        for c in range(per_proc.get(proc, 0))
+    ]
+
+
+def split_path(config: dict, experiment: str, split: str) -> str:
+    return SPLIT_H5.format(dataset=config["experiments"][experiment]["dataset"], split=split)
+
+
+def setup_id(setup: dict[str, Any]) -> str:
+    return f"{setup['mode']}-{setup['augset']}-n{setup['n_train']}"
+
+
+def pretrain_repeat_for(exp: dict, repeat: int) -> int:
+    """Fine-tuning repeat r starts from pre-training repeat r mod (number of pre-trainings)."""
+    return int(repeat) % int(exp["pretrain"].get("repeats", 1))
+
+
+def pretrained_model(config: dict, experiment: str, augset: str, repeat: int | str) -> str:
+    exp = config["experiments"][experiment]
+    r = pretrain_repeat_for(exp, int(repeat))
+    return PRETRAIN_DIR.format(experiment=experiment, augset=augset, repeat=r) + "/model.pt"
+
+
+def predictions_for(config: dict, experiment: str, task: str) -> dict[str, list[str]]:
+    """Setup id → prediction files (one per repeat) for one task."""
+    exp = config["experiments"][experiment]
+    repeats = int(exp["finetune"]["repeats"])
+    out: dict[str, list[str]] = {}
+    for s in exp["finetune"]["setups"].get(task, []):
+        out[setup_id(s)] = [
+            PREDICTIONS.format(
+                experiment=experiment, task=task, mode=s["mode"], augset=s["augset"],
+                ntrain=s["n_train"], repeat=r,
+            )
+            for r in range(repeats)
+        ]
+    return out
+
+
+def pretrain_histories(config: dict, experiment: str, augset: str) -> list[str]:
+    exp = config["experiments"][experiment]
+    return [
+        PRETRAIN_DIR.format(experiment=experiment, augset=augset, repeat=r) + "/history.csv"
+        for r in range(int(exp["pretrain"].get("repeats", 1)))
+    ]
+
+
+def figure_paths(config: dict, experiment: str) -> list[str]:
+    exp = config["experiments"][experiment]
+    base = FIGURES.format(experiment=experiment)
+    stems = [f"{base}/roc_{task}" for task in exp["finetune"]["setups"]]
+    stems += [f"{base}/scores_{task}" for task in exp["finetune"]["setups"]]
+    for augset in exp["pretrain"]["augsets"]:
+        stems += [f"{base}/{kind}_{augset}" for kind in ("pretrain_history", "tsne", "corner")]
+    return [f"{s}.{ext}" for s in stems for ext in ("png", "pdf")]
+
+
+def table_paths(config: dict, experiment: str) -> list[str]:
+    exp = config["experiments"][experiment]
+    return [
+        f"{TABLE.format(experiment=experiment, table=t)}.{ext}"
+        for t in exp.get("tables", {})
+        for ext in ("csv", "md")
+    ]
+
+
+def all_targets(config: dict) -> list[str]:
+    out: list[str] = []
+    for experiment in config.get("experiments", {}):
+        out += table_paths(config, experiment) + figure_paths(config, experiment)
+    return out

@@ -1,0 +1,28 @@
+"""Shared fixtures: small real Pythia samples generated once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def default_config() -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def hbb_lhe(tmp_path_factory) -> Path:
+    """40 real ZH(→bb̄) hard events at RS3L cuts, written as LHE."""
+    from jetforge.generation.hard import HardCuts, generate_hard_events, write_hard_lhe
+    from jetforge.generation.processes import get_process
+
+    path = tmp_path_factory.mktemp("lhe") / "hbb.lhe"
+    events, run = generate_hard_events(get_process("hbb_zh"), 40, HardCuts(400, 600, 0.1), 17, 13000.0)
+    write_hard_lhe(path, events, run, 13000.0)
+    return path
