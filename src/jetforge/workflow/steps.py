@@ -63,13 +63,15 @@ def _with_n2(setups: dict[str, list[str]]) -> dict[str, list[str]]:
     return {"n2": next(iter(setups.values())), **setups}
 
 
-def _reference(experiment: str) -> dict | None:
-    import yaml
-
+def _reference(experiment: str, paper_table: str | None) -> dict | None:
+    """The paper's numbers for one table, or None (blank paper columns) if we have none."""
     from jetforge.paths import resources_dir
+    from jetforge.reporting.tables import load_reference
 
     path = resources_dir() / "reference" / f"{experiment}.yaml"
-    return yaml.safe_load(path.read_text()) if path.exists() else None
+    if paper_table is None or not path.exists():
+        return None
+    return load_reference(path, paper_table)
 
 
 def paper_table(
@@ -83,7 +85,7 @@ def paper_table(
     missing = [p for files in setups.values() for p in files if not Path(p).exists()]
     if missing:
         raise FileNotFoundError(f"{table}: prediction files missing: {missing}")
-    reference = _reference(experiment)
+    reference = _reference(experiment, spec.get("paper"))
     title = f"{experiment} {table}: {spec['kind']} on {spec['task']}"
     if spec["kind"] == "rejection":
         rejection_table(setups, list(exp_cfg["efficiencies"]), reference, out_csv, out_md, title)

@@ -1,0 +1,577 @@
+"""Figures of the RS3L reproduction (paper Figs. 2-6), each written as PNG and PDF.
+
+Each function reads training outputs (data contract format 5) and writes
+``{out_stem}.png`` and ``{out_stem}.pdf`` atomically, so a killed job never leaves a
+half-drawn figure that Snakemake would take as done. Styles follow the paper: fine-tunings
+in reds (dark = fixed backbone, light = floating), fully-supervised in blues, N_2 in black,
+Higgs jets in magenta; bands are the standard deviation over repeated trainings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import h5py  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from jetforge.evaluation.metrics import roc  # noqa: E402
+from jetforge.io.atomic import atomic_path  # noqa: E402
+from jetforge.reporting.tables import (  # noqa: E402
+    N2_SETUP,
+    NOMINAL,
+    PredictionFormatError,
+    decode_names,
+    load_predictions,
+    parse_setup_id,
+    setup_label,
+    tagger_score,
+)
+
+PathLike = str | os.PathLike[str]
+
+VARIANT_LABELS = {
+    NOMINAL: "Nominal (Pythia 8)",
+    "seed": "Seed",
+    "fsr_up": "FSR up",
+    "fsr_down": "FSR down",
+    "alt_shower": "Alt. shower (Vincia)",
+}
+CATEGORY_COLORS = {  # also the legend order
+    "Higgs": "#d6249f",  # magenta, as in the paper
+    "W": "#7b3294",
+    "Signal": "#e31a1c",
+    "QCD": "#1f78b4",
+    "QCD quark": "#1f78b4",
+    "QCD gluon": "#33a02c",
+    "QCD (other)": "#999999",
+}
+SHOWER_COLORS = {NOMINAL: "#1f78b4", "alt_shower": "#ff7f00"}
+
+
+# --------------------------------------------------------------------------- output
+
+
+def save_figure(fig: Figure, out_stem: PathLike) -> list[Path]:
+    """Write ``fig`` to ``{out_stem}.png`` and ``.pdf`` atomically, then close it.
+
+    The suffix is appended to the string (not ``with_suffix``) so stems containing dots,
+    e.g. ``roc_eff0.5``, are kept whole.
+    """
+    written = []
+    try:
+        for ext in ("png", "pdf"):
+            path = Path(f"{os.fspath(out_stem)}.{ext}")
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+            written.append(path)
+    finally:
+        plt.close(fig)
+    return written
+
+
+# --------------------------------------------------------------------------- styles
+
+
+def _setup_styles(setup_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Colour by mode (paper Fig. 6), shade by training size, line style by augset."""
+    styles: dict[str, dict[str, Any]] = {}
+    groups: dict[str, list[tuple[int, str, str]]] = {}
+    for sid in setup_ids:
+        s = parse_setup_id(sid)
+        if s is None:
+            styles[sid] = {"color": "black", "ls": "--"}
+        else:
+            groups.setdefault(s.mode, []).append((s.n_train, s.augset, sid))
+    cmaps = {"fixed": ("Reds", 0.75, 0.95), "floating": ("Reds", 0.35, 0.6),
+             "supervised": ("Blues", 0.4, 0.95)}
+    augset_ls = ["-", "-.", ":", (0, (5, 1))]
+    for mode, members in groups.items():
+        name, lo, hi = cmaps[mode]
+        cmap = plt.get_cmap(name)
+        sizes = sorted({n for n, _, _ in members})
+        augsets = sorted({a for _, a, _ in members}, key=lambda a: (a != "all", a))
+        for n, augset, sid in members:
+            frac = sizes.index(n) / max(1, len(sizes) - 1)
+            styles[sid] = {
+                "color": cmap(lo + (hi - lo) * frac),
+                "ls": augset_ls[augsets.index(augset) % len(augset_ls)],
+            }
+    return styles
+
+
+def _pretty_class(name: str) -> str:
+    low = name.lower()
+    if low.startswith("qcd"):
+        return "QCD"
+    if low.startswith("h"):
+        return "Higgs"
+    if low.startswith("w"):
+        return "W"
+    return name
+
+
+def _category(
+    is_qcd: np.ndarray, parton_pid: np.ndarray, signal_names: np.ndarray
+) -> np.ndarray:
+    """Per-jet display category: QCD split into quark / gluon by the matched parton.
+
+    ``parton_pid`` 21 is a gluon and |pid| 1-5 a quark (data contract 4); other jets keep
+    the (prettified) name of their signal process.
+    """
+    pid = np.abs(parton_pid.astype(np.int64))
+    qcd = np.where(pid == 21, "QCD gluon", np.where((pid >= 1) & (pid <= 5), "QCD quark",
+                                                    "QCD (other)"))
+    return np.where(is_qcd, qcd, signal_names).astype(object)
+
+
+# --------------------------------------------------------------------------- Fig. 6: ROC
+
+
+def _rejection_curve(
+    scores: np.ndarray, labels: np.ndarray, grid: np.ndarray
+) -> np.ndarray:
+    """Background rejection 1/FPR interpolated onto a grid of signal efficiencies (TPR).
+
+    Repeats have different thresholds, so they are only averageable on a common TPR grid.
+    For tied TPR the smallest FPR is kept (the best working point reaching that TPR).
+    Below one background jet (FPR < 1/N_bkg, where the table metric ``rejection_at`` floors
+    the FPR) the rejection is unmeasured and left NaN, not drawn as a spike or plateau.
+    """
+    fpr, tpr, _ = roc(scores, labels)
+    fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
+    order = np.lexsort((fpr, tpr))
+    tpr, fpr = tpr[order], fpr[order]
+    tpr_u, first = np.unique(tpr, return_index=True)
+    fpr_u = np.maximum.accumulate(fpr[first])
+    f = np.interp(grid, tpr_u, fpr_u)
+    floor = 1.0 / max(1, int((np.asarray(labels) == 0).sum()))
+    ok = f >= floor * (1.0 - 1e-9)
+    return np.where(ok, 1.0 / np.where(ok, f, 1.0), np.nan)
+
+
+def roc_figure(setups: Mapping[str, Sequence[PathLike]], out_stem: PathLike, title: str) -> None:
+    """Paper Fig. 6: background rejection vs signal efficiency on nominal jets only.
+
+    One curve per setup: the mean over repeats, with a band of ± one standard deviation
+    (computed on a common signal-efficiency grid). The ``"n2"`` setup is drawn from the
+    ``n2`` column with score -N_2 (low N_2 = two-prong = signal-like).
+    """
+    grid = np.linspace(0.01, 1.0, 199)
+    styles = _setup_styles(list(setups))
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    ymax = 1.0
+    order = [s for s in setups if s != N2_SETUP] + ([N2_SETUP] if N2_SETUP in setups else [])
+    for sid in order:
+        files = list(setups[sid])
+        if not files:
+            raise ValueError(f"setup {sid!r}: no prediction files given")
+        curves = []
+        for path in files:
+            preds = load_predictions(path, ["n2" if sid == N2_SETUP else "score", "label"])
+            nom = preds.nominal()
+            curves.append(_rejection_curve(tagger_score(preds, sid, nom),
+                                           preds["label"][nom].astype(np.int64), grid))
+        # plain mean: a point is drawn only where every repeat lets background through,
+        # so the low-efficiency end is not an average over a varying subset of repeats
+        arr = np.vstack(curves)
+        mean = arr.mean(axis=0)
+        std = arr.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros_like(mean)
+        ymax = max(ymax, float(np.nanmax(mean, initial=1.0)))
+        st = styles[sid]
+        label = setup_label(sid) + (f" [{len(curves)}×]" if sid != N2_SETUP else "")
+        ax.plot(grid, mean, color=st["color"], ls=st["ls"], lw=1.6, label=label)
+        if len(curves) > 1:
+            lo = np.clip(mean - std, 1.0, None)
+            ax.fill_between(grid, lo, mean + std, color=st["color"], alpha=0.25, lw=0)
+    ax.set_yscale("log")
+    ax.set_ylim(1.0, 2.0 * ymax)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel(r"Signal efficiency $\varepsilon_\mathrm{S}$")
+    ax.set_ylabel(r"Background rejection $1/\varepsilon_\mathrm{B}$")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
+    ax.text(0.98, 0.97, "nominal jets only\nband: ±1 std over repeats", ha="right", va="top",
+            transform=ax.transAxes, fontsize=8, color="0.3")
+    ax.legend(loc="lower left", fontsize=8, frameon=False)
+    save_figure(fig, out_stem)
+
+
+@contextlib.contextmanager
+def _quiet_nan_warnings() -> Iterator[None]:
+    """Silence 'mean of empty slice' where no repeat reaches a TPR (NaN is the answer)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+# --------------------------------------------------------------------------- Fig. 2
+
+
+def _read_history(path: PathLike) -> dict[str, np.ndarray]:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        fields = reader.fieldnames or []
+    if not rows:
+        raise PredictionFormatError(f"{path}: empty history")
+    missing = [c for c in ("epoch", "loss", "val_loss", "cos_class_means") if c not in fields]
+    if missing or not any(c.startswith("cos_pos_") for c in fields):
+        raise PredictionFormatError(
+            f"{path}: history lacks column(s) {missing or ['cos_pos_<class>']} (format 5)"
+        )
+
+    def num(x: str | None) -> float:
+        try:
+            return float(x) if x not in (None, "") else math.nan
+        except ValueError:
+            return math.nan
+
+    return {c: np.array([num(r.get(c)) for r in rows]) for c in fields}
+
+
+def pretrain_history_figure(history_csvs: Sequence[PathLike], out_stem: PathLike) -> None:
+    """Paper Fig. 2 plus the loss curves: pre-training convergence vs epoch.
+
+    Top: mean cosine similarity of positive pairs (nominal, augmented) per class; middle:
+    cosine similarity between the class-mean vectors (starts near 1, goes negative as the
+    classes separate without labels); bottom: training and validation NT-Xent loss.
+    Lines are the mean over repeated pre-trainings, bands ± one std; only epochs present in
+    every repeat are drawn so a resumed or shorter run does not distort the average.
+    """
+    if not history_csvs:
+        raise ValueError("no history files given")
+    hists = [_read_history(p) for p in history_csvs]
+    epochs = sorted(set.intersection(*[set(h["epoch"][np.isfinite(h["epoch"])]) for h in hists]))
+    if not epochs:
+        raise PredictionFormatError("history files share no epoch")
+    ep = np.array(epochs)
+
+    def stack(col: str) -> np.ndarray:
+        out = []
+        for h in hists:
+            idx = {e: i for i, e in enumerate(h["epoch"])}  # last row of an epoch wins
+            out.append([h[col][idx[e]] if col in h else math.nan for e in epochs])
+        return np.array(out, dtype=np.float64)
+
+    def band(ax: Any, col: str, **kw: Any) -> None:
+        arr = stack(col)
+        with _quiet_nan_warnings():
+            mean = np.nanmean(arr, axis=0)
+            std = np.nanstd(arr, axis=0, ddof=1) if len(arr) > 1 else np.zeros_like(mean)
+        (line,) = ax.plot(ep, mean, marker="o", ms=3, **kw)
+        if len(arr) > 1:
+            ax.fill_between(ep, mean - std, mean + std, color=line.get_color(), alpha=0.25, lw=0)
+
+    classes = [c[len("cos_pos_"):] for c in hists[0] if c.startswith("cos_pos_")]
+    fig, axes = plt.subplots(3, 1, figsize=(6.4, 8.4), sharex=True,
+                             gridspec_kw={"height_ratios": [1.2, 1, 1]})
+    for cls in classes:
+        pretty = _pretty_class(cls)
+        band(axes[0], f"cos_pos_{cls}", color=CATEGORY_COLORS.get(pretty), label=pretty)
+    axes[0].set_ylabel(r"$\langle\cos\theta\rangle$ positive pairs")
+    axes[0].legend(frameon=False, fontsize=9)
+    axes[0].set_title(f"RS3L pre-training convergence ({len(hists)} repeat"
+                      f"{'s' if len(hists) != 1 else ''}, band ±1 std)")
+    band(axes[1], "cos_class_means", color="0.2")
+    axes[1].axhline(0.0, color="0.6", lw=0.8, ls=":")
+    axes[1].set_ylabel(
+        r"$\cos\theta(\langle z\rangle_\mathrm{sig}, \langle z\rangle_\mathrm{QCD})$")
+    band(axes[2], "loss", color="#1f78b4", label="training")
+    band(axes[2], "val_loss", color="#e31a1c", ls="--", label="validation")
+    axes[2].set_ylabel("NT-Xent loss")
+    axes[2].legend(frameon=False, fontsize=9)
+    axes[2].set_xlabel("Epoch")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    fig.align_ylabels(axes)
+    save_figure(fig, out_stem)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def _read_embeddings(path: PathLike, columns: Sequence[str]) -> dict[str, Any]:
+    """``z``, the requested ``jets/`` columns and the name attrs of an embeddings file.
+
+    Name attributes are looked up on the file root, then on the ``jets`` group, since
+    format 5 only says the file carries "the jets/... columns of the split".
+    """
+    path = str(path)
+    with h5py.File(path, "r") as f:
+        missing = [k for k in ["z", *[f"jets/{c}" for c in columns]] if k not in f]
+        if missing:
+            raise PredictionFormatError(f"{path}: missing dataset(s) {missing} (format 5)")
+        out: dict[str, Any] = {"z": np.asarray(f["z"][()], dtype=np.float64)}
+        for c in columns:
+            out[c] = np.asarray(f[f"jets/{c}"][()])
+        for attr in ("class_names", "process_names", "variant_names"):
+            src = f.attrs if attr in f.attrs else f["jets"].attrs
+            if attr not in src:
+                raise PredictionFormatError(f"{path}: missing attr {attr!r}")
+            out[attr] = decode_names(src[attr])
+    if out["z"].ndim != 2 or any(out[c].shape[0] != out["z"].shape[0] for c in columns):
+        raise PredictionFormatError(f"{path}: z must be [N, D] with jets/* of length N")
+    return out
+
+
+def _embedding_categories(emb: Mapping[str, Any]) -> np.ndarray:
+    classes = np.array(emb["class_names"], dtype=object)[emb["label"].astype(np.int64)]
+    procs = np.array(emb["process_names"], dtype=object)[emb["process"].astype(np.int64)]
+    is_qcd = np.array([str(c).lower().startswith("qcd") or str(p).lower().startswith("qcd")
+                       for c, p in zip(classes, procs, strict=True)], dtype=bool)
+    names = np.array([_pretty_class(str(p)) for p in procs], dtype=object)
+    return _category(is_qcd, emb["parton_pid"], names)
+
+
+def _scatter_by(ax: Any, xy: np.ndarray, groups: np.ndarray, colors: Mapping[str, str],
+                labels: Mapping[str, str], rng: np.random.Generator, s: float = 6) -> None:
+    """One scatter call in random order so no group is systematically drawn on top."""
+    order = rng.permutation(len(xy))
+    fallback = plt.get_cmap("tab10")
+    known = list(colors)
+    present = sorted(dict.fromkeys(groups[order]),
+                     key=lambda g: (known.index(g) if g in known else len(known), str(g)))
+    cmap = {g: colors.get(g, fallback(i % 10)) for i, g in enumerate(present)}
+    ax.scatter(xy[order, 0], xy[order, 1], c=[cmap[g] for g in groups[order]], s=s,
+               alpha=0.6, lw=0, rasterized=True)
+    handles = [Line2D([], [], ls="", marker="o", color=cmap[g],
+                      label=f"{labels.get(g, g)} ({int((groups == g).sum())})")
+               for g in present]
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="best")
+
+
+def tsne_figure(embedding_h5: PathLike, out_stem: PathLike, n_jets: int, seed: int) -> None:
+    """Paper Fig. 5: 2-d t-SNE of the RS3L space, by jet class and by shower program.
+
+    Jets are drawn as (nominal, alt_shower) pairs of the same hard event where the file
+    has both, so the right panel compares the two shower programs on identical partons; a
+    single t-SNE (fixed ``random_state``) is shared by both panels. The left panel shows
+    the nominal jets by class (QCD split into quark / gluon); the right one all drawn jets
+    by shower. Embeddings are L2-normalised first because the contrastive loss only sees
+    directions (cosine similarity), not norms.
+    """
+    from sklearn.manifold import TSNE
+
+    emb = _read_embeddings(embedding_h5, ["label", "process", "variant", "parton_pid"])
+    with h5py.File(embedding_h5, "r") as f:
+        pair_id = np.asarray(f["jets/pair_id"][()]) if "jets/pair_id" in f else None
+    vnames = emb["variant_names"]
+    if NOMINAL not in vnames:
+        raise PredictionFormatError(f"{embedding_h5}: no '{NOMINAL}' in variant_names")
+    var = emb["variant"].astype(np.int64)
+    nom_idx = np.flatnonzero(var == vnames.index(NOMINAL))
+    if nom_idx.size == 0:
+        raise PredictionFormatError(f"{embedding_h5}: no nominal jets")
+    alt_idx = (np.flatnonzero(var == vnames.index("alt_shower"))
+               if "alt_shower" in vnames else np.array([], dtype=np.int64))
+    rng = np.random.default_rng(seed)
+    if alt_idx.size and pair_id is not None:
+        common = np.intersect1d(pair_id[nom_idx], pair_id[alt_idx])
+        pick = rng.choice(common, size=min(len(common), max(1, n_jets // 2)), replace=False)
+        sel = np.concatenate([nom_idx[np.isin(pair_id[nom_idx], pick)],
+                              alt_idx[np.isin(pair_id[alt_idx], pick)]])
+    else:
+        pool = np.concatenate([nom_idx, alt_idx])
+        sel = rng.choice(pool, size=min(len(pool), n_jets), replace=False)
+    sel = np.sort(sel)
+    if sel.size < 5:
+        raise ValueError(f"{embedding_h5}: only {sel.size} jets for t-SNE")
+
+    z = emb["z"][sel]
+    z = z / np.clip(np.linalg.norm(z, axis=1, keepdims=True), 1e-12, None)
+    perplexity = float(min(30.0, max(2.0, (len(z) - 1) / 3.0)))
+    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z)
+
+    cats = _embedding_categories(emb)[sel]
+    is_nom = var[sel] == vnames.index(NOMINAL)
+    shower = np.where(is_nom, NOMINAL, "alt_shower").astype(object)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.0, 5.6), sharex=True, sharey=True)
+    _scatter_by(a1, xy[is_nom], cats[is_nom], CATEGORY_COLORS, {}, rng)
+    a1.set_title("Nominal jets by class")
+    _scatter_by(a2, xy, shower, SHOWER_COLORS,
+                {NOMINAL: "Pythia 8 (nominal)", "alt_shower": "Vincia (alt. shower)"}, rng)
+    a2.set_title("Jets by shower program" if alt_idx.size else
+                 "Jets by shower program (no alt_shower variant in file)")
+    for ax in (a1, a2):
+        ax.set_xlabel("t-SNE dimension 1 (a.u.)")
+        ax.grid(True, alpha=0.2)
+    a1.set_ylabel("t-SNE dimension 2 (a.u.)")
+    fig.suptitle(f"t-SNE of the {emb['z'].shape[1]}-d RS3L space "
+                 f"({len(sel)} jets, perplexity {perplexity:.0f}, seed {seed})")
+    save_figure(fig, out_stem)
+
+
+def corner_figure(embedding_h5: PathLike, out_stem: PathLike, max_points: int = 1500) -> None:
+    """Paper Fig. 4: pairwise distributions of the D RS3L features, QCD vs signal class.
+
+    Diagonal: normalised histograms per class; lower triangle: scatter (at most
+    ``max_points`` per class, rasterised to keep the PDF small) with the Pearson
+    correlation of each class computed on *all* its nominal jets. Nominal jets only, so the
+    correlations describe the space, not the shower variations.
+    """
+    emb = _read_embeddings(embedding_h5, ["label", "variant"])
+    vnames = emb["variant_names"]
+    if NOMINAL not in vnames:
+        raise PredictionFormatError(f"{embedding_h5}: no '{NOMINAL}' in variant_names")
+    nom = emb["variant"].astype(np.int64) == vnames.index(NOMINAL)
+    if not nom.any():
+        raise PredictionFormatError(f"{embedding_h5}: no nominal jets")
+    z = emb["z"][nom]
+    labels = emb["label"].astype(np.int64)[nom]
+    names = [_pretty_class(n) for n in emb["class_names"]]
+    present = [int(c) for c in np.unique(labels)]
+    present.sort(key=lambda c: names[c] != "QCD")  # QCD first, drawn underneath
+    sig_cmap = ["#e31a1c", "#d6249f", "#ff7f00", "#7b3294"]
+    colors = {c: ("#1f78b4" if names[c] == "QCD" else sig_cmap[i % len(sig_cmap)])
+              for i, c in enumerate(present)}
+    d = z.shape[1]
+    rng = np.random.default_rng(0)
+    lo, hi = np.nanpercentile(z, 0.5, axis=0), np.nanpercentile(z, 99.5, axis=0)
+    hi = np.where(hi > lo, hi, lo + 1.0)
+    fig, axes = plt.subplots(d, d, figsize=(1.6 * d + 0.8, 1.6 * d + 0.8), squeeze=False)
+    for i in range(d):
+        for j in range(d):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_axis_off()
+                continue
+            for k, c in enumerate(present):
+                zc = z[labels == c]
+                if i == j:
+                    ax.hist(zc[:, i], bins=30, range=(lo[i], hi[i]), density=True,
+                            histtype="step", color=colors[c], lw=1.3)
+                    continue
+                show = zc if len(zc) <= max_points else zc[rng.choice(len(zc), max_points,
+                                                                        replace=False)]
+                ax.scatter(show[:, j], show[:, i], s=2.0, alpha=0.4, color=colors[c], lw=0,
+                           rasterized=True)
+                r = np.corrcoef(zc[:, j], zc[:, i])[0, 1] if len(zc) > 2 else math.nan
+                ax.text(0.04, 0.95 - 0.12 * k, f"ρ={r:+.2f}", transform=ax.transAxes,
+                        fontsize=7, va="top", color=colors[c],
+                        bbox={"facecolor": "white", "alpha": 0.6, "lw": 0, "pad": 0.5})
+            ax.set_xlim(lo[j], hi[j])
+            if i != j:
+                ax.set_ylim(lo[i], hi[i])
+            ax.tick_params(labelsize=6)
+            if i == d - 1:
+                ax.set_xlabel(f"$z_{{{j}}}$ (a.u.)")
+            else:
+                ax.set_xticklabels([])
+            if j == 0 and i > 0:
+                ax.set_ylabel(f"$z_{{{i}}}$ (a.u.)")
+            elif i != j or j != 0:
+                ax.set_yticklabels([])
+            if i == j == 0:
+                ax.set_ylabel("density")
+    handles = [Line2D([], [], color=colors[c], lw=2,
+                      label=f"{names[c]} ({int((labels == c).sum())})") for c in present]
+    # the empty upper triangle holds the title and legend
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.07, top=0.98, wspace=0.08, hspace=0.08)
+    fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.97, 0.9), frameon=False,
+               fontsize=11, title=f"RS3L space: {d} features, nominal jets\n"
+               "ρ = Pearson correlation per class", title_fontsize=11)
+    save_figure(fig, out_stem)
+
+
+# --------------------------------------------------------------------------- Fig. 3
+
+
+def _variation_panels(variant_names: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """Ratio panels: one per variation, FSR up/down together as a band (paper Fig. 3)."""
+    others = [v for v in variant_names if v != NOMINAL]
+    panels: list[tuple[str, list[str]]] = []
+    for v in others:
+        if v in ("fsr_up", "fsr_down"):
+            fsr = [x for x in ("fsr_up", "fsr_down") if x in others]
+            if ("FSR", fsr) not in panels:
+                panels.append(("FSR", fsr))
+        else:
+            panels.append((VARIANT_LABELS.get(v, v).split(" (")[0], [v]))
+    return panels
+
+
+def score_ratio_figure(pred_files: Sequence[PathLike], out_stem: PathLike) -> None:
+    """Paper Fig. 3 style: tagger-score distribution per jet class, with variant/nominal.
+
+    Top: normalised score distribution of nominal jets per category (signal; QCD quark /
+    gluon from ``parton_pid``). Below, one panel per shower variation (FSR up/down drawn
+    as a band) with the ratio of the varied to the nominal distribution per category; a
+    ratio near 1 means the tagger is insensitive to that part of the simulation. Repeats
+    (several ``pred_files``) are pooled, each repeat weighing equally.
+    """
+    if not pred_files:
+        raise ValueError("no prediction files given")
+    preds = [load_predictions(p, ["score", "label", "parton_pid"]) for p in pred_files]
+    vnames = preds[0].variant_names
+    for p in preds[1:]:
+        if p.variant_names != vnames:
+            raise PredictionFormatError(f"{p.path}: variant_names differ from {preds[0].path}")
+    score = np.concatenate([tagger_score(p, "score") for p in preds])
+    label = np.concatenate([p["label"] for p in preds]).astype(np.int64)
+    pid = np.concatenate([p["parton_pid"] for p in preds]).astype(np.int64)
+    var = np.concatenate([p["variant"] for p in preds]).astype(np.int64)
+    sig_name = np.where(np.abs(pid) == 25, "Higgs", np.where(np.abs(pid) == 24, "W", "Signal"))
+    cats = _category(label == 0, pid, sig_name)
+    order = [c for c in ("Higgs", "W", "Signal", "QCD quark", "QCD gluon", "QCD (other)")
+             if (cats == c).any()]
+    colors = CATEGORY_COLORS
+
+    edges = np.linspace(min(0.0, score.min()), max(1.0, score.max()), 26)
+
+    def hist(mask: np.ndarray) -> np.ndarray:
+        h, _ = np.histogram(score[mask], bins=edges, density=mask.any())
+        return h if mask.any() else np.full(len(edges) - 1, np.nan)
+
+    nom = var == vnames.index(NOMINAL)
+    panels = _variation_panels(vnames)
+    fig, axes = plt.subplots(
+        1 + len(panels), 1, figsize=(6.4, 4.2 + 1.3 * len(panels)), sharex=True, squeeze=False,
+        gridspec_kw={"height_ratios": [3.0] + [1.0] * len(panels)},
+    )
+    top = axes[0, 0]
+    nominal_h = {}
+    for c in order:
+        nominal_h[c] = hist(nom & (cats == c))
+        top.stairs(nominal_h[c], edges, color=colors[c], lw=1.6, baseline=None,
+                   label=f"{c} ({int((nom & (cats == c)).sum())})")
+    top.set_yscale("log")
+    top.set_ylabel("Normalised jets / unit score")
+    top.legend(frameon=False, fontsize=8, title="nominal jets", title_fontsize=8)
+    top.set_title(f"Tagger output and shower variations ({len(preds)} repeat"
+                  f"{'s' if len(preds) != 1 else ''} pooled)")
+    for (name, members), ax in zip(panels, axes[1:, 0], strict=True):
+        for c in order:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratios = [np.where(nominal_h[c] > 0, hist((var == vnames.index(v)) & (cats == c))
+                                   / nominal_h[c], np.nan) for v in members]
+            if len(ratios) == 2:
+                ax.stairs(np.fmax(*ratios), edges, baseline=np.fmin(*ratios), fill=True,
+                          color=colors[c], alpha=0.35)
+            for r, ls in zip(ratios, ("-", "--"), strict=False):
+                ax.stairs(r, edges, color=colors[c], lw=1.0, ls=ls, baseline=None)
+        ax.axhline(1.0, color="0.3", lw=0.8)
+        if len(members) == 2:
+            ax.text(0.99, 0.05, "band: up (solid) to down (dashed)", ha="right", va="bottom",
+                    transform=ax.transAxes, fontsize=7, color="0.3")
+        ax.set_ylim(0.0, 2.0)
+        ax.set_ylabel(f"{name} / nom.", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    axes[-1, 0].set_xlabel("Tagger score (signal probability)")
+    axes[-1, 0].set_xlim(edges[0], edges[-1])
+    fig.align_ylabels(axes[:, 0])
+    save_figure(fig, out_stem)
