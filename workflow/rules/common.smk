@@ -1,4 +1,6 @@
 # Config loading, validation and the input functions shared by all rules.
+# Output paths are spelled out in each rule; jetforge.workflow.targets computes the same
+# paths for input functions and `all` (tests/test_workflow.py checks they agree).
 import sys
 from pathlib import Path
 
@@ -37,3 +39,34 @@ def hard_lhe_input(wc):
 
 def split_chunks(wc):
     return T.chunk_h5_paths(config, wc.dataset, wc.split)
+
+
+def pretrain_split(wc):
+    return T.split_path(config, wc.experiment, "pretrain")
+
+
+def experiment_split(wc):
+    return T.split_path(config, wc.experiment, wc.split)
+
+
+def finetune_inputs(wc):
+    inputs = {
+        "train": T.split_path(config, wc.experiment, "finetune"),
+        "test": T.split_path(config, wc.experiment, "test"),
+    }
+    if wc.mode != "supervised":
+        inputs["pretrained"] = T.pretrained_model(config, wc.experiment, wc.augset, wc.repeat)
+    return inputs
+
+
+def task_predictions(wc):
+    return [p for fs in T.predictions_for(config, wc.experiment, wc.task).values() for p in fs]
+
+
+def table_inputs(wc):
+    spec = config["experiments"][wc.experiment]["tables"][wc.table]
+    return [p for fs in T.predictions_for(config, wc.experiment, spec["task"]).values() for p in fs]
+
+
+def pretrain_histories(wc):
+    return T.pretrain_histories(config, wc.experiment, wc.augset)

@@ -5,11 +5,11 @@ rule merge_split:
     input:
         split_chunks,
     output:
-        T.SPLIT_H5,
+        "results/datasets/{dataset}/{split}.h5",
     log:
-        "logs/" + T.SPLIT_H5 + ".log",
+        "logs/datasets/{dataset}/{split}.log",
     benchmark:
-        "benchmarks/" + T.SPLIT_H5 + ".tsv"
+        "benchmarks/datasets/{dataset}/{split}.tsv"
     threads: 1
     resources:
         mem_mb=1000,

@@ -4,11 +4,11 @@
 
 rule hard_process:
     output:
-        T.HARD_LHE,
+        "results/gen/{dataset}/{process}/{split}/hard_{chunk}.lhe",
     log:
-        "logs/" + T.HARD_LHE + ".log",
+        "logs/gen/{dataset}/{process}/{split}/hard_{chunk}.log",
     benchmark:
-        "benchmarks/" + T.HARD_LHE + ".tsv"
+        "benchmarks/gen/{dataset}/{process}/{split}/hard_{chunk}.tsv"
     params:
         ds=lambda wc: config["datasets"][wc.dataset],
         seed=config["seed"],
@@ -26,11 +26,11 @@ rule resim_chunk:
     input:
         lhe=hard_lhe_input,
     output:
-        T.CHUNK_H5,
+        "results/gen/{dataset}/{process}/{split}/jets_{chunk}.h5",
     log:
-        "logs/" + T.CHUNK_H5 + ".log",
+        "logs/gen/{dataset}/{process}/{split}/jets_{chunk}.log",
     benchmark:
-        "benchmarks/" + T.CHUNK_H5 + ".tsv"
+        "benchmarks/gen/{dataset}/{process}/{split}/jets_{chunk}.tsv"
     params:
         ds=lambda wc: config["datasets"][wc.dataset],
         seed=config["seed"],

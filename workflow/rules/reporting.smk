@@ -1,21 +1,16 @@
 # The papers' tables and figures, each one file a user can ask for.
 
 
-def table_inputs(wc):
-    spec = config["experiments"][wc.experiment]["tables"][wc.table]
-    return [p for files in T.predictions_for(config, wc.experiment, spec["task"]).values() for p in files]
-
-
 rule paper_table:
     input:
         table_inputs,
     output:
-        csv=T.TABLE + ".csv",
-        md=T.TABLE + ".md",
+        csv="results/tables/{experiment}/{table}.csv",
+        md="results/tables/{experiment}/{table}.md",
     log:
-        "logs/" + T.TABLE + ".log",
+        "logs/tables/{experiment}/{table}.log",
     benchmark:
-        "benchmarks/" + T.TABLE + ".tsv"
+        "benchmarks/tables/{experiment}/{table}.tsv"
     params:
         exp=lambda wc: config["experiments"][wc.experiment],
         ds=lambda wc: config["datasets"][config["experiments"][wc.experiment]["dataset"]],
@@ -29,42 +24,20 @@ rule paper_table:
         "../scripts/paper_table.py"
 
 
-rule roc_figure:
+rule task_figure:
     input:
-        lambda wc: [p for fs in T.predictions_for(config, wc.experiment, wc.task).values() for p in fs],
+        task_predictions,
     output:
-        png=T.FIGURES + "/roc_{task}.png",
-        pdf=T.FIGURES + "/roc_{task}.pdf",
+        png="results/figures/{experiment}/{kind}_{task}.png",
+        pdf="results/figures/{experiment}/{kind}_{task}.pdf",
     log:
-        "logs/" + T.FIGURES + "/roc_{task}.log",
+        "logs/figures/{experiment}/{kind}_{task}.log",
     benchmark:
-        "benchmarks/" + T.FIGURES + "/roc_{task}.tsv"
+        "benchmarks/figures/{experiment}/{kind}_{task}.tsv"
+    wildcard_constraints:
+        kind="roc|scores",
     params:
         exp=lambda wc: config["experiments"][wc.experiment],
-        kind="roc",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../scripts/figures.py"
-
-
-rule score_figure:
-    input:
-        lambda wc: [p for fs in T.predictions_for(config, wc.experiment, wc.task).values() for p in fs],
-    output:
-        png=T.FIGURES + "/scores_{task}.png",
-        pdf=T.FIGURES + "/scores_{task}.pdf",
-    log:
-        "logs/" + T.FIGURES + "/scores_{task}.log",
-    benchmark:
-        "benchmarks/" + T.FIGURES + "/scores_{task}.tsv"
-    params:
-        exp=lambda wc: config["experiments"][wc.experiment],
-        kind="scores",
     threads: 1
     resources:
         mem_mb=1000,
@@ -77,14 +50,14 @@ rule score_figure:
 
 rule pretrain_history_figure:
     input:
-        lambda wc: T.pretrain_histories(config, wc.experiment, wc.augset),
+        pretrain_histories,
     output:
-        png=T.FIGURES + "/pretrain_history_{augset}.png",
-        pdf=T.FIGURES + "/pretrain_history_{augset}.pdf",
+        png="results/figures/{experiment}/pretrain_history_{augset}.png",
+        pdf="results/figures/{experiment}/pretrain_history_{augset}.pdf",
     log:
-        "logs/" + T.FIGURES + "/pretrain_history_{augset}.log",
+        "logs/figures/{experiment}/pretrain_history_{augset}.log",
     benchmark:
-        "benchmarks/" + T.FIGURES + "/pretrain_history_{augset}.tsv"
+        "benchmarks/figures/{experiment}/pretrain_history_{augset}.tsv"
     params:
         exp=lambda wc: config["experiments"][wc.experiment],
         kind="history",
@@ -100,14 +73,14 @@ rule pretrain_history_figure:
 
 rule embedding_figure:
     input:
-        T.EMBEDDINGS.replace("{repeat}", "0").replace("{split}", "test"),
+        "results/embeddings/{experiment}/{augset}/r0/test.h5",
     output:
-        png=T.FIGURES + "/{kind}_{augset}.png",
-        pdf=T.FIGURES + "/{kind}_{augset}.pdf",
+        png="results/figures/{experiment}/{kind}_{augset}.png",
+        pdf="results/figures/{experiment}/{kind}_{augset}.pdf",
     log:
-        "logs/" + T.FIGURES + "/{kind}_{augset}.log",
+        "logs/figures/{experiment}/{kind}_{augset}.log",
     benchmark:
-        "benchmarks/" + T.FIGURES + "/{kind}_{augset}.tsv"
+        "benchmarks/figures/{experiment}/{kind}_{augset}.tsv"
     wildcard_constraints:
         kind="tsne|corner",
     params:

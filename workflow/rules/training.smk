@@ -5,14 +5,14 @@
 
 rule pretrain:
     input:
-        train=lambda wc: T.split_path(config, wc.experiment, "pretrain"),
+        train=pretrain_split,
     output:
-        model=T.PRETRAIN_DIR + "/model.pt",
-        history=T.PRETRAIN_DIR + "/history.csv",
+        model="results/models/{experiment}/pretrain/{augset}/r{repeat}/model.pt",
+        history="results/models/{experiment}/pretrain/{augset}/r{repeat}/history.csv",
     log:
-        "logs/" + T.PRETRAIN_DIR + "/pretrain.log",
+        "logs/models/{experiment}/pretrain/{augset}/r{repeat}.log",
     benchmark:
-        "benchmarks/" + T.PRETRAIN_DIR + "/pretrain.tsv"
+        "benchmarks/models/{experiment}/pretrain/{augset}/r{repeat}.tsv"
     params:
         exp=lambda wc: config["experiments"][wc.experiment],
         seed=config["seed"],
@@ -28,25 +28,15 @@ rule pretrain:
         "../scripts/pretrain.py"
 
 
-def finetune_inputs(wc):
-    inputs = {
-        "train": T.split_path(config, wc.experiment, "finetune"),
-        "test": T.split_path(config, wc.experiment, "test"),
-    }
-    if wc.mode != "supervised":
-        inputs["pretrained"] = T.pretrained_model(config, wc.experiment, wc.augset, wc.repeat)
-    return inputs
-
-
 rule finetune:
     input:
         unpack(finetune_inputs),
     output:
-        T.PREDICTIONS,
+        "results/models/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}/predictions.h5",
     log:
-        "logs/" + T.PREDICTIONS + ".log",
+        "logs/models/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}.log",
     benchmark:
-        "benchmarks/" + T.PREDICTIONS + ".tsv"
+        "benchmarks/models/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}.tsv"
     params:
         exp=lambda wc: config["experiments"][wc.experiment],
         seed=config["seed"],
@@ -64,14 +54,14 @@ rule finetune:
 
 rule embed:
     input:
-        model=T.PRETRAIN_DIR + "/model.pt",
-        data=lambda wc: T.split_path(config, wc.experiment, wc.split),
+        model="results/models/{experiment}/pretrain/{augset}/r{repeat}/model.pt",
+        data=experiment_split,
     output:
-        T.EMBEDDINGS,
+        "results/embeddings/{experiment}/{augset}/r{repeat}/{split}.h5",
     log:
-        "logs/" + T.EMBEDDINGS + ".log",
+        "logs/embeddings/{experiment}/{augset}/r{repeat}/{split}.log",
     benchmark:
-        "benchmarks/" + T.EMBEDDINGS + ".tsv"
+        "benchmarks/embeddings/{experiment}/{augset}/r{repeat}/{split}.tsv"
     params:
         device=config.get("device", "auto"),
     threads: 2
