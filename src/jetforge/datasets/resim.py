@@ -78,19 +78,30 @@ def build_resim_chunk(
         )
         timing[f"shower_{variant}"] = time.perf_counter() - t
         t = time.perf_counter()
+        # Only events whose jet passed in every earlier variant can still form a pair: the
+        # detector, clustering and features run on those alone (the shower cannot be
+        # skipped, it must consume each LHE event to stay aligned).
+        alive = np.flatnonzero(keep & ok)
         rng = np.random.default_rng(derive_seed(*ids, "detector", base=base_seed))
-        cands = simulate(particles, card, rng)
-        selected, jets, consts = cluster_and_select(cands, truth_eta, truth_phi, selection)
-        selected &= ok
-        x, mask = rs3l_features(jets, consts, n_max=n_max)
-        per_variant.append(
-            {
-                "particles": x, "mask": mask, "n2": n2_of(consts),
-                "pt": _np(jets.pt), "eta": _np(jets.eta), "phi": _np(jets.phi),
-                "mass": _np(jets.mass),
-            }
+        cands = simulate(particles[alive], card, rng)
+        selected, jets, consts = cluster_and_select(
+            cands, truth_eta[alive], truth_phi[alive], selection
         )
-        keep &= selected
+        passed = alive[selected]
+        x, mask = rs3l_features(jets[selected], consts[selected], n_max=n_max)
+        cols = {
+            "particles": np.zeros((n, n_max, x.shape[-1]), np.float32),
+            "mask": np.zeros((n, n_max), bool),
+            **{k: np.zeros(n, np.float32) for k in ("n2", "pt", "eta", "phi", "mass")},
+        }
+        cols["particles"][passed], cols["mask"][passed] = x, mask
+        cols["n2"][passed] = n2_of(consts[selected])
+        for k in ("pt", "eta", "phi", "mass"):
+            cols[k][passed] = _np(jets[k][selected])
+        per_variant.append(cols)
+        now_passing = np.zeros(n, bool)
+        now_passing[passed] = True
+        keep &= now_passing
         timing[f"reco_{variant}"] = time.perf_counter() - t
 
     idx = np.flatnonzero(keep)
