@@ -45,13 +45,13 @@ def _create(f: h5py.File, particles_shape: tuple[int, int, int]) -> None:
     n, p, nf = particles_shape
     f.create_dataset(
         "particles", shape=(n, p, nf), maxshape=(None, p, nf), dtype=np.float32,
-        chunks=(min(ROW_CHUNK, max(n, 1)), p, nf),
+        chunks=(min(ROW_CHUNK, max(n, 1)), p, nf), track_times=False,
     )
     f.create_dataset("mask", shape=(n, p), maxshape=(None, p), dtype=bool,
-                     chunks=(min(ROW_CHUNK, max(n, 1)), p))
+                     chunks=(min(ROW_CHUNK, max(n, 1)), p), track_times=False)
     g = f.create_group("jets")
     for name, dt in JET_COLUMNS.items():
-        g.create_dataset(name, shape=(n,), maxshape=(None,), dtype=dt)
+        g.create_dataset(name, shape=(n,), maxshape=(None,), dtype=dt, track_times=False)
 
 
 def _set_attrs(f: h5py.File, attrs: Mapping[str, object]) -> None:
