@@ -1,6 +1,10 @@
 """Snakemake script: fine-tune (fixed / floating) or train supervised, predict the test split."""
+import torch
+
 from jetforge.training.finetune import run_finetune
 from jetforge.workflow.logging import log_to
+
+torch.set_num_threads(snakemake.threads)  # noqa: F821
 
 with log_to(snakemake.log[0]):  # noqa: F821
     wc = snakemake.wildcards  # noqa: F821

@@ -1,8 +1,12 @@
 """Snakemake script: self-supervised pre-training of one backbone (one augset, one repeat)."""
+import torch
+
 from pathlib import Path
 
 from jetforge.training.pretrain import run_pretrain
 from jetforge.workflow.logging import log_to
+
+torch.set_num_threads(snakemake.threads)  # noqa: F821
 
 with log_to(snakemake.log[0]):  # noqa: F821
     run_pretrain(

@@ -1,0 +1,103 @@
+"""Backbone registry: config name -> network class.
+
+Snakemake rules and training code never import a backbone class directly; they pass the
+``experiments.<exp>.backbone`` block of the config to :func:`build_backbone`. A later
+paper adds its architecture by registering it here, with no change to the training code.
+Saved models store the exact constructor arguments (see :func:`backbone_config`), so a
+``model.pt`` can be rebuilt without the config that produced it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from jetforge.models.edgeconv import EdgeConvNet
+
+BackboneFactory = Callable[..., nn.Module]
+
+#: name used in ``backbone.name`` -> class or factory taking the remaining keys.
+BACKBONES: dict[str, BackboneFactory] = {
+    "edgeconv": EdgeConvNet,  # RS3L eq. (1)
+}
+
+
+def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
+    """Decorator adding a backbone under ``name``; refuses silent overrides."""
+
+    def deco(factory: BackboneFactory) -> BackboneFactory:
+        if name in BACKBONES and BACKBONES[name] is not factory:
+            raise ValueError(f"backbone name {name!r} already registered to {BACKBONES[name]!r}")
+        BACKBONES[name] = factory
+        return factory
+
+    return deco
+
+
+def backbone_config(cfg: Mapping[str, Any], in_dim: int | None = None) -> dict[str, Any]:
+    """Plain-data copy of a backbone config (sequences as lists, ``in_dim`` set if given)."""
+    out = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
+    if in_dim is not None:
+        out["in_dim"] = int(in_dim)
+    return out
+
+
+def build_backbone(cfg: Mapping[str, Any], in_dim: int | None = None) -> nn.Module:
+    """Instantiate ``BACKBONES[cfg['name']]`` with the other keys of ``cfg`` as arguments.
+
+    ``in_dim`` (the number of particle features, known from the dataset) overrides any
+    ``in_dim`` in ``cfg``. Unknown keys raise from the constructor with their name.
+    """
+    if "name" not in cfg:
+        raise KeyError(
+            f"backbone config needs a 'name' key (one of {sorted(BACKBONES)}), got {dict(cfg)}"
+        )
+    name = cfg["name"]
+    if name not in BACKBONES:
+        raise KeyError(f"unknown backbone {name!r}; registered: {sorted(BACKBONES)}")
+    kwargs = {k: v for k, v in backbone_config(cfg, in_dim).items() if k != "name"}
+    try:
+        return BACKBONES[name](**kwargs)
+    except TypeError as err:
+        raise TypeError(f"backbone {name!r} rejected config {kwargs}: {err}") from err
+
+
+def save_backbone(
+    path: str | os.PathLike[str], model: nn.Module, cfg: Mapping[str, Any], **meta: Any
+) -> None:
+    """Write ``{'state_dict', 'backbone_cfg', **meta}`` atomically (format 5 ``model.pt``)."""
+    from jetforge.io.atomic import atomic_path
+
+    payload = {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "backbone_cfg": dict(cfg),
+        **meta,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_backbone(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a backbone from a ``model.pt`` written by :func:`save_backbone`.
+
+    Returns the module (weights loaded, on ``map_location``) and the whole payload so
+    callers can read metadata such as ``feature_names``.
+    """
+    payload = torch.load(path, map_location=map_location, weights_only=False)
+    if (
+        not isinstance(payload, dict)
+        or "state_dict" not in payload
+        or "backbone_cfg" not in payload
+    ):
+        raise ValueError(
+            f"{path} is not a jetforge model.pt (needs 'state_dict' and 'backbone_cfg')"
+        )
+    model = build_backbone(payload["backbone_cfg"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(map_location), payload

@@ -1,0 +1,1 @@
+"""One training engine for every method: pre-training, fine-tuning, embedding export."""

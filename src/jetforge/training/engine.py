@@ -1,0 +1,343 @@
+"""One training loop for pre-training and fine-tuning.
+
+Why one loop: checkpointing, resumption, device handling and logging are where training
+code silently diverges between stages; keeping them in one place means a fix applies to
+every paper reproduced here.
+
+Guarantees:
+
+* **Resumable, bit-for-bit on CPU.** A checkpoint (every ``checkpoint_every`` optimiser
+  steps and at every epoch end) holds model, optimiser, scheduler, all RNG states, the
+  position in the epoch and the partial sums of the epoch's loss terms. Batches are a
+  pure function of (seed, epoch, batch index) (see :mod:`jetforge.training.data`), so a
+  job killed at any point and restarted finishes with the same weights and the same
+  history as an uninterrupted run (on CPU; CUDA kernels are not all deterministic).
+* **Atomic files.** Checkpoints and the CSV history are written through
+  :func:`jetforge.io.atomic.atomic_path`; a kill never leaves a truncated file.
+* **Fail loudly on divergence.** A non-finite loss raises :class:`NonFiniteLossError`
+  naming the epoch and step *before* the bad update is applied, so the last checkpoint
+  on disk is the last good state.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from jetforge.io.atomic import atomic_path, write_text
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a loss term is NaN/inf; the message names epoch and global step."""
+
+
+class Batch(Protocol):
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+
+@dataclass
+class EngineConfig:
+    """Optimisation settings, read from an experiment's ``pretrain``/``finetune`` block.
+
+    Keys not listed here (``tau``, ``processes`` ...) are ignored, so the config block
+    can be passed as is. ``grad_clip`` (max global L2 norm; null disables) defaults to
+    10, a guard against rare spikes that is inactive in normal training.
+    """
+
+    epochs: int
+    lr: float
+    weight_decay: float = 0.0
+    grad_clip: float | None = 10.0
+    checkpoint_every: int = 50
+    schedule: str = "constant"  # constant | cosine (after linear warm-up)
+    warmup_steps: int = 0
+    amp: bool = True  # bf16 autocast on CUDA (never on CPU)
+    compile: bool = False  # torch.compile the model (CUDA speed-up; off by default)
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any], **overrides: Any) -> EngineConfig:
+        names = {f for f in cls.__dataclass_fields__}
+        kw = {k: v for k, v in {**cfg, **overrides}.items() if k in names}
+        out = cls(**kw)
+        if out.epochs < 0 or out.lr <= 0 or out.checkpoint_every < 1:
+            raise ValueError(
+                f"bad engine config: epochs={out.epochs}, lr={out.lr}, "
+                f"checkpoint_every={out.checkpoint_every}"
+            )
+        if out.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {out.schedule!r}")
+        return out
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} requested but torch sees no CUDA device")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    return torch.device(device)
+
+
+def progress_enabled() -> bool:
+    """Progress bars only on an interactive terminal and unless JETFORGE_NO_PROGRESS=1."""
+    return (
+        os.environ.get("JETFORGE_NO_PROGRESS", "0") not in ("1", "true", "yes")
+        and sys.stderr.isatty()
+    )
+
+
+def _lr_lambda(cfg: EngineConfig, total_steps: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "cosine":
+            span = max(total_steps - cfg.warmup_steps, 1)
+            return 0.5 * (1.0 + math.cos(math.pi * min(step - cfg.warmup_steps, span) / span))
+        return 1.0
+
+    return f
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class TrainState:
+    """Position of a run; what a hook sees after every optimiser step."""
+
+    epoch: int = 0  # current epoch (0-based)
+    batch: int = 0  # batches of this epoch already applied
+    step: int = 0  # optimiser steps applied in total
+    sums: dict[str, float] = field(default_factory=dict)  # per-term sums over this epoch
+    n_steps_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _write_history(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rewrite the whole CSV atomically (one row per finished epoch)."""
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(float(v)) if isinstance(v, float) else v) for k, v in r.items()})
+    write_text(path, buf.getvalue())
+
+
+def _order_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Columns as in the data contract: epoch, step, loss terms, val_*, lr, metrics, jets_per_s."""
+    head = ["epoch", "step"]
+    train = [
+        k
+        for k in row
+        if k not in head
+        and k != "lr"
+        and k != "jets_per_s"
+        and not k.startswith("val_")
+        and not k.startswith("@")
+    ]
+    val = [k for k in row if k.startswith("val_")]
+    metrics = [k for k in row if k.startswith("@")]
+    out = {k: row[k] for k in head + train + val}
+    out["lr"] = row["lr"]
+    out.update({k[1:]: row[k] for k in metrics})
+    out["jets_per_s"] = row["jets_per_s"]
+    return out
+
+
+def fit(
+    model: nn.Module,
+    param_groups: Sequence[dict[str, Any]],
+    loss_fn: Callable[[nn.Module, Any], Mapping[str, Tensor]],
+    batches: Callable[[int, int], Iterator[Batch]],
+    steps_per_epoch: int,
+    cfg: EngineConfig,
+    device: torch.device,
+    checkpoint_path: str | os.PathLike[str],
+    history_path: str | os.PathLike[str],
+    *,
+    evaluate: Callable[[nn.Module, int], Mapping[str, float]] | None = None,
+    run_key: Mapping[str, Any] | None = None,
+    after_step: Callable[[TrainState], None] | None = None,
+    desc: str = "train",
+) -> TrainState:
+    """Train ``model`` (already on ``device``) for ``cfg.epochs`` epochs, resuming if possible.
+
+    * ``param_groups``: optimiser groups (each may set its own ``lr``; the schedule
+      scales all of them). AdamW with ``cfg.weight_decay``.
+    * ``loss_fn(model, batch)``: loss terms of one batch already moved to ``device``;
+      must contain ``loss`` (minimised); all terms are averaged per epoch into the CSV.
+    * ``batches(epoch, start_batch)``: the epoch's batches from ``start_batch`` on; must
+      be deterministic for resumption to be exact. ``len(batch)`` counts jets.
+    * ``evaluate(model, epoch)``: extra per-epoch numbers, run in eval mode without
+      gradients; keys starting ``val_`` go before ``lr`` in the CSV, the rest after.
+    * ``run_key``: identifies the run; a checkpoint written under another key is
+      ignored (a stale file from an edited config must not be resumed).
+    * ``after_step(state)``: test hook, called after every optimiser step (and after a
+      checkpoint due at that step was written).
+    """
+    ckpt_path, hist_path = Path(checkpoint_path), Path(history_path)
+    if steps_per_epoch < 1 and cfg.epochs > 0:
+        raise ValueError(
+            f"no training batches per epoch (steps_per_epoch={steps_per_epoch}); "
+            "dataset too small for the batch size?"
+        )
+    groups = [dict(g) for g in param_groups]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, cfg.epochs * steps_per_epoch))
+    state = TrainState()
+    key = dict(run_key or {})
+
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ck.get("run_key") != key:
+            log.warning(
+                "ignoring %s: written for another run (%s != %s)", ckpt_path, ck.get("run_key"), key
+            )
+        else:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            _set_rng_state(ck["rng"])
+            state = TrainState(**ck["state"])
+            log.info(
+                "resumed %s at epoch %d batch %d (step %d)",
+                ckpt_path,
+                state.epoch,
+                state.batch,
+                state.step,
+            )
+
+    def save() -> None:
+        payload = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": _rng_state(),
+            "state": state.__dict__,
+            "run_key": key,
+        }
+        with atomic_path(ckpt_path) as tmp:
+            torch.save(payload, tmp)
+
+    use_amp = cfg.amp and device.type == "cuda"
+    step_model: nn.Module = model
+    if cfg.compile:
+        step_model = torch.compile(model, dynamic=True)  # type: ignore[assignment]
+
+    for epoch in range(state.epoch, cfg.epochs):
+        model.train()
+        n_jets, t_train = 0, 0.0
+        bar = None
+        if progress_enabled():
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=steps_per_epoch,
+                initial=state.batch,
+                desc=f"{desc} {epoch + 1}/{cfg.epochs}",
+                leave=False,
+                dynamic_ncols=True,
+            )
+        t0 = time.perf_counter()
+        for batch in batches(epoch, state.batch):
+            batch = batch.to(device, non_blocking=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                terms = loss_fn(step_model, batch)
+            values = {k: float(v.detach().float().item()) for k, v in terms.items()}
+            bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+            if bad:
+                raise NonFiniteLossError(
+                    f"non-finite loss {bad} at step {state.step + 1} (epoch {epoch + 1}, batch "
+                    f"{state.batch + 1} of {steps_per_epoch}); update not applied; last good "
+                    f"checkpoint: {ckpt_path if ckpt_path.exists() else 'none written yet'}"
+                )
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for g in groups for p in g["params"]], cfg.grad_clip
+                )
+            opt.step()
+            sched.step()
+            state.step += 1
+            state.batch += 1
+            state.n_steps_epoch += 1
+            for k, v in values.items():
+                state.sums[k] = state.sums.get(k, 0.0) + v
+            n_jets += len(batch)
+            t_train = time.perf_counter() - t0
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{values['loss']:.4f}", jets_s=f"{n_jets / max(t_train, 1e-9):.0f}"
+                )
+            if state.step % cfg.checkpoint_every == 0:
+                save()
+            if after_step is not None:
+                after_step(state)
+        if bar is not None:
+            bar.close()
+        if state.n_steps_epoch == 0:
+            raise RuntimeError(f"epoch {epoch + 1} produced no batches (expected {steps_per_epoch})")
+        row: dict[str, Any] = {"epoch": epoch + 1, "step": state.step}
+        row.update({k: v / state.n_steps_epoch for k, v in state.sums.items()})
+        if evaluate is not None:
+            model.eval()
+            with (
+                torch.no_grad(),
+                torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp),
+            ):
+                extra = dict(evaluate(model, epoch))
+            row.update(
+                {(k if k.startswith("val_") else "@" + k): float(v) for k, v in extra.items()}
+            )
+        row["lr"] = float(sched.get_last_lr()[0])
+        row["jets_per_s"] = n_jets / t_train if t_train > 0 else float("nan")
+        state.history.append(_order_row(row))
+        state.epoch, state.batch, state.n_steps_epoch, state.sums = epoch + 1, 0, 0, {}
+        save()
+        _write_history(hist_path, state.history)
+        log.info("%s epoch %d/%d: %s", desc, epoch + 1, cfg.epochs, state.history[-1])
+    # Always (re)write: a kill between the last checkpoint and its CSV update must not
+    # leave a history that lacks the final epoch.
+    _write_history(hist_path, state.history)
+    return state
