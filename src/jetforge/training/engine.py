@@ -298,6 +298,11 @@ def fit(
                 )
             opt.step()
             sched.step()
+            # per-step state updates owned by the method (EMA teachers, centring): done
+            # here, before any checkpoint of this step, so resuming replays them exactly
+            on_step = getattr(model, "on_step", None)
+            if on_step is not None:
+                on_step(state.step + 1, cfg.epochs * steps_per_epoch)
             state.step += 1
             state.batch += 1
             state.n_steps_epoch += 1

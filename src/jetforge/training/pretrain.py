@@ -116,10 +116,12 @@ def run_pretrain(
     Re-running after a kill resumes from ``checkpoint.pt``. ``after_step`` is a test hook.
     """
     pcfg, bcfg = exp_cfg["pretrain"], exp_cfg["backbone"]
-    variants = augset_variants(exp_cfg, augset)
     method = pcfg.get("method", "simclr")
     if method not in METHODS:
         raise KeyError(f"unknown pre-training method {method!r}; registered: {sorted(METHODS)}")
+    if getattr(METHODS[method], "sampler", "pairs") == "jets":
+        return _run_pretrain_jets(train_h5, out_dir, exp_cfg, repeat, seed, device, after_step)
+    variants = augset_variants(exp_cfg, augset)
     dev = resolve_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -214,5 +216,103 @@ def run_pretrain(
         class_names=info.class_names,
         processes=list(pcfg["processes"]),
         pretrain_cfg=to_plain(pcfg),
+    )
+    log.info("wrote %s", out / "model.pt")
+
+
+def select_jet_rows(
+    h5_path: str, processes: list[str] | None, variants: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the given processes (None: all) and variants (None: the first, nominal one)
+    with their class labels; the input of single-jet methods (masked modelling,
+    self-distillation, JEPA), which make their own views of each jet."""
+    import h5py
+
+    from jetforge.training.data import read_column
+
+    info = DatasetInfo.read(h5_path)
+    with h5py.File(h5_path, "r") as f:
+        proc, var, label = (read_column(f, c) for c in ("process", "variant", "label"))
+    keep = np.isin(var, [info.variant_index(v) for v in (variants or info.variant_names[:1])])
+    if processes is not None:
+        keep &= np.isin(proc, [info.process_index(p) for p in processes])
+    rows = np.flatnonzero(keep).astype(np.int64)
+    return rows, label[rows].astype(np.int64)
+
+
+def _run_pretrain_jets(
+    train_h5: str,
+    out_dir: str,
+    exp_cfg: dict,
+    repeat: int,
+    seed: int,
+    device: str,
+    after_step: Callable[[TrainState], None] | None,
+) -> None:
+    """Pre-training of a method whose ``sampler`` is ``"jets"``: batches of single jets.
+
+    The method's ``forward(x, mask)`` returns its loss terms; EMA teachers and other
+    per-step state are updated through its ``on_step`` hook (called by the engine).
+    """
+    from jetforge.training.data import JetSampler
+
+    pcfg, bcfg = exp_cfg["pretrain"], exp_cfg["backbone"]
+    method = pcfg["method"]
+    dev = resolve_device(device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    info = DatasetInfo.read(train_h5)
+    rows, labels = select_jet_rows(train_h5, pcfg.get("processes"))
+    rng = np.random.default_rng(derive_seed("pretrain", "val-split", base=seed))
+    is_val = rng.random(rows.size) < float(pcfg.get("val_fraction", 0.0))
+    bs = int(pcfg["batch_size"])
+    if (~is_val).sum() < bs:
+        raise ValueError(
+            f"only {(~is_val).sum()} training jets in {train_h5}, fewer than batch_size={bs}"
+        )
+    torch.manual_seed(derive_seed("pretrain", method, repeat, "init", base=seed))
+    bb_cfg = backbone_config(bcfg, in_dim=info.n_features)
+    backbone = build_backbone(bb_cfg)
+    model = METHODS[method].from_config(backbone, pcfg).to(dev)
+    data_seed = derive_seed("pretrain", method, repeat, "data", base=seed)
+    train = JetSampler(train_h5, rows[~is_val], labels[~is_val], bs, data_seed, drop_last=True)
+    val = (
+        JetSampler(train_h5, rows[is_val], labels[is_val], bs, data_seed, shuffle=False)
+        if is_val.sum() >= 2
+        else None
+    )
+
+    def loss_fn(m: nn.Module, b: Any) -> dict[str, torch.Tensor]:
+        return m(b.x, b.mask)
+
+    def evaluate(m: nn.Module, epoch: int) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        n = 0
+        for b in val.epoch(0):
+            b = b.to(dev)
+            for k, v in m(b.x, b.mask).items():
+                totals[k] = totals.get(k, 0.0) + float(v) * len(b)
+            n += len(b)
+        return {f"val_{k}": v / max(n, 1) for k, v in totals.items()}
+
+    run_key = to_plain(
+        {"stage": "pretrain", "method": method, "repeat": repeat, "seed": seed,
+         "backbone": bb_cfg, "pretrain": pcfg, "n_train": int((~is_val).sum())}
+    )
+    try:
+        fit(
+            model, [{"params": [p for p in model.parameters() if p.requires_grad]}], loss_fn,
+            train.epoch, len(train), EngineConfig.from_dict(pcfg), dev, out / "checkpoint.pt",
+            out / "history.csv", evaluate=evaluate if val is not None else None,
+            run_key=run_key, after_step=after_step, desc=f"pretrain[{method} r{repeat}]",
+        )
+    finally:
+        train.close()
+        if val is not None:
+            val.close()
+    save_backbone(
+        out / "model.pt", backbone, bb_cfg, method=method, repeat=repeat, seed=seed,
+        feature_names=info.feature_names, class_names=info.class_names,
+        processes=pcfg.get("processes"), pretrain_cfg=to_plain(pcfg),
     )
     log.info("wrote %s", out / "model.pt")
