@@ -33,13 +33,12 @@ def test_dry_run_of_all_resolves_every_target(tmp_path):
 
 
 def test_one_table_builds_only_what_it_needs(tmp_path):
-    res = _snakemake(tmp_path, "-n", "--quiet", "rules", "results/tables/rs3l/table2.csv")
-    assert res.returncode == 0, res.stderr
+    res = _snakemake(tmp_path, "-n", "results/tables/rs3l/table2.csv")
+    assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
     assert "paper_table" in out and "finetune" in out and "pretrain" in out
     assert "task_figure" not in out and "embedding_figure" not in out
-    res = _snakemake(tmp_path, "-n", "results/tables/rs3l/table2.csv")
-    assert "wqq_vs_qcd" not in res.stdout + res.stderr
+    assert "wqq_vs_qcd" not in out
 
 
 def test_bad_config_fails_before_any_job(tmp_path):

@@ -5,7 +5,12 @@ rule paper_table:
     input:
         table_inputs,
     output:
-        csv="results/tables/{experiment}/{table}.csv",
+        csv=report(
+            "results/tables/{experiment}/{table}.csv",
+            caption="../report/table.rst",
+            category="{experiment}",
+            subcategory="tables",
+        ),
         md="results/tables/{experiment}/{table}.md",
     log:
         "logs/tables/{experiment}/{table}.log",
@@ -28,7 +33,12 @@ rule task_figure:
     input:
         task_predictions,
     output:
-        png="results/figures/{experiment}/{kind}_{task}.png",
+        png=report(
+            "results/figures/{experiment}/{kind}_{task}.png",
+            caption="../report/task_figure.rst",
+            category="{experiment}",
+            subcategory="{task}",
+        ),
         pdf="results/figures/{experiment}/{kind}_{task}.pdf",
     log:
         "logs/figures/{experiment}/{kind}_{task}.log",
@@ -52,7 +62,12 @@ rule pretrain_history_figure:
     input:
         pretrain_histories,
     output:
-        png="results/figures/{experiment}/pretrain_history_{augset}.png",
+        png=report(
+            "results/figures/{experiment}/pretrain_history_{augset}.png",
+            caption="../report/history.rst",
+            category="{experiment}",
+            subcategory="pre-training",
+        ),
         pdf="results/figures/{experiment}/pretrain_history_{augset}.pdf",
     log:
         "logs/figures/{experiment}/pretrain_history_{augset}.log",
@@ -75,7 +90,12 @@ rule embedding_figure:
     input:
         "results/embeddings/{experiment}/{augset}/r0/test.h5",
     output:
-        png="results/figures/{experiment}/{kind}_{augset}.png",
+        png=report(
+            "results/figures/{experiment}/{kind}_{augset}.png",
+            caption="../report/embedding.rst",
+            category="{experiment}",
+            subcategory="embedding",
+        ),
         pdf="results/figures/{experiment}/{kind}_{augset}.pdf",
     log:
         "logs/figures/{experiment}/{kind}_{augset}.log",

@@ -19,11 +19,15 @@ import awkward as ak
 import numpy as np
 import yaml
 
-from jetforge.detector import eflow
+from jetforge.detector import cocoa, delphes, eflow
 
 #: ``simulate(particles, card, rng) -> candidates`` for each card ``model`` name.
 SimulateFn = Callable[[ak.Array, Mapping[str, Any], np.random.Generator], ak.Array]
-DETECTORS: dict[str, SimulateFn] = {"eflow": eflow.simulate}
+DETECTORS: dict[str, SimulateFn] = {
+    "eflow": eflow.simulate,
+    "delphes": delphes.simulate_delphes,  # real Delphes (needs DelphesHepMC3, the [delphes] extra)
+    "cocoa": cocoa.simulate,  # calorimeter cells + tracks (seed 001); returns {cells, tracks} per event
+}
 
 #: Environment variable overriding where ``resources/`` lives (e.g. an installed package).
 RESOURCES_ENV = "JETFORGE_RESOURCES"
