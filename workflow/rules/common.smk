@@ -33,8 +33,8 @@ def all_targets():
     return T.all_targets(config)
 
 
-def hard_lhe_input(wc):
-    return T.hard_lhe_path(config, wc.dataset, wc.process, wc.split, wc.chunk)
+def chunk_inputs(wc):
+    return T.chunk_inputs(config, wc.dataset, wc.process, wc.split, wc.chunk)
 
 
 def split_chunks(wc):

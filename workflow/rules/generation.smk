@@ -1,5 +1,6 @@
-# Event generation: hard process (Pythia, stored as LHE) and its re-simulated variants
-# through detector, jet clustering and features, one chunk per job.
+# Event generation: hard process (Pythia, stored as LHE) and, one chunk per job, the
+# dataset's builder (re-simulated variants, single shower, or hadronization fork) through
+# detector, jet clustering and features.
 
 
 rule hard_process:
@@ -22,9 +23,9 @@ rule hard_process:
         "../scripts/hard_process.py"
 
 
-rule resim_chunk:
+rule build_chunk:
     input:
-        lhe=hard_lhe_input,
+        unpack(chunk_inputs),
     output:
         "results/gen/{dataset}/{process}/{split}/jets_{chunk}.h5",
     log:
@@ -41,4 +42,4 @@ rule resim_chunk:
     conda:
         "../../envs/generation.yaml"
     script:
-        "../scripts/resim_chunk.py"
+        "../scripts/build_chunk.py"

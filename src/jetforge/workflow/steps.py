@@ -35,14 +35,21 @@ def hard_process(
     return run
 
 
-def resim_chunk(
-    lhe_path: str, out_path: str, ds_cfg: dict, dataset: str, process: str, split: str,
-    chunk: int, base_seed: int,
+def build_chunk(
+    lhe_path: str | None, out_path: str, ds_cfg: dict, dataset: str, process: str, split: str,
+    chunk: int, base_seed: int, extra_inputs: dict[str, str] | None = None,
 ) -> dict:
-    from jetforge.datasets.resim import build_resim_chunk
+    """One dataset chunk with the builder of the dataset's ``kind`` (jetforge.datasets)."""
+    from jetforge.datasets import builder, uses_lhe
 
-    stats = build_resim_chunk(lhe_path, out_path, ds_cfg, dataset, process, split, chunk, base_seed)
-    print(json.dumps(stats, indent=1))
+    kind = ds_cfg.get("kind", "resim")
+    build = builder(kind)
+    args = (out_path, ds_cfg, dataset, process, split, chunk, base_seed)
+    if uses_lhe(kind):
+        stats = build(lhe_path, *args)
+    else:
+        stats = build(lhe_path, *args, extra_inputs=dict(extra_inputs or {}))
+    print(json.dumps(stats, indent=1, default=str))
     return stats
 
 

@@ -13,6 +13,7 @@ GEN = "results/gen/{dataset}/{process}/{split}"
 HARD_LHE = GEN + "/hard_{chunk}.lhe"
 CHUNK_H5 = GEN + "/jets_{chunk}.h5"
 SPLIT_H5 = "results/datasets/{dataset}/{split}.h5"
+PILEUP_LIBRARY = "results/gen/{dataset}/minbias_library.h5"
 PRETRAIN_DIR = "results/models/{experiment}/pretrain/{augset}/r{repeat}"
 PREDICTIONS = "results/models/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}/predictions.h5"
 EMBEDDINGS = "results/embeddings/{experiment}/{augset}/r{repeat}/{split}.h5"
@@ -26,6 +27,20 @@ def hard_lhe_path(config: dict, dataset: str, process: str, split: str, chunk: s
     if src.get("source", "pythia") == "lhe":
         return src["lhe_pattern"].format(process=process, split=split, chunk=chunk)
     return HARD_LHE.format(dataset=dataset, process=process, split=split, chunk=chunk)
+
+
+def chunk_inputs(config: dict, dataset: str, process: str, split: str, chunk: str | int) -> dict[str, str]:
+    """Inputs of one chunk job: the hard events (LHE builders) and any static library
+    the builder declares (e.g. the pile-up minimum-bias library)."""
+    from jetforge.datasets import uses_lhe
+
+    ds = config["datasets"][dataset]
+    out: dict[str, str] = {}
+    if uses_lhe(ds.get("kind", "resim")):
+        out["lhe"] = hard_lhe_path(config, dataset, process, split, chunk)
+    if ds.get("pileup", {}).get("mu", 0) > 0:
+        out["pileup_library"] = PILEUP_LIBRARY.format(dataset=dataset)
+    return out
 
 
 def chunk_h5_paths(config: dict, dataset: str, split: str) -> list[str]:
