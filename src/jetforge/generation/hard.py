@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import permutations
 
-from jetforge.generation.processes import Process
+from jetforge.generation.processes import (
+    INVISIBLE_PRODUCTS,
+    PRODUCT_CLASSES,
+    DecayChain,
+    Process,
+)
 from jetforge.generation.pythia_setup import make_pythia
 from jetforge.io.lhe import LHEEvent, LHEInit, LHEParticle, write_lhe
 
@@ -35,9 +41,20 @@ class HardCuts:
             raise ValueError(f"hard-process cut eta_max={self.eta_max} must be positive")
 
 
+class NoTaggedObject(ValueError):
+    """The hard event lacks the decay chain its process asks for (rejected at hard level)."""
+
+
 def tagged_objects(event: LHEEvent, process: Process) -> list[LHEParticle]:
-    """The particles a jet must contain: [parton] for QCD, [boson, daughters…] otherwise."""
+    """The particles a jet must contain: [parton] for QCD, [boson, daughters…] otherwise.
+
+    With ``process.chain`` set: [resonance, visible final decay products…] of the most
+    central resonance whose decay tree ends in the chain's products (see
+    :func:`chain_objects`); raises :class:`NoTaggedObject` if no resonance does.
+    """
     parts = event.particles
+    if process.chain is not None:
+        return chain_objects(event, process.chain)
     if process.boson is None:
         out = [
             p
@@ -45,6 +62,10 @@ def tagged_objects(event: LHEEvent, process: Process) -> list[LHEParticle]:
             if p.status == 1 and (abs(p.pid) <= 6 or p.pid == 21) and p.mother1 >= 0
             and (p.mother1 == 0 or parts[p.mother1 - 1].status == -1)
         ]
+        if process.parton_pick == "central" and out:
+            # 2 → 2 dijets: both partons have the same pT; the more central one is tagged
+            # (charge- and flavour-blind, and the one a jet |η| cut is likelier to keep).
+            return [min(out, key=lambda p: abs(p.eta))]
         if len(out) != 1:
             raise ValueError(f"expected one outgoing QCD parton, found {len(out)}")
         return out
@@ -54,6 +75,61 @@ def tagged_objects(event: LHEEvent, process: Process) -> list[LHEParticle]:
     ib, boson = bosons[0]
     daughters = [p for p in parts if p.mother1 == ib + 1]
     return [boson, *daughters]
+
+
+def _leaves(parts: list[LHEParticle], index: int) -> list[LHEParticle]:
+    """Final (status 1) descendants of ``parts[index]`` through intermediate resonances,
+    in record order."""
+    out: list[int] = []
+    stack = [index]
+    while stack:
+        i = stack.pop()
+        kids = [j for j, p in enumerate(parts) if p.mother1 == i + 1 and j != i]
+        if not kids:
+            if parts[i].status == 1:
+                out.append(i)
+            continue
+        stack.extend(kids)
+    return [parts[i] for i in sorted(out)]
+
+
+def _assign(leaves: list[LHEParticle], classes: tuple[str, ...]) -> list[str] | None:
+    """Product class of each leaf if the leaves match ``classes`` one to one, else None."""
+    if len(leaves) != len(classes):
+        return None
+    for perm in set(permutations(classes)):
+        if all(abs(p.pid) in PRODUCT_CLASSES[c] for p, c in zip(leaves, perm, strict=True)):
+            return list(perm)
+    return None
+
+
+def chain_objects(event: LHEEvent, chain: DecayChain) -> list[LHEParticle]:
+    """[resonance, visible final products…] for the decay ``chain`` (JetClass matching).
+
+    Every resonance with |pid| = ``chain.resonance`` whose decay-tree leaves match
+    ``chain.products`` is a candidate; the most central one is tagged (in tt̄ both tops
+    can qualify, with equal pT at 2 → 2, so |η| decides without favouring t over t̄).
+    Invisible products (ν) identify the decay but are not returned, since a jet cannot be
+    required to contain them.
+    """
+    parts = event.particles
+    best: list[LHEParticle] | None = None
+    for i, p in enumerate(parts):
+        if abs(p.pid) != chain.resonance:
+            continue
+        # a recoil copy (t → t) has the same leaves as the original: same candidate twice
+        leaves = _leaves(parts, i)
+        classes = _assign(leaves, chain.products)
+        if classes is None:
+            continue
+        visible = [q for q, c in zip(leaves, classes, strict=True) if c not in INVISIBLE_PRODUCTS]
+        if best is None or abs(p.eta) < abs(best[0].eta):
+            best = [p, *visible]
+    if best is None:
+        raise NoTaggedObject(
+            f"no {chain.resonance} decaying to {chain.products} in the hard event"
+        )
+    return best
 
 
 def passes_cuts(obj: LHEParticle, cuts: HardCuts) -> bool:
@@ -116,7 +192,11 @@ def generate_hard_events(
         if not py.next():
             continue
         ev = _process_record_to_lhe(py)
-        if passes_cuts(tagged_objects(ev, process)[0], cuts):
+        try:
+            tagged = tagged_objects(ev, process)
+        except NoTaggedObject:  # e.g. H → WW* decayed to 4q in the ℓνqq' sample
+            continue
+        if passes_cuts(tagged[0], cuts):
             events.append(ev)
     info = py.infoPython()
     run = {

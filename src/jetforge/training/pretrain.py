@@ -119,8 +119,15 @@ def run_pretrain(
     method = pcfg.get("method", "simclr")
     if method not in METHODS:
         raise KeyError(f"unknown pre-training method {method!r}; registered: {sorted(METHODS)}")
-    if getattr(METHODS[method], "sampler", "pairs") == "jets":
+    sampler = getattr(METHODS[method], "sampler", "pairs")
+    if sampler == "jets":
         return _run_pretrain_jets(train_h5, out_dir, exp_cfg, repeat, seed, device, after_step)
+    if sampler == "multi_pairs":  # tracks + cells pairs (hadronization fork, seed 001)
+        from jetforge.training.multi_data import run_pretrain_multi
+
+        return run_pretrain_multi(
+            train_h5, out_dir, exp_cfg, repeat, seed, device, after_step=after_step
+        )
     variants = augset_variants(exp_cfg, augset)
     dev = resolve_device(device)
     out = Path(out_dir)
