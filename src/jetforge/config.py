@@ -76,13 +76,15 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
                 f"config key {key}.hard_process.lhe_pattern: {src.get('lhe_pattern')!r} must contain "
                 "{process}, {split} and {chunk} placeholders when source is 'lhe'"
             )
+        kind = ds.get("kind", "resim")
         variants = list(ds.get("shower", {}).get("variants", {}))
-        if variants and variants[0] != "nominal":
+        if kind == "resim" and variants and variants[0] != "nominal":
             errs.append(
                 f"config key {key}.shower.variants: the first variant must be 'nominal', got {variants[0]!r}"
             )
+        errs += [f"config key {key}.{e}" for e in _builder_errors(kind, ds)]
         det = ds.get("detector")
-        if det:
+        if det and det != "none":
             try:
                 load_card(det)
             except (KeyError, FileNotFoundError) as exc:
@@ -126,6 +128,23 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
             if split not in ds.get("chunks", {}):
                 errs.append(f"config key datasets.{exp['dataset']}.chunks: split {split!r} is required by {key}")
     return errs
+
+
+def _builder_errors(kind: str, ds: dict[str, Any]) -> list[str]:
+    """Checks a dataset builder makes of its own keys (its ``parse_config``), as messages."""
+    import importlib
+
+    module = {"single": "jetforge.datasets.single", "hadfork": "jetforge.datasets.hadfork"}.get(kind)
+    if module is None:
+        return []
+    parse = getattr(importlib.import_module(module), "parse_config", None)
+    if parse is None:
+        return []
+    try:
+        parse(ds)
+    except (ValueError, KeyError) as exc:
+        return [str(exc).removeprefix("config key ")]
+    return []
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -70,3 +70,13 @@ def table_inputs(wc):
 
 def pretrain_histories(wc):
     return T.pretrain_histories(config, wc.experiment, wc.augset)
+
+
+def validation_split(wc):
+    splits = list(config["datasets"][wc.dataset]["chunks"])
+    split = "test" if "test" in splits else splits[0]
+    return T.SPLIT_H5.format(dataset=wc.dataset, split=split)
+
+
+def dataset_targets(wc):
+    return T.dataset_targets(config)

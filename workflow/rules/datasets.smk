@@ -18,3 +18,35 @@ rule merge_split:
         "../../envs/generation.yaml"
     script:
         "../scripts/merge_split.py"
+
+
+rule validate_dataset:
+    input:
+        validation_split,
+    output:
+        json="results/datasets/{dataset}/validation.json",
+        png=report(
+            "results/figures/datasets/{dataset}/jets_overview.png",
+            caption="../report/dataset.rst",
+            category="datasets",
+            subcategory="{dataset}",
+        ),
+        pdf="results/figures/datasets/{dataset}/jets_overview.pdf",
+    log:
+        "logs/datasets/{dataset}/validation.log",
+    benchmark:
+        "benchmarks/datasets/{dataset}/validation.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/validate_dataset.py"
+
+
+rule datasets:
+    input:
+        dataset_targets,
+    default_target: False

@@ -232,28 +232,11 @@ def generate_chunk_lhe(
     chunk: int,
     base_seed: int,
 ) -> dict[str, Any]:
-    """Hard events of one chunk as LHE (data contract 1), with per-process hard cuts.
+    """Hard events of one chunk as LHE: the workflow's ``hard_process`` step itself, which
+    applies :func:`hard_cuts_for` (kept here under this name for callers of this module)."""
+    from jetforge.workflow.steps import hard_process
 
-    Same seeds and output as ``jetforge.workflow.steps.hard_process``; only the cuts come
-    from :func:`hard_cuts_for`.
-    """
-    from jetforge.generation.hard import generate_hard_events, write_hard_lhe
-    from jetforge.io.atomic import atomic_path
-
-    t0 = time.perf_counter()
-    seed = derive_seed(dataset, process_name, split, chunk, "hard", base=base_seed)
-    sqrt_s = float(ds_cfg["sqrt_s"])
-    events, run = generate_hard_events(
-        get_process(process_name),
-        int(ds_cfg["events_per_chunk"]),
-        hard_cuts_for(ds_cfg, process_name),
-        seed,
-        sqrt_s,
-    )
-    with atomic_path(out_path) as tmp:
-        write_hard_lhe(tmp, events, run, sqrt_s)
-    run["seconds"] = time.perf_counter() - t0
-    return run
+    return hard_process(str(out_path), dict(ds_cfg), dataset, process_name, split, chunk, base_seed)
 
 
 # ----------------------------------------------------------------------------- particles

@@ -17,14 +17,15 @@ from jetforge.workflow import targets as T
 def hard_process(
     out_path: str, ds_cfg: dict, dataset: str, process: str, split: str, chunk: int, base_seed: int
 ) -> dict:
-    from jetforge.generation.hard import HardCuts, generate_hard_events, write_hard_lhe
+    from jetforge.datasets.single import hard_cuts_for
+    from jetforge.generation.hard import generate_hard_events, write_hard_lhe
     from jetforge.generation.processes import get_process
     from jetforge.generation.seeds import derive_seed
     from jetforge.io.atomic import atomic_path
 
     t0 = time.perf_counter()
     seed = derive_seed(dataset, process, split, chunk, "hard", base=base_seed)
-    cuts = HardCuts(**ds_cfg["hard_cuts"])
+    cuts = hard_cuts_for(ds_cfg, process)  # `hard_cuts`, overridden per process if configured
     events, run = generate_hard_events(
         get_process(process), int(ds_cfg["events_per_chunk"]), cuts, seed, float(ds_cfg["sqrt_s"])
     )

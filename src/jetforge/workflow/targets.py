@@ -117,8 +117,19 @@ def table_paths(config: dict, experiment: str) -> list[str]:
     ]
 
 
+def dataset_targets(config: dict) -> list[str]:
+    """Every split of every dataset, plus its validation figures and checks."""
+    out: list[str] = []
+    for name, ds in config.get("datasets", {}).items():
+        out += [SPLIT_H5.format(dataset=name, split=split) for split in ds["chunks"]]
+        out += [f"results/datasets/{name}/validation.json"]
+        out += [f"results/figures/datasets/{name}/jets_overview.{ext}" for ext in ("png", "pdf")]
+    return out
+
+
 def all_targets(config: dict) -> list[str]:
+    """The papers' tables and figures, and every dataset with its validation."""
     out: list[str] = []
     for experiment in config.get("experiments", {}):
         out += table_paths(config, experiment) + figure_paths(config, experiment)
-    return out
+    return out + dataset_targets(config)
