@@ -43,3 +43,23 @@ rule build_chunk:
         "../../envs/generation.yaml"
     script:
         "../scripts/build_chunk.py"
+
+
+rule minbias_library:
+    output:
+        "results/gen/{dataset}/minbias_library.h5",
+    log:
+        "logs/gen/{dataset}/minbias_library.log",
+    benchmark:
+        "benchmarks/gen/{dataset}/minbias_library.tsv"
+    params:
+        ds=lambda wc: config["datasets"][wc.dataset],
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../../envs/generation.yaml"
+    script:
+        "../scripts/minbias_library.py"

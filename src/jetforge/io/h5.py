@@ -56,7 +56,7 @@ def _create(f: h5py.File, particles_shape: tuple[int, int, int]) -> None:
 
 def _set_attrs(f: h5py.File, attrs: Mapping[str, object]) -> None:
     for key, value in attrs.items():
-        if key in LIST_ATTRS:
+        if key in LIST_ATTRS or key.endswith("feature_names"):
             f.attrs[key] = np.array([str(v) for v in value], dtype=h5py.string_dtype())
         elif isinstance(value, (dict, list, tuple)):
             f.attrs[key] = json.dumps(value, sort_keys=True)
@@ -89,11 +89,19 @@ def write_jet_dataset(
 def read_attrs(f: h5py.File) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in f.attrs.items():
-        if key in LIST_ATTRS:
-            out[key] = [v.decode() if isinstance(v, bytes) else str(v) for v in value]
+        if key in LIST_ATTRS or key.endswith("feature_names"):
+            out[key] = [v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(value)]
         else:
             out[key] = value
     return out
+
+
+def _row_datasets(f: h5py.File) -> list[str]:
+    """Every dataset aligned with the jet rows: ``particles``/``mask``, any further
+    constituent type (``cells``/``cells_mask`` …) and every ``jets/…`` column."""
+    n = f["particles"].shape[0]
+    top = [k for k, v in f.items() if isinstance(v, h5py.Dataset) and v.shape[:1] == (n,)]
+    return sorted(top) + [f"jets/{k}" for k in sorted(f["jets"])]
 
 
 def merge_jet_datasets(
@@ -103,45 +111,59 @@ def merge_jet_datasets(
 ) -> int:
     """Concatenate chunk files into one split file, renumbering ``pair_id`` globally.
 
-    Streams one input at a time. The attributes that define the meaning of the columns
-    (feature/class/process/variant names) must agree across inputs, else the merge refuses.
+    Streams one input at a time and copies every row-aligned dataset of the first input
+    (so constituent types beyond ``particles``, e.g. calorimeter cells, and extra jet
+    columns travel too). The attributes that define the meaning of the columns (feature,
+    class, process and variant names) must agree across inputs, else the merge refuses.
     Returns the number of jets written.
     """
     if not inputs:
         raise DatasetFormatError(f"{output}: nothing to merge")
     with h5py.File(inputs[0], "r") as f0:
         ref = read_attrs(f0)
-        p, nf = f0["particles"].shape[1:]
+        names = _row_datasets(f0)
+        layout = {k: (f0[k].shape[1:], f0[k].dtype) for k in names}
+    meaning = [k for k in ref if k in LIST_ATTRS or k.endswith("feature_names")]
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as out:
-        _create(out, (0, p, nf))
+        out.create_group("jets")
+        for name, (shape, dt) in layout.items():
+            out.create_dataset(
+                name, shape=(0, *shape), maxshape=(None, *shape), dtype=dt,
+                chunks=(ROW_CHUNK, *shape), track_times=False,
+            )
         n_total, pair_offset = 0, 0
         for path in inputs:
             with h5py.File(path, "r") as f:
                 attrs = read_attrs(f)
-                for key in LIST_ATTRS:
-                    if attrs.get(key) != ref.get(key):
+                for key in meaning:
+                    if _plain(attrs.get(key)) != _plain(ref.get(key)):
                         raise DatasetFormatError(
                             f"{path}: attribute {key}={attrs.get(key)} differs from "
                             f"{inputs[0]}: {ref.get(key)}; chunks of one split must agree"
                         )
+                if _row_datasets(f) != names:
+                    raise DatasetFormatError(
+                        f"{path}: datasets {_row_datasets(f)} differ from {inputs[0]}: {names}"
+                    )
                 n = f["particles"].shape[0]
                 if n == 0:
                     continue
-                for name in ("particles", "mask"):
+                for name in names:
                     out[name].resize(n_total + n, axis=0)
+                    if name == "jets/pair_id":
+                        uniq, inv = np.unique(f[name][:], return_inverse=True)
+                        out[name][n_total : n_total + n] = pair_offset + inv
+                        pair_offset += len(uniq)
+                        continue
                     for start in range(0, n, 4 * ROW_CHUNK):
                         stop = min(n, start + 4 * ROW_CHUNK)
                         out[name][n_total + start : n_total + stop] = f[name][start:stop]
-                for name in JET_COLUMNS:
-                    col = f["jets"][name][:]
-                    if name == "pair_id":
-                        uniq, inv = np.unique(col, return_inverse=True)
-                        col = pair_offset + inv
-                        pair_offset += len(uniq)
-                    out["jets"][name].resize(n_total + n, axis=0)
-                    out["jets"][name][n_total : n_total + n] = col
                 n_total += n
         attrs = {k: v for k, v in ref.items() if k not in ("chunk",)}
         attrs.update(extra_attrs or {})
         _set_attrs(out, attrs)
     return n_total
+
+
+def _plain(value: object) -> object:
+    return value.tolist() if isinstance(value, np.ndarray) else value

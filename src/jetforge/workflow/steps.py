@@ -54,6 +54,22 @@ def build_chunk(
     return stats
 
 
+def minbias_library(out_path: str, ds_cfg: dict, dataset: str, base_seed: int) -> None:
+    """The pile-up library: minimum-bias events generated once, overlaid by every chunk."""
+    from jetforge.generation.pileup import generate_minbias_library
+    from jetforge.generation.seeds import derive_seed
+
+    pu = ds_cfg["pileup"]
+    generate_minbias_library(
+        out_path,
+        int(pu["library_events"]),
+        derive_seed(dataset, "minbias", base=base_seed),
+        sqrt_s=float(ds_cfg.get("sqrt_s", 13000.0)),
+        pt_min=float(pu.get("library_pt_min", 0.0)),
+    )
+    print(f"wrote {pu['library_events']} minimum-bias events to {out_path}")
+
+
 def merge_split(inputs: list[str], output: str) -> int:
     from jetforge.io.h5 import merge_jet_datasets
 
