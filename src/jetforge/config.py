@@ -98,6 +98,16 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
                 f"{sorted(config.get('datasets', {}))}"
             )
             continue
+        if exp.get("kind") == "ssl":
+            from jetforge.workflow.ssl import splits
+
+            for role, split in splits(exp).items():
+                if split not in ds.get("chunks", {}):
+                    errs.append(
+                        f"config key {key}.splits.{role}: dataset {exp['dataset']!r} has no split "
+                        f"{split!r}; it has {sorted(ds.get('chunks', {}))}"
+                    )
+            continue
         procs, variants = ds["processes"], list(ds["shower"]["variants"])
         pre = exp.get("pretrain", {})
         for p in pre.get("processes", []):

@@ -80,3 +80,37 @@ def validation_split(wc):
 
 def dataset_targets(wc):
     return T.dataset_targets(config)
+
+
+def ssl_exp(wc):
+    return T.ssl_experiment(config, wc.method, wc.backbone, wc.dataset)[1]
+
+
+def ssl_pretrain_split(wc):
+    from jetforge.workflow.ssl import splits
+
+    return T.SPLIT_H5.format(dataset=wc.dataset, split=splits(ssl_exp(wc))["pretrain"])
+
+
+def ssl_pretrain_inputs(wc):
+    exp = ssl_exp(wc)
+    inputs = {"train": ssl_pretrain_split(wc)}
+    if exp.get("tokenizer", {}).get("kind", "regression") != "regression":
+        inputs["tokenizer"] = f"results/pretrain/{wc.method}/{wc.backbone}/{wc.dataset}/tokenizer.pt"
+    return inputs
+
+
+def probe_inputs(wc):
+    from jetforge.workflow.ssl import splits
+
+    exp = config["experiments"][wc.experiment]
+    s = splits(exp)
+    return {
+        "models": T.ssl_models(config, wc.experiment),
+        "train": T.SPLIT_H5.format(dataset=exp["dataset"], split=s["probe_train"]),
+        "test": T.SPLIT_H5.format(dataset=exp["dataset"], split=s["probe_test"]),
+    }
+
+
+def ssl_histories(wc):
+    return [p.replace("model.pt", "history.csv") for p in T.ssl_models(config, wc.experiment)]

@@ -129,9 +129,48 @@ def dataset_targets(config: dict) -> list[str]:
     return out
 
 
+SSL_DIR = "results/pretrain/{method}/{backbone}/{dataset}"
+
+
+def is_ssl(exp: dict) -> bool:
+    return exp.get("kind", "rs3l") == "ssl"
+
+
+def ssl_key(exp: dict) -> dict[str, str]:
+    """The (method, backbone, dataset) wildcards naming an SSL experiment's pre-training."""
+    return {
+        "method": exp["pretrain"]["method"],
+        "backbone": exp["backbone"].get("id", exp["backbone"]["name"]),
+        "dataset": exp["dataset"],
+    }
+
+
+def ssl_experiment(config: dict, method: str, backbone: str, dataset: str) -> tuple[str, dict]:
+    key = {"method": method, "backbone": backbone, "dataset": dataset}
+    for name, exp in config.get("experiments", {}).items():
+        if is_ssl(exp) and ssl_key(exp) == key:
+            return name, exp
+    raise KeyError(f"no ssl experiment pre-trains {method} with backbone {backbone} on {dataset}")
+
+
+def ssl_models(config: dict, experiment: str) -> list[str]:
+    exp = config["experiments"][experiment]
+    base = SSL_DIR.format(**ssl_key(exp))
+    return [f"{base}/r{r}/model.pt" for r in range(int(exp["pretrain"].get("repeats", 1)))]
+
+
+def ssl_targets(config: dict, experiment: str) -> list[str]:
+    return [
+        f"results/tables/{experiment}/probes.{ext}" for ext in ("csv", "md")
+    ] + [f"results/figures/{experiment}/pretrain_loss.{ext}" for ext in ("png", "pdf")]
+
+
 def all_targets(config: dict) -> list[str]:
     """The papers' tables and figures, and every dataset with its validation."""
     out: list[str] = []
-    for experiment in config.get("experiments", {}):
-        out += table_paths(config, experiment) + figure_paths(config, experiment)
+    for experiment, exp in config.get("experiments", {}).items():
+        if is_ssl(exp):
+            out += ssl_targets(config, experiment)
+        else:
+            out += table_paths(config, experiment) + figure_paths(config, experiment)
     return out + dataset_targets(config)
