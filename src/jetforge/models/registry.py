@@ -16,13 +16,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from jetforge.models.cells_tracks import CellsTracksNet
 from jetforge.models.edgeconv import EdgeConvNet
+from jetforge.models.normformer import NormformerNet
+from jetforge.models.part import ParticleTransformer
+from jetforge.models.vit import ParticleViT
 
 BackboneFactory = Callable[..., nn.Module]
 
 #: name used in ``backbone.name`` -> class or factory taking the remaining keys.
 BACKBONES: dict[str, BackboneFactory] = {
     "edgeconv": EdgeConvNet,  # RS3L eq. (1)
+    "normformer": NormformerNet,  # MPM App. A (arXiv:2401.13537)
+    "vit": ParticleViT,  # jBOT §3, Table 1 (size: S | B)
+    "cells_tracks": CellsTracksNet,  # Rieck et al. §4, Fig. 3a, Table 1 (tracks + cells)
+    "part": ParticleTransformer,  # ParT arXiv:2202.03772; JP-JEPA Table 6 (size: mini | small)
 }
 
 

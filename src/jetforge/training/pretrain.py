@@ -278,6 +278,14 @@ def _run_pretrain_jets(
             f"only {(~is_val).sum()} training jets in {train_h5}, fewer than batch_size={bs}"
         )
     torch.manual_seed(derive_seed("pretrain", method, repeat, "init", base=seed))
+    bcfg = dict(bcfg)
+    if bcfg.pop("standardise_inputs", False) and "input_shift" not in bcfg:
+        # a fixed per-feature standardisation saved with the model: without it, raw O(1-10)
+        # features give every jet nearly the same [CLS] direction and self-distillation
+        # collapses within tens of steps (measured on the RS3L features)
+        from jetforge.models.vit import input_standardisation
+
+        bcfg["input_shift"], bcfg["input_scale"] = input_standardisation(train_h5)
     bb_cfg = backbone_config(bcfg, in_dim=info.n_features)
     backbone = build_backbone(bb_cfg)
     model = METHODS[method].from_config(backbone, pcfg).to(dev)

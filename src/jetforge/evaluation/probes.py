@@ -1,0 +1,171 @@
+"""Probes of frozen jet embeddings: k-NN and linear classifiers (jBOT §4.4, Tables 2-3).
+
+"Following standard evaluation protocols [DINO, iBOT], we fit a k-nearest-neighbor
+classifier with k = 30 and a linear classifier on the frozen features" (jBOT §4.4). A
+probe says how much class information an embedding holds *without* training the
+encoder, so it compares pre-training methods (or a pre-trained vs a random encoder)
+independently of fine-tuning choices. Used by every method in jetforge.
+
+* :func:`knn_probe`: majority vote of the k nearest training embeddings; class
+  probabilities are the vote fractions. ``metric="cosine"`` (default) l2-normalises the
+  embeddings first (neighbours by cosine similarity, as DINO's k-NN and jBOT's anomaly
+  scores); ``"euclidean"`` uses raw vectors (the authors' probe code:
+  ``KNeighborsClassifier(n_neighbors=30)`` on the raw [CLS]).
+* :func:`linear_probe`: multinomial logistic regression on standardised embeddings
+  (the authors' code: ``StandardScaler`` + ``LogisticRegression(max_iter=1000)``).
+* :func:`embed_rows`: embeddings of chosen rows of a format-4 file by a saved backbone.
+
+Metrics (:func:`classification_metrics`): accuracy of the arg-max class and the
+one-vs-rest ROC AUC per class (jBOT Table 2), their macro mean ``auc``; for two classes
+``auc`` is the usual AUC of class 1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import h5py
+import numpy as np
+import numpy.typing as npt
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import StandardScaler
+
+from jetforge.models.registry import load_backbone
+from jetforge.training.data import DatasetInfo, iter_rows
+
+
+def _check(z: npt.ArrayLike, y: npt.ArrayLike, what: str) -> tuple[np.ndarray, np.ndarray]:
+    z, y = np.asarray(z, dtype=np.float64), np.asarray(y).ravel().astype(np.int64)
+    if z.ndim != 2 or z.shape[0] != y.shape[0]:
+        raise ValueError(f"{what}: need z [N, D] and y [N], got {z.shape} and {y.shape}")
+    if not np.isfinite(z).all():
+        raise ValueError(f"{what}: {int((~np.isfinite(z)).sum())} non-finite embedding entries")
+    return z, y
+
+
+def classification_metrics(
+    scores: npt.ArrayLike, labels: npt.ArrayLike, class_names: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Accuracy and one-vs-rest AUCs from class scores.
+
+    ``scores``: ``[N, C]`` class probabilities, or ``[N]`` probabilities of class 1 of a
+    binary task; ``labels``: ``[N]`` class indices. Keys: ``accuracy``, ``auc`` (binary:
+    AUC of class 1; multi-class: macro mean of the per-class ones) and ``auc_<name>``
+    per class (multi-class only). A class absent from ``labels`` gets NaN.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).ravel().astype(np.int64)
+    if s.ndim == 1:
+        s = np.stack([1.0 - s, s], axis=1)
+    if s.ndim != 2 or s.shape[0] != y.shape[0]:
+        raise ValueError(f"scores {s.shape} and labels {y.shape} do not match")
+    C = s.shape[1]
+    if y.size and (y.min() < 0 or y.max() >= C):
+        raise ValueError(f"labels must be in [0, {C}), found {np.unique(y).tolist()}")
+    names = list(class_names) if class_names is not None else [str(c) for c in range(C)]
+    out = {"accuracy": float((s.argmax(1) == y).mean()) if y.size else float("nan")}
+    aucs = []
+    for c in range(C):
+        pos = y == c
+        a = float(roc_auc_score(pos, s[:, c])) if 0 < pos.sum() < y.size else float("nan")
+        aucs.append(a)
+        if C > 2:
+            out[f"auc_{names[c]}"] = a
+    finite = [a for a in aucs if not np.isnan(a)]
+    if C == 2:
+        out["auc"] = aucs[1]
+    else:
+        out["auc"] = float(np.mean(finite)) if finite else float("nan")
+    return out
+
+
+def knn_probe(
+    z_train: npt.ArrayLike,
+    y_train: npt.ArrayLike,
+    z_test: npt.ArrayLike,
+    y_test: npt.ArrayLike,
+    k: int = 30,  # jBOT §4.4
+    metric: str = "cosine",
+    class_names: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """k-NN probe (uniform votes); returns :func:`classification_metrics` of the test set."""
+    zt, yt = _check(z_train, y_train, "train")
+    zs, ys = _check(z_test, y_test, "test")
+    if not 1 <= k <= zt.shape[0]:
+        raise ValueError(f"k={k} neighbours but {zt.shape[0]} training embeddings")
+    if metric == "cosine":
+        zt = zt / np.maximum(np.linalg.norm(zt, axis=1, keepdims=True), 1e-12)
+        zs = zs / np.maximum(np.linalg.norm(zs, axis=1, keepdims=True), 1e-12)
+    elif metric != "euclidean":
+        raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
+    n_classes = int(max(yt.max(), ys.max())) + 1
+    knn = KNeighborsClassifier(n_neighbors=k).fit(zt, yt)
+    proba = np.zeros((zs.shape[0], n_classes))
+    proba[:, knn.classes_] = knn.predict_proba(zs)
+    return classification_metrics(proba, ys, class_names)
+
+
+def linear_probe(
+    z_train: npt.ArrayLike,
+    y_train: npt.ArrayLike,
+    z_test: npt.ArrayLike,
+    y_test: npt.ArrayLike,
+    max_iter: int = 1000,  # authors' code
+    C: float = 1.0,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Logistic regression on standardised frozen embeddings; test-set metrics."""
+    zt, yt = _check(z_train, y_train, "train")
+    zs, ys = _check(z_test, y_test, "test")
+    if np.unique(yt).size < 2:
+        raise ValueError(
+            f"linear probe needs >= 2 classes in training, got {np.unique(yt).tolist()}"
+        )
+    scaler = StandardScaler().fit(zt)
+    clf = LogisticRegression(max_iter=int(max_iter), C=float(C)).fit(scaler.transform(zt), yt)
+    n_classes = int(max(yt.max(), ys.max())) + 1
+    proba = np.zeros((zs.shape[0], n_classes))
+    proba[:, clf.classes_] = clf.predict_proba(scaler.transform(zs))
+    return classification_metrics(proba, ys, class_names)
+
+
+@torch.no_grad()
+def embed_rows(
+    model_pt: str | os.PathLike[str] | torch.nn.Module,
+    h5_path: str,
+    rows: npt.ArrayLike,
+    device: str = "cpu",
+    chunk: int = 1024,
+) -> np.ndarray:
+    """Embeddings ``z`` float32 ``[len(rows), D]`` of ``rows`` (any order, row i of z is
+    ``rows[i]``) by a saved backbone (``model.pt``, :func:`load_backbone`) or a module.
+
+    Float32, eval mode, in chunks of ``chunk`` jets; a ``model.pt`` whose recorded
+    ``feature_names`` differ from the file's is refused.
+    """
+    if isinstance(model_pt, torch.nn.Module):
+        backbone, names = model_pt.to(device), None
+    else:
+        backbone, payload = load_backbone(model_pt, map_location=device)
+        names = payload.get("feature_names")
+    info = DatasetInfo.read(h5_path)
+    if names not in (None, info.feature_names):
+        raise ValueError(
+            f"{model_pt} was trained on features {names}, {h5_path} has {info.feature_names}"
+        )
+    was_training = backbone.training
+    backbone.eval()
+    rows = np.asarray(rows, dtype=np.int64)
+    uniq, inv = np.unique(rows, return_inverse=True)
+    z = np.empty((uniq.size, int(backbone.embed_dim)), np.float32)
+    pos = 0
+    with h5py.File(h5_path, "r") as f:
+        for r, x, m in iter_rows(f, uniq, chunk):
+            z[pos : pos + r.size] = backbone(x.to(device), m.to(device)).float().cpu().numpy()
+            pos += r.size
+    backbone.train(was_training)
+    return z[inv]
