@@ -67,7 +67,7 @@ PEAK_PROCESSES = ["wqq_wjet", "zqq_zjet", "tbqq_tt", "hbb_zh", "hcc_zh", "hgg_zh
 def load_configs() -> dict:
     from jetforge.detector import known_cards
 
-    cfg = yaml.safe_load((REPO / "config" / "datasets.example.yaml").read_text())["datasets"]
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["datasets"]
     for ds in cfg.values():
         if ds["detector"] not in ("none", *known_cards()):
             print(

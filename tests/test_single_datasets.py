@@ -49,7 +49,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def configs() -> dict:
-    cfg = yaml.safe_load((REPO / "config" / "datasets.example.yaml").read_text())["datasets"]
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["datasets"]
     for ds in cfg.values():
         if ds["detector"] not in known_cards() and ds["detector"] != "none":
             ds["detector"] = "cms_eflow"  # atlas_eflow is written by another engineer
