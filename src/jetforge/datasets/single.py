@@ -135,6 +135,9 @@ class SingleConfig:
     feature_set: FeatureSet
     n_particles: int
     batch_events: int
+    # N2 (RS3L's baseline) costs O(n^3) in the constituents: the dominant overhead over
+    # Pythia for MPI-rich jets; datasets whose papers never use it switch it off (NaN)
+    compute_n2: bool = True
 
 
 def parse_config(ds_cfg: Mapping[str, Any]) -> SingleConfig:
@@ -196,6 +199,7 @@ def parse_config(ds_cfg: Mapping[str, Any]) -> SingleConfig:
         feature_set=feature_set,
         n_particles=n_particles,
         batch_events=batch,
+        compute_n2=bool(ds_cfg.get("n2", True)),
     )
 
 
@@ -453,7 +457,9 @@ def build_jets_chunk(
         selected, jets, consts = select_jets(cands, truth_eta[rows], truth_phi[rows], cfg.cuts)
         jets, consts, rows = jets[selected], consts[selected], rows[selected]
         cols = {k: ak.to_numpy(jets[k]).astype(np.float32) for k in ("pt", "eta", "phi", "mass")}
-        cols["n2"] = n2_of(consts)
+        cols["n2"] = (
+            n2_of(consts) if cfg.compute_n2 else np.full(len(rows), np.nan, np.float32)
+        )
         cols["event"] = rows
         timing["jets"] += time.perf_counter() - t
         t = time.perf_counter()
