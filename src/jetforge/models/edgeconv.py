@@ -36,6 +36,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from jetforge.models.inputs import check_inputs
 
 
 def _mlp(dims: Sequence[int]) -> nn.Sequential:
@@ -183,15 +184,7 @@ class EdgeConvNet(nn.Module):
         ``P'`` is the trimmed particle axis (see :func:`trim_padding`); slots at index
         ``>= P'`` are padding in every jet and would be zero.
         """
-        if x.dim() != 3 or mask.shape != x.shape[:2]:
-            raise ValueError(
-                f"expected x [B, P, F] and mask [B, P], got x {tuple(x.shape)}, "
-                f"mask {tuple(mask.shape)}"
-            )
-        if x.shape[-1] != self.in_dim:
-            raise ValueError(
-                f"model expects {self.in_dim} features per particle, got {x.shape[-1]}"
-            )
+        check_inputs(x, mask, self.in_dim)
         mask = mask.bool()
         x, mask = trim_padding(x, mask)
         # Padded slots may hold anything (even NaN); zero them before any arithmetic.

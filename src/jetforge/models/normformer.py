@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jetforge.models.edgeconv import trim_padding
+from jetforge.models.inputs import check_inputs
 
 
 def particle_rank(mask: Tensor) -> Tensor:
@@ -135,15 +136,7 @@ class NormformerNet(nn.Module):
 
     def tokens(self, x: Tensor, mask: Tensor) -> Tensor:
         """Per-particle representations ``[B, P, dim]`` (same P as the input; zero on padding)."""
-        if x.dim() != 3 or mask.shape != x.shape[:2]:
-            raise ValueError(
-                f"expected x [B, P, F] and mask [B, P], got x {tuple(x.shape)}, "
-                f"mask {tuple(mask.shape)}"
-            )
-        if x.shape[-1] != self.in_dim:
-            raise ValueError(
-                f"model expects {self.in_dim} features per particle, got {x.shape[-1]}"
-            )
+        check_inputs(x, mask, self.in_dim)
         P_full = x.shape[1]
         mask = mask.bool()
         x, mask = trim_padding(x, mask)

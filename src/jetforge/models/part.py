@@ -67,6 +67,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jetforge.models.edgeconv import trim_padding
+from jetforge.models.inputs import check_inputs
 
 #: JP-JEPA Table 6 (latent dim, particle-embedding MLP, heads, PAB / CAB depth); the
 #: pair embedder is [64, 64, 64] for every size. "mini" is the original ParT (2.14 M params
@@ -454,15 +455,7 @@ class ParticleTransformer(nn.Module):
         return self.pair_embed(p4, mask)
 
     def _check(self, x: Tensor, mask: Tensor) -> None:
-        if x.dim() != 3 or mask.shape != x.shape[:2]:
-            raise ValueError(
-                f"expected x [B, P, F] and mask [B, P], got x {tuple(x.shape)}, "
-                f"mask {tuple(mask.shape)}"
-            )
-        if x.shape[-1] != self.in_dim:
-            raise ValueError(
-                f"model expects {self.in_dim} features per particle, got {x.shape[-1]}"
-            )
+        check_inputs(x, mask, self.in_dim)
 
     def cls_from_tokens(self, h: Tensor, mask: Tensor) -> Tensor:
         """Class-attention blocks and final LN on tokens ``h`` -> [CLS] ``[B, D]``."""

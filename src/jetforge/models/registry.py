@@ -109,3 +109,4 @@ def load_backbone(
     model = build_backbone(payload["backbone_cfg"])
     model.load_state_dict(payload["state_dict"])
     return model.to(map_location), payload
+

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jetforge.models.edgeconv import trim_padding
+from jetforge.models.inputs import check_inputs
 
 #: Table 1 model sizes.
 SIZES: Mapping[str, Mapping[str, int]] = {
@@ -185,15 +186,7 @@ class ParticleViT(nn.Module):
         ``replacement`` (broadcastable to ``[B, P, d]``): the learnable [MASK] token of
         the jBOT student (§3, particle-level objective). Padded slots are never replaced.
         """
-        if x.dim() != 3 or mask.shape != x.shape[:2]:
-            raise ValueError(
-                f"expected x [B, P, F] and mask [B, P], got x {tuple(x.shape)}, "
-                f"mask {tuple(mask.shape)}"
-            )
-        if x.shape[-1] != self.in_dim:
-            raise ValueError(
-                f"model expects {self.in_dim} features per particle, got {x.shape[-1]}"
-            )
+        check_inputs(x, mask, self.in_dim)
         B, P = mask.shape
         mask = mask.bool()
         xt, mt = trim_padding(x, mask)
