@@ -326,5 +326,38 @@ def test_w_mass_peak_of_a_real_particle_level_sample(tmp_path, configs):
     assert abs(w["rel_shift"]) < 0.03 and w["peak_err"] < 0.01 * PDG_MASS["W"]
     assert res["level"] == "particle" and res["tolerance"] == 0.03
     for ext in ("png", "pdf"):
-        assert (tmp_path / "val" / f"jets_overview.{ext}").stat().st_size > 0
+        assert (tmp_path / "val" / f"overview.{ext}").stat().st_size > 0
     assert (tmp_path / "val" / "validation.json").exists()
+
+
+def _paired_file(path, pt_a, pt_b, same_particles):
+    from jetforge.io.h5 import JET_COLUMNS, write_jet_dataset
+
+    n = len(pt_a)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4, 5)).astype(np.float32)
+    xb = x if same_particles else rng.normal(size=(n, 4, 5)).astype(np.float32)
+    parts = np.stack([x, xb], axis=1).reshape(2 * n, 4, 5)
+    jets = {k: np.zeros(2 * n) for k in JET_COLUMNS}
+    jets["pt"] = np.stack([pt_a, pt_b], axis=1).reshape(-1)
+    jets["label"] = np.repeat(np.arange(n) % 2, 2)
+    attrs = {"feature_names": list("abcde"), "class_names": ["q", "g"], "process_names": ["p"],
+             "variant_names": ["fork_a", "fork_b"], "dataset": "hadfork"}
+    write_jet_dataset(path, parts, np.ones((2 * n, 4), bool), jets, attrs)
+
+
+def test_pair_validation_measures_correlation_and_catches_copies(tmp_path):
+    from jetforge.datasets.validation import validate_pairs
+
+    rng = np.random.default_rng(3)
+    pt = rng.uniform(50, 200, 300)
+    _paired_file(tmp_path / "ok.h5", pt, pt * rng.normal(1, 0.1, 300), same_particles=False)
+    res = validate_pairs(tmp_path / "ok.h5", tmp_path / "ok")
+    assert res["status"] == "ok" and 0.9 < res["pt_correlation"] < 1.0
+    assert (tmp_path / "ok" / "overview.png").stat().st_size > 0
+    _paired_file(tmp_path / "un.h5", pt, rng.uniform(50, 200, 300), same_particles=False)
+    with pytest.raises(PhysicsValidationError, match="correlation"):
+        validate_pairs(tmp_path / "un.h5", tmp_path / "un")
+    _paired_file(tmp_path / "copy.h5", pt, pt, same_particles=True)
+    with pytest.raises(PhysicsValidationError, match="identical"):
+        validate_pairs(tmp_path / "copy.h5", tmp_path / "copy")

@@ -26,14 +26,16 @@ rule validate_dataset:
     output:
         json="results/datasets/{dataset}/validation.json",
         png=report(
-            "results/figures/datasets/{dataset}/jets_overview.png",
+            "results/figures/datasets/{dataset}/overview.png",
             caption="../report/dataset.rst",
             category="datasets",
             subcategory="{dataset}",
         ),
-        pdf="results/figures/datasets/{dataset}/jets_overview.pdf",
+        pdf="results/figures/datasets/{dataset}/overview.pdf",
     log:
         "logs/datasets/{dataset}/validation.log",
+    params:
+        kind=lambda wc: config["datasets"][wc.dataset].get("kind", "resim"),
     benchmark:
         "benchmarks/datasets/{dataset}/validation.tsv"
     threads: 1

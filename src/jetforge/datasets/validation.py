@@ -400,7 +400,7 @@ def validate_dataset(
 ) -> dict[str, Any]:
     """Figures + checks for one dataset file; returns the numbers, raises on failed physics.
 
-    Writes ``{out_dir}/jets_overview.{png,pdf}`` (p_T, η, mass, multiplicity per class) and
+    Writes ``{out_dir}/overview.{png,pdf}`` (p_T, η, mass, multiplicity per class) and
     ``{out_dir}/validation.json`` (the returned numbers) atomically. ``tolerance`` defaults
     to 3 % at particle level and 10 % at detector level (module doc).
     """
@@ -421,7 +421,7 @@ def validate_dataset(
     figures = _plot_overview(
         data,
         f"{attrs.get('dataset', '')} {attrs.get('split', '')} ({level} level)",
-        out / "jets_overview",
+        out / "overview",
     )
     result: dict[str, Any] = {
         "file": os.fspath(h5_path), "level": level, "detector": detector, "tolerance": tol,
@@ -463,6 +463,78 @@ def validate_dataset(
         except PhysicsValidationError as err:
             errors.append(str(err))
     result["status"] = "fail" if errors else "ok"
+    result["errors"] = errors
+    write_json(out / "validation.json", result)
+    if errors:
+        raise PhysicsValidationError(f"{h5_path}: " + " | ".join(errors))
+    return result
+
+
+# ----------------------------------------------------------------------------- paired data
+
+
+def validate_pairs(h5_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Figures and checks of a paired dataset (two hadronizations of one shower, seed 001).
+
+    The members of a pair come from the same hard scatter and parton shower, so their
+    detector-level jet p_T must be strongly correlated (seed 001 Fig. 2 shows 83 %) while
+    their constituents differ. Writes ``overview.{png,pdf}`` (member-vs-member p_T,
+    p_T per class, track and cell multiplicities per class) and ``validation.json``;
+    raises :class:`PhysicsValidationError` if the correlation is not clearly positive or
+    if the two members are identical (a fork that did not re-hadronize).
+    """
+    out = Path(out_dir)
+    with h5py.File(h5_path, "r") as f:
+        attrs = read_attrs(f)
+        variants = list(attrs["variant_names"])
+        if len(variants) != 2:
+            raise PhysicsValidationError(f"{h5_path}: pairs need 2 variants, has {variants}")
+        jets = {k: f["jets"][k][:] for k in ("pt", "label", "n_tracks", "n_cells") if k in f["jets"]}
+        first = f["particles"][: min(len(jets["pt"]), 64)]
+    pt = jets["pt"].reshape(-1, 2)
+    labels = jets["label"].reshape(-1, 2)[:, 0]
+    classes = list(attrs["class_names"])
+    n = pt.shape[0]
+    rho = float(np.corrcoef(pt[:, 0], pt[:, 1])[0, 1]) if n > 2 else float("nan")
+    rho_err = (1 - rho**2) / math.sqrt(max(n - 1, 1)) if n > 2 else float("nan")
+    identical = bool(n > 0 and np.array_equal(first[0::2], first[1::2]))
+    result: dict[str, Any] = {
+        "file": os.fspath(h5_path), "n_pairs": n, "pt_correlation": rho,
+        "pt_correlation_err": rho_err, "members_identical": identical,
+        "n_pairs_per_class": {c: int((labels == i).sum()) for i, c in enumerate(classes)},
+    }  # fmt: skip
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
+    ax = axes[0, 0]
+    ax.scatter(pt[:, 0], pt[:, 1], s=4, alpha=0.5)
+    ax.set_xlabel(rf"{variants[0]} jet $p_T$ [GeV]")
+    ax.set_ylabel(rf"{variants[1]} jet $p_T$ [GeV]")
+    ax.set_title(rf"pair $p_T$ correlation $\rho$ = {rho:.2f}")
+    for ax, key, xlabel in [
+        (axes[0, 1], "pt", r"jet $p_T$ [GeV]"),
+        (axes[1, 0], "n_tracks", "tracks per jet"),
+        (axes[1, 1], "n_cells", "cells per jet"),
+    ]:
+        if key not in jets:
+            continue
+        values = jets[key].reshape(-1, 2)[:, 0]
+        for i, c in enumerate(classes):
+            sel = labels == i
+            if sel.any():
+                ax.hist(values[sel], bins=30, histtype="step", density=True, label=c)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("normalised")
+        ax.legend()
+    fig.suptitle(f"{attrs.get('dataset', '')}: {n} pairs")
+    result["figures"] = [os.fspath(p) for p in save_figure(fig, out / "overview")]
+    errors = []
+    if identical:
+        errors.append("the two members of the first pairs are identical: the fork did not re-hadronize")
+    if n >= 50 and not rho - 3 * rho_err > 0.3:
+        errors.append(
+            f"member jet p_T correlation {rho:.2f} ± {rho_err:.2f} over {n} pairs; members of a "
+            "pair share the parton shower and must be strongly correlated (seed 001: 83 %)"
+        )
+    result["status"] = "fail" if errors else ("ok" if n >= 50 else "insufficient")
     result["errors"] = errors
     write_json(out / "validation.json", result)
     if errors:

@@ -122,10 +122,8 @@ def dataset_targets(config: dict) -> list[str]:
     out: list[str] = []
     for name, ds in config.get("datasets", {}).items():
         out += [SPLIT_H5.format(dataset=name, split=split) for split in ds["chunks"]]
-        if ds.get("kind") == "hadfork":  # tracks + cells: checked by its builder and tests
-            continue
         out += [f"results/datasets/{name}/validation.json"]
-        out += [f"results/figures/datasets/{name}/jets_overview.{ext}" for ext in ("png", "pdf")]
+        out += [f"results/figures/datasets/{name}/overview.{ext}" for ext in ("png", "pdf")]
     return out
 
 
