@@ -71,10 +71,11 @@ import h5py
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jetforge.io.atomic import atomic_path, write_json
+from jetforge.io.atomic import write_json
 from jetforge.io.h5 import read_attrs
 from jetforge.jets.featuresets import get_feature_set
 from jetforge.jets.substructure import RECLUSTER_R
+from jetforge.reporting.figures import save_figure
 
 #: PDG 2024 masses in GeV (Review of Particle Physics, Phys. Rev. D 110 (2024) 030001):
 #: W 80.3692 ± 0.0133, Z 91.1880 ± 0.0020, t 172.57 ± 0.29 (direct), H 125.20 ± 0.11.
@@ -294,20 +295,6 @@ def file_soft_drop_mass(f: h5py.File, R0: float, batch: int = 8192) -> np.ndarra
 
 
 # ----------------------------------------------------------------------------- figures
-
-
-def save_figure(fig: plt.Figure, out_stem: Path) -> list[Path]:
-    """``{out_stem}.png`` and ``.pdf``, each written atomically; closes ``fig``."""
-    written = []
-    try:
-        for ext in ("png", "pdf"):
-            path = Path(f"{os.fspath(out_stem)}.{ext}")
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
-            written.append(path)
-    finally:
-        plt.close(fig)
-    return written
 
 
 def _plot_overview(
