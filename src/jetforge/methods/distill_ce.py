@@ -64,3 +64,25 @@ def entropy(p: Tensor, eps: float = 1e-12) -> Tensor:
     """Mean entropy ``-sum p log p`` of probability rows (a collapse monitor, paper Fig. 4)."""
     with torch.no_grad():
         return -(p * torch.log(p.clamp_min(eps))).sum(-1).mean()
+
+
+class CentredDistillation(nn.Module):
+    """Temperatures and an own teacher centre: what the [CLS] (eq. 2) and particle (eq. 1)
+    losses share (iBOT keeps separate centres for the two)."""
+
+    def __init__(
+        self,
+        dim: int,
+        temp_teacher: float = 0.04,  # Table 1
+        temp_student: float = 0.1,  # Table 1
+        centre_momentum: float = 0.9,  # Table 1
+    ) -> None:
+        super().__init__()
+        if not (temp_teacher > 0 and temp_student > 0):
+            raise ValueError(f"temperatures must be > 0, got {temp_teacher}, {temp_student}")
+        self.temp_teacher, self.temp_student = float(temp_teacher), float(temp_student)
+        self.centre = Centre(dim, centre_momentum)
+
+    def teacher_probs(self, t: Tensor) -> Tensor:
+        return teacher_probs(t, self.centre.center, self.temp_teacher)
+

@@ -18,29 +18,13 @@ all masked particles of the batch (jets with many masked particles weigh more).
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from jetforge.methods.distill_ce import Centre, cross_entropy, student_log_probs, teacher_probs
+from jetforge.methods.distill_ce import CentredDistillation, cross_entropy, student_log_probs
 
 
-class ParticleDistillationLoss(nn.Module):
+class ParticleDistillationLoss(CentredDistillation):
     """Eq. (1) with its own teacher centre over particle tokens."""
-
-    def __init__(
-        self,
-        dim: int,
-        temp_teacher: float = 0.04,  # Table 1
-        temp_student: float = 0.1,  # Table 1
-        centre_momentum: float = 0.9,  # Table 1
-    ) -> None:
-        super().__init__()
-        if not (temp_teacher > 0 and temp_student > 0):
-            raise ValueError(f"temperatures must be > 0, got {temp_teacher}, {temp_student}")
-        self.temp_teacher, self.temp_student = float(temp_teacher), float(temp_student)
-        self.centre = Centre(dim, centre_momentum)
-
-    def teacher_probs(self, t: Tensor) -> Tensor:
-        return teacher_probs(t, self.centre.center, self.temp_teacher)
 
     def forward(self, s: Tensor, t: Tensor, masked: Tensor) -> Tensor:
         """Student / teacher particle projections ``[N, P, K]`` of N jet views and the
