@@ -30,8 +30,13 @@ log = logging.getLogger(__name__)
 
 
 def augset_variants(exp_cfg: Mapping[str, Any], augset: str) -> list[str]:
-    """Variant names of augmentation set ``augset`` (``pretrain.augsets`` in the config)."""
-    sets = exp_cfg["pretrain"]["augsets"]
+    """Variant names of augmentation set ``augset`` (``pretrain.augsets`` in the config).
+
+    ``"none"`` is the empty set: single-jet methods (jBOT, MPM, JP-JEPA) fine-tune on the
+    nominal jets only."""
+    if augset == "none":
+        return []
+    sets = exp_cfg["pretrain"].get("augsets", {})
     if augset not in sets:
         raise KeyError(f"augset {augset!r} not in pretrain.augsets (have {sorted(sets)})")
     return list(sets[augset])
