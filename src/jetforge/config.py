@@ -107,6 +107,7 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
                         f"config key {key}.splits.{role}: dataset {exp['dataset']!r} has no split "
                         f"{split!r}; it has {sorted(ds.get('chunks', {}))}"
                     )
+            errs += _ssl_finetune_errors(config, key, exp)
             continue
         procs, variants = ds["processes"], list(ds["shower"]["variants"])
         pre = exp.get("pretrain", {})
@@ -174,3 +175,43 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     return validate_config(config or {})
+
+
+def _ssl_finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
+    """Fine-tuning tasks of an SSL experiment: their dataset, classes, splits and whether
+    the task's dataset can be read in the backbone's input convention."""
+    from jetforge.jets.featuresets import FEATURE_SETS
+    from jetforge.workflow.targets import dataset_feature_set
+
+    errs: list[str] = []
+    datasets = config.get("datasets", {})
+    own = dataset_feature_set(config, exp["dataset"])
+    for task, spec in exp.get("finetune", {}).get("tasks", {}).items():
+        tkey = f"config key {key}.finetune.tasks.{task}"
+        name = spec.get("dataset", exp["dataset"])
+        ds = datasets.get(name)
+        if ds is None:
+            errs.append(f"{tkey}.dataset: {name!r} is not a dataset; defined: {sorted(datasets)}")
+            continue
+        procs = ds.get("processes", [])
+        for p in spec.get("classes", []) + [spec[r] for r in ("signal", "background") if r in spec]:
+            if p not in procs:
+                errs.append(f"{tkey}: {p!r} is not a process of dataset {name!r}; it has {procs}")
+        if name != exp["dataset"]:
+            for role, split in {"train": "train", "test": "test", **spec.get("splits", {})}.items():
+                if split not in ds.get("chunks", {}):
+                    errs.append(
+                        f"{tkey}.splits.{role}: dataset {name!r} has no split {split!r}; it has "
+                        f"{sorted(ds.get('chunks', {}))}"
+                    )
+            theirs = dataset_feature_set(config, name)
+            if theirs != own:
+                for what, fs in (("task dataset " + repr(name), theirs),
+                                 ("pre-training dataset " + repr(exp["dataset"]), own)):  # fmt: skip
+                    if fs not in FEATURE_SETS or FEATURE_SETS[fs].four_momenta is None:
+                        errs.append(
+                            f"{tkey}.dataset: the {what} stores feature set {fs!r}, which cannot "
+                            f"be converted for transfer; convertible sets: "
+                            f"{sorted(n for n, f in FEATURE_SETS.items() if f.four_momenta)}"
+                        )
+    return errs

@@ -27,6 +27,7 @@ wildcard_constraints:
     mode=r"fixed|floating|supervised",
     ntrain=r"\d+",
     table=r"table\d+",
+    features=r"[a-z0-9_]+",
 
 
 def all_targets():
@@ -114,3 +115,14 @@ def probe_inputs(wc):
 
 def ssl_histories(wc):
     return [p.replace("model.pt", "history.csv") for p in T.ssl_models(config, wc.experiment)]
+
+
+def ssl_finetune_inputs(wc):
+    inputs = T.ssl_task_files(config, wc.experiment, wc.task)
+    if wc.mode != "supervised":
+        inputs["pretrained"] = T.ssl_model_for_repeat(config, wc.experiment, wc.repeat)
+    return inputs
+
+
+def ssl_finetune_predictions(wc):
+    return [r["path"] for r in T.ssl_finetune_runs(config, wc.experiment)]

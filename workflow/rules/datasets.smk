@@ -20,6 +20,27 @@ rule merge_split:
         "../scripts/merge_split.py"
 
 
+rule convert_features:
+    # a dataset read in another feature set (transfer: JP-JEPA pre-trained on JetClass's
+    # 17 ParT features, fine-tuned on top tagging's four-momenta); missing inputs zeroed
+    input:
+        "results/datasets/{dataset}/{split}.h5",
+    output:
+        "results/datasets/{dataset}/as_{features}/{split}.h5",
+    log:
+        "logs/datasets/{dataset}/as_{features}/{split}.log",
+    benchmark:
+        "benchmarks/datasets/{dataset}/as_{features}/{split}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/generation.yaml"
+    script:
+        "../scripts/convert_features.py"
+
+
 rule validate_dataset:
     input:
         validation_split,

@@ -98,3 +98,61 @@ rule pretrain_loss_figure:
         "../../envs/analysis.yaml"
     script:
         "../scripts/ssl.py"
+
+
+rule ssl_finetune:
+    input:
+        unpack(ssl_finetune_inputs),
+    output:
+        "results/finetune/{experiment}/{task}/{mode}/n{ntrain}/r{repeat}/predictions.h5",
+    log:
+        "logs/finetune/{experiment}/{task}/{mode}/n{ntrain}/r{repeat}.log",
+    benchmark:
+        "benchmarks/finetune/{experiment}/{task}/{mode}/n{ntrain}/r{repeat}.tsv"
+    params:
+        exp=lambda wc: config["experiments"][wc.experiment],
+        seed=config["seed"],
+        device=config.get("device", "auto"),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=240,
+        gpu=1,
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/ssl.py"
+
+
+rule finetune_summary:
+    input:
+        ssl_finetune_predictions,
+    output:
+        csv=report(
+            "results/tables/{experiment}/finetune.csv",
+            caption="../report/finetune.rst",
+            category="{experiment}",
+            subcategory="fine-tuning",
+        ),
+        md="results/tables/{experiment}/finetune.md",
+        png=report(
+            "results/figures/{experiment}/finetune.png",
+            caption="../report/finetune.rst",
+            category="{experiment}",
+            subcategory="fine-tuning",
+        ),
+        pdf="results/figures/{experiment}/finetune.pdf",
+    log:
+        "logs/tables/{experiment}/finetune.log",
+    benchmark:
+        "benchmarks/tables/{experiment}/finetune.tsv"
+    params:
+        exp=lambda wc: config["experiments"][wc.experiment],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/ssl.py"

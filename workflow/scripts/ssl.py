@@ -1,4 +1,5 @@
-"""Snakemake script for the generic SSL rules: tokenizer, pre-training, probes, loss figure."""
+"""Snakemake script for the generic SSL rules: tokenizer, pre-training, probes, fine-tuning,
+summaries and the loss figure."""
 import torch
 
 from jetforge.workflow import ssl
@@ -19,6 +20,17 @@ with log_to(sm.log[0]):
         ssl.probe_table(
             sm.wildcards.experiment, sm.params.exp, list(sm.input.models), sm.input.train,
             sm.input.test, sm.output.csv, sm.output.md, sm.params.seed,
+        )
+    elif sm.rule == "ssl_finetune":
+        ssl.ssl_finetune(
+            sm.params.exp, sm.wildcards.task, sm.wildcards.mode, int(sm.wildcards.ntrain),
+            int(sm.wildcards.repeat), sm.input.train, sm.input.test, sm.output[0],
+            sm.input.get("pretrained"), sm.params.seed, sm.params.device,
+        )
+    elif sm.rule == "finetune_summary":
+        ssl.finetune_summary(
+            sm.wildcards.experiment, sm.params.exp, list(sm.input), sm.output.csv, sm.output.md,
+            sm.output.png,
         )
     elif sm.rule == "pretrain_loss_figure":
         ssl.loss_figure(list(sm.input), sm.output.png)

@@ -24,7 +24,12 @@ DEFAULT_SPLITS = {"pretrain": "train", "probe_train": "val", "probe_test": "test
 
 
 def splits(exp_cfg: dict) -> dict[str, str]:
-    return {**DEFAULT_SPLITS, **exp_cfg.get("splits", {})}
+    """Split of the experiment's dataset for each role; fine-tuning defaults to the probe
+    splits (labelled jets the pre-training never saw)."""
+    s = {**DEFAULT_SPLITS, **exp_cfg.get("splits", {})}
+    s.setdefault("finetune_train", s["probe_train"])
+    s.setdefault("finetune_test", s["probe_test"])
+    return s
 
 
 def ssl_pretrain(
@@ -37,6 +42,36 @@ def ssl_pretrain(
     if tokenizer:
         cfg["pretrain"]["tokenizer_path"] = tokenizer
     run_pretrain(train_h5, out_dir, cfg, augset=None, repeat=repeat, seed=seed, device=device)
+
+
+def ssl_finetune(
+    exp_cfg: dict, task: str, mode: str, n_train: int, repeat: int, train_h5: str,
+    test_h5: str, out_path: str, pretrained: str | None, seed: int, device: str,
+) -> None:
+    """One fine-tuning (or from-scratch) training of an SSL experiment's downstream task,
+    on the nominal jets (no augmentation variants: the single-jet methods have none)."""
+    from jetforge.training.finetune import run_finetune
+
+    run_finetune(
+        train_h5, test_h5, out_path, exp_cfg, task, mode, "none", n_train, repeat, seed,
+        pretrained if mode != "supervised" else None, device,
+    )  # fmt: skip
+
+
+def finetune_summary(
+    experiment: str, exp_cfg: dict, predictions: list[str], out_csv: str, out_md: str,
+    out_png: str,
+) -> None:
+    """Fine-tuned vs from-scratch table and accuracy-vs-labelled-jets figure."""
+    from jetforge.reporting import finetune_scan
+
+    rows = finetune_scan.summarise(predictions)
+    title = (f"{experiment}: fine-tuning {exp_cfg['pretrain']['method']} "
+             f"({exp_cfg['backbone']['name']}, pre-trained on {exp_cfg['dataset']}) vs from scratch")  # fmt: skip
+    transfer = {t: s["dataset"] for t, s in exp_cfg["finetune"]["tasks"].items() if "dataset" in s}
+    note = "; ".join(f"task {t} runs on dataset {d}" for t, d in transfer.items())
+    finetune_scan.write_table(rows, out_csv, out_md, title, note + ("." if note else ""))
+    finetune_scan.figure(rows, str(Path(out_png).with_suffix("")), title)
 
 
 def train_tokenizer(exp_cfg: dict, train_h5: str, out_path: str, seed: int, device: str) -> None:

@@ -157,10 +157,76 @@ def ssl_models(config: dict, experiment: str) -> list[str]:
     return [f"{base}/r{r}/model.pt" for r in range(int(exp["pretrain"].get("repeats", 1)))]
 
 
-def ssl_targets(config: dict, experiment: str) -> list[str]:
+SSL_PREDICTIONS = "results/finetune/{experiment}/{task}/{mode}/n{ntrain}/r{repeat}/predictions.h5"
+CONVERTED_H5 = "results/datasets/{dataset}/as_{features}/{split}.h5"
+#: feature set a dataset kind writes when its config has no ``features`` key
+KIND_FEATURES = {"resim": "rs3l", "hadfork": None}
+
+
+def dataset_feature_set(config: dict, dataset: str) -> str | None:
+    """The feature set (``jetforge.jets.featuresets``) a dataset's files hold; None for
+    layouts no feature set describes (hadfork tracks + cells)."""
+    ds = config["datasets"][dataset]
+    return ds.get("features", KIND_FEATURES.get(ds.get("kind", "resim")))
+
+
+def ssl_task_files(config: dict, experiment: str, task: str) -> dict[str, str]:
+    """Train and test files of one fine-tuning task of an SSL experiment.
+
+    A task runs on the experiment's own dataset (splits ``finetune_train`` /
+    ``finetune_test``) unless it names another ``dataset`` (transfer, e.g. JP-JEPA's top
+    tagging and quark–gluon, §4.3; splits ``train`` / ``test`` unless the task sets
+    ``splits``). A dataset stored in another feature set than the pre-training one is read
+    through its conversion into the backbone's convention (rule ``convert_features``).
+    """
+    from jetforge.workflow.ssl import splits
+
+    exp = config["experiments"][experiment]
+    spec = exp["finetune"]["tasks"][task]
+    name = spec.get("dataset", exp["dataset"])
+    if name == exp["dataset"]:
+        s = splits(exp)
+        roles = {"train": s["finetune_train"], "test": s["finetune_test"]}
+    else:
+        roles = {"train": "train", "test": "test", **spec.get("splits", {})}
+    own, theirs = dataset_feature_set(config, exp["dataset"]), dataset_feature_set(config, name)
+    if theirs == own:
+        return {r: SPLIT_H5.format(dataset=name, split=sp) for r, sp in roles.items()}
+    return {
+        r: CONVERTED_H5.format(dataset=name, features=own, split=sp) for r, sp in roles.items()
+    }
+
+
+def ssl_finetune_runs(config: dict, experiment: str) -> list[dict[str, Any]]:
+    """One entry per fine-tuning job: task, mode, n_train, repeat and its predictions file."""
+    exp = config["experiments"][experiment]
+    ft = exp.get("finetune")
+    if not ft:
+        return []
     return [
-        f"results/tables/{experiment}/probes.{ext}" for ext in ("csv", "md")
-    ] + [f"results/figures/{experiment}/pretrain_loss.{ext}" for ext in ("png", "pdf")]
+        {"task": task, "mode": mode, "n_train": int(n), "repeat": r,
+         "path": SSL_PREDICTIONS.format(
+             experiment=experiment, task=task, mode=mode, ntrain=int(n), repeat=r)}
+        for task in ft["tasks"]
+        for n in ft["n_train"]
+        for mode in ft["modes"]
+        for r in range(int(ft.get("repeats", 1)))
+    ]  # fmt: skip
+
+
+def ssl_model_for_repeat(config: dict, experiment: str, repeat: int | str) -> str:
+    """Fine-tuning repeat r starts from pre-training repeat r mod (number of pre-trainings)."""
+    models = ssl_models(config, experiment)
+    return models[int(repeat) % len(models)]
+
+
+def ssl_targets(config: dict, experiment: str) -> list[str]:
+    out = [f"results/tables/{experiment}/probes.{ext}" for ext in ("csv", "md")]
+    out += [f"results/figures/{experiment}/pretrain_loss.{ext}" for ext in ("png", "pdf")]
+    if config["experiments"][experiment].get("finetune"):
+        out += [f"results/tables/{experiment}/finetune.{ext}" for ext in ("csv", "md")]
+        out += [f"results/figures/{experiment}/finetune.{ext}" for ext in ("png", "pdf")]
+    return out
 
 
 def all_targets(config: dict) -> list[str]:
