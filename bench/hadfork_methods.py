@@ -17,8 +17,10 @@ around the prongs, energies, calorimeter layers. Only the prong structure is sha
 pair, as the parton shower is in the paper's forks.
 
 Steps: pre-train ``hadfork_contrastive`` and ``ae_vicreg`` briefly (paper backbone,
-Table 1 sizes) with :func:`run_pretrain_multi`; embed labelled jets with both and with a
-random initialisation (same input standardisation); k-NN (k = 30) and linear probes of
+Table 1 sizes) with the workflow's :func:`~jetforge.training.pretrain.run_pretrain`;
+embed labelled jets with both and with a random initialisation (same input
+standardisation, :func:`~jetforge.training.pretrain.build_backbone_for`) through the
+shared :func:`~jetforge.evaluation.probes.embed_rows`; k-NN (k = 30) and linear probes of
 frozen y (q/g/τ), the per-class k-NN efficiencies that §5.2 quotes (71 % g, 97 % τ);
 anomaly AUCs of SM vs dark jets for the cosine-loss autoencoder on x (§5.5) and the jBOT
 reference scores; training/inference throughput, plus a paper-sized (8 tracks + 800
@@ -49,19 +51,14 @@ from jetforge.evaluation.anomaly import (
     evaluate_scores,
     fit_cosine_ae,
 )
+from jetforge.evaluation.probes import embed_rows, knn_probe, linear_probe
 from jetforge.io.atomic import write_json
 from jetforge.methods import HadforkContrastive
-from jetforge.models import build_backbone, load_backbone
-from jetforge.models.cells_tracks import CellsTracksNet, fit_normalisation
-from jetforge.training.multi_data import (
-    CellsInfo,
-    MultiPairBatch,
-    embed_rows,
-    normalisation_sample,
-    run_pretrain_multi,
-)
+from jetforge.models import load_backbone
+from jetforge.models.cells_tracks import CellsTracksNet
 from jetforge.training.data import DatasetInfo
-from jetforge.training.pretrain import select_jet_rows
+from jetforge.training.multi_data import MultiPairBatch
+from jetforge.training.pretrain import build_backbone_for, run_pretrain, select_jet_rows
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "results" / "datasets" / "hadfork"
@@ -183,16 +180,12 @@ def _per_class_knn_efficiency(zt, yt, zs, ys, k: int) -> dict[str, float]:  # no
 
 
 def _probe(zt, yt, zs, ys, k: int) -> dict[str, Any]:  # noqa: ANN001
-    try:
-        from jetforge.evaluation.probes import knn_probe, linear_probe
-    except ImportError:  # the probes module is written concurrently; fall back to sklearn
-        knn_probe = linear_probe = None
     names = CLASSES[: int(max(yt.max(), ys.max())) + 1]
-    out: dict[str, Any] = {"knn_eff": _per_class_knn_efficiency(zt, yt, zs, ys, k)}
-    if knn_probe is not None:
-        out["knn"] = knn_probe(zt, yt, zs, ys, k=k, class_names=names)
-        out["linear"] = linear_probe(zt, yt, zs, ys, class_names=names)
-    return out
+    return {
+        "knn_eff": _per_class_knn_efficiency(zt, yt, zs, ys, k),
+        "knn": knn_probe(zt, yt, zs, ys, k=k, class_names=names),
+        "linear": linear_probe(zt, yt, zs, ys, class_names=names),
+    }
 
 
 def _paper_size_step(threads: int, n_pairs: int = 6, n_steps: int = 2) -> dict[str, float]:
@@ -286,7 +279,7 @@ def toy_files(tmp: Path, pairs: int, labelled: int) -> tuple[dict[str, Path], Pa
 
 def _embed_xy(bb: torch.nn.Module, path: Path, rows: np.ndarray) -> dict[str, np.ndarray]:
     """x (pooled, 128-d) and y = head(x) (8-d) from one backbone pass."""
-    x = embed_rows(bb, str(path), rows, representation="x")
+    x = embed_rows(bb, str(path), rows, chunk=512, represent=True)
     with torch.no_grad():
         y = bb.head(torch.from_numpy(x)).numpy()
     return {"x": x, "y": y}
@@ -341,7 +334,6 @@ def _bench(args: argparse.Namespace, tmp: Path) -> None:
     print(f"# hadfork methods benchmark on {label}; threads={args.threads}")
     results: dict[str, Any] = {"data": label, "threads": args.threads, "epochs": args.epochs,
                                "cpu_s_data": time.process_time() - cpu0}
-    info = CellsInfo.read(str(files["pretrain"]))
     with h5py.File(files["pretrain"], "r") as f:
         n_rows = f["mask"].shape[0]
         results["pretrain_pairs"] = n_rows // 2
@@ -357,7 +349,7 @@ def _bench(args: argparse.Namespace, tmp: Path) -> None:
                     val_fraction=1 / 16, checkpoint_every=10**9)
         out = tmp / name
         c0 = time.process_time()
-        run_pretrain_multi(str(files["pretrain"]), str(out), {**exp, "pretrain": pcfg}, 0, 7, "cpu")
+        run_pretrain(str(files["pretrain"]), str(out), {**exp, "pretrain": pcfg}, None, 0, 7, "cpu")
         cpu = time.process_time() - c0
         with open(out / "history.csv") as fh:
             hist = list(csv.DictReader(fh))
@@ -373,9 +365,9 @@ def _bench(args: argparse.Namespace, tmp: Path) -> None:
 
     # random initialisation with the same input standardisation (only training differs)
     torch.manual_seed(123)
-    rnd = build_backbone({**exp_all["hadfork"]["backbone"], "track_dim": 5, "cell_dim": info.n_features})
-    fit_normalisation(rnd, *normalisation_sample(str(files["pretrain"]), np.arange(n_rows), info, 20000))
-    backbones["random"] = rnd
+    backbones["random"], _ = build_backbone_for(
+        exp_all["hadfork"]["backbone"], str(files["pretrain"]), np.arange(n_rows), 20000
+    )
 
     k = int(exp_all["hadfork"]["probe"]["k"])
     rows_tr, y_tr = select_jet_rows(str(files["finetune"]), None, ["fork_a"])

@@ -22,14 +22,14 @@ from jetforge.models import build_backbone, load_backbone
 from jetforge.models.cells_tracks import CellsTracksNet, delta_r, proximity_mask
 from jetforge.training.data import DatasetInfo
 from jetforge.training.engine import EngineConfig, fit
+from jetforge.evaluation.probes import embed_rows
 from jetforge.training.multi_data import (
     CellsInfo,
     MultiPairBatch,
     MultiPairSampler,
     check_same_frame,
-    embed_rows,
-    run_pretrain_multi,
 )
+from jetforge.training.pretrain import run_pretrain
 
 TRACK_NAMES = ["pt", "deta", "dphi", "d0", "z0"]
 CELL_NAMES = ["E", "deta", "dphi", "layer"]
@@ -367,7 +367,8 @@ EXP = {
 def _history(path: Path) -> list[dict[str, str]]:
     rows = list(csv.DictReader(open(path)))
     for r in rows:
-        r.pop("jets_per_s")
+        for k in [k for k in r if k.endswith("_per_s")]:  # throughput: wall-clock timings
+            r.pop(k)
     return rows
 
 
@@ -382,16 +383,16 @@ def test_pretrain_resume_after_kill_is_bit_identical(
     h5 = str(files["train"])
     exp = {**EXP, "pretrain": {**EXP["pretrain"], "method": method}}
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    run_pretrain_multi(h5, str(ref), exp, repeat=0, seed=11, device="cpu")
+    run_pretrain(h5, str(ref), exp, None, repeat=0, seed=11, device="cpu")
 
     def kill(state) -> None:  # noqa: ANN001
         if state.step == 5:  # 32 train pairs / 8 = 4 steps per epoch: mid-epoch 2
             raise _Kill("simulated kill")
 
     with pytest.raises(_Kill):
-        run_pretrain_multi(h5, str(killed), exp, repeat=0, seed=11, device="cpu", after_step=kill)
+        run_pretrain(h5, str(killed), exp, None, repeat=0, seed=11, device="cpu", after_step=kill)
     assert (killed / "checkpoint.pt").exists() and not (killed / "model.pt").exists()
-    run_pretrain_multi(h5, str(killed), exp, repeat=0, seed=11, device="cpu")
+    run_pretrain(h5, str(killed), exp, None, repeat=0, seed=11, device="cpu")
     a, b = (torch.load(p / "model.pt", weights_only=False) for p in (ref, killed))
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k in a["state_dict"]:
@@ -404,14 +405,14 @@ def test_pretrain_resume_after_kill_is_bit_identical(
 
 def test_saved_model_embeds_raw_files(files: dict[str, Path], tmp_path: Path) -> None:
     h5 = str(files["train"])
-    run_pretrain_multi(h5, str(tmp_path), EXP, repeat=0, seed=3, device="cpu")
+    run_pretrain(h5, str(tmp_path), EXP, None, repeat=0, seed=3, device="cpu")
     model, payload = load_backbone(tmp_path / "model.pt")
     assert payload["backbone_cfg"]["track_dim"] == 5 and payload["backbone_cfg"]["cell_dim"] == 4
     assert not torch.equal(model.track_scale, torch.ones(5)), "normalisation was not fitted"
     assert float(model.cell_scale[3]) == 1.0 and float(model.cell_shift[3]) == 0.0
     rows = np.array([7, 2, 2, 30])
     z = embed_rows(model, h5, rows)
-    x = embed_rows(model, h5, rows, representation="x")
+    x = embed_rows(model, h5, rows, represent=True)
     assert z.shape == (4, 8) and x.shape == (4, 32) and np.isfinite(z).all()
     np.testing.assert_array_equal(z[1], z[2])
     n = DatasetInfo.read(h5).n_rows
@@ -422,8 +423,13 @@ def test_registry_and_wrong_method(files: dict[str, Path], tmp_path: Path) -> No
     assert METHODS["hadfork_contrastive"].sampler == "multi_pairs"
     assert METHODS["ae_vicreg"].sampler == "multi_pairs"
     with pytest.raises(ValueError, match="tracks \\+ cells"):
-        run_pretrain_multi(
+        run_pretrain(
             str(files["train"]), str(tmp_path),
-            {**EXP, "pretrain": {**EXP["pretrain"], "method": "simclr"}}, repeat=0, seed=0,
+            {**EXP, "pretrain": {**EXP["pretrain"], "method": "simclr"}}, None, repeat=0, seed=0,
             device="cpu",
+        )
+    with pytest.raises(ValueError, match="tracks \\+ cells"):  # and the other way round
+        run_pretrain(
+            str(files["train"]), str(tmp_path),
+            {**EXP, "backbone": {"name": "edgeconv"}}, None, repeat=0, seed=0, device="cpu",
         )

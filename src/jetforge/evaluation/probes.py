@@ -13,7 +13,9 @@ independently of fine-tuning choices. Used by every method in jetforge.
   ``KNeighborsClassifier(n_neighbors=30)`` on the raw [CLS]).
 * :func:`linear_probe`: multinomial logistic regression on standardised embeddings
   (the authors' code: ``StandardScaler`` + ``LogisticRegression(max_iter=1000)``).
-* :func:`embed_rows`: embeddings of chosen rows of a format-4 file by a saved backbone.
+* :func:`embed_rows`: embeddings of chosen rows of a format-4 file by a saved backbone,
+  fed the inputs it declares (``backbone_inputs``: particles, or tracks + calorimeter
+  cells for the seed-001 ``cells_tracks`` backbone on hadronization-fork files).
 
 Metrics (:func:`classification_metrics`): accuracy of the arg-max class and the
 one-vs-rest ROC AUC per class (jBOT Table 2), their macro mean ``auc``; for two classes
@@ -34,8 +36,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
-from jetforge.models.registry import load_backbone
-from jetforge.training.data import DatasetInfo, iter_rows
+from jetforge.models.registry import backbone_inputs, eval_chunk, load_backbone
+from jetforge.training.data import check_model_features, iter_rows
 
 
 def _check(z: npt.ArrayLike, y: npt.ArrayLike, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -140,32 +142,33 @@ def embed_rows(
     rows: npt.ArrayLike,
     device: str = "cpu",
     chunk: int = 1024,
+    represent: bool = False,
 ) -> np.ndarray:
     """Embeddings ``z`` float32 ``[len(rows), D]`` of ``rows`` (any order, row i of z is
     ``rows[i]``) by a saved backbone (``model.pt``, :func:`load_backbone`) or a module.
 
-    Float32, eval mode, in chunks of ``chunk`` jets; a ``model.pt`` whose recorded
-    ``feature_names`` differ from the file's is refused.
+    Float32, eval mode, in chunks of ``chunk`` jets; the backbone gets the datasets it
+    declares (``backbone_inputs``). A ``model.pt`` whose recorded ``feature_names`` (or
+    ``cells_feature_names``) differ from the file's is refused. ``represent``: the
+    backbone's ``represent(...)`` (its pooled pre-head features, e.g. x of seed 001 §5.5)
+    instead of its output.
     """
     if isinstance(model_pt, torch.nn.Module):
-        backbone, names = model_pt.to(device), None
+        backbone = model_pt.to(device)
     else:
         backbone, payload = load_backbone(model_pt, map_location=device)
-        names = payload.get("feature_names")
-    info = DatasetInfo.read(h5_path)
-    if names not in (None, info.feature_names):
-        raise ValueError(
-            f"{model_pt} was trained on features {names}, {h5_path} has {info.feature_names}"
-        )
+        check_model_features(payload, h5_path, model_pt)
+    fn = backbone.represent if represent else backbone
     was_training = backbone.training
     backbone.eval()
     rows = np.asarray(rows, dtype=np.int64)
     uniq, inv = np.unique(rows, return_inverse=True)
-    z = np.empty((uniq.size, int(backbone.embed_dim)), np.float32)
-    pos = 0
+    parts: list[np.ndarray] = []
     with h5py.File(h5_path, "r") as f:
-        for r, x, m in iter_rows(f, uniq, chunk):
-            z[pos : pos + r.size] = backbone(x.to(device), m.to(device)).float().cpu().numpy()
-            pos += r.size
+        for _, *inputs in iter_rows(f, uniq, eval_chunk(backbone, chunk), backbone_inputs(backbone)):
+            parts.append(fn(*(t.to(device) for t in inputs)).float().cpu().numpy())
     backbone.train(was_training)
-    return z[inv]
+    if not parts:
+        dim = backbone.width if represent else backbone.embed_dim
+        return np.zeros((0, int(dim)), np.float32)
+    return np.concatenate(parts)[inv]

@@ -19,7 +19,9 @@ paper gives no coefficients; the defaults 25 / 25 / 1 are VICReg's (λ, μ, ν).
 
 Both forks of a pair enter as independent jets (the AE has no notion of pairs), so one
 batch of B pairs gives 2B jets; positive-pair cosines are still logged by validation as
-a diagnostic of how much shower information the AE representation keeps.
+a diagnostic of how much shower information the AE representation keeps. Batches are
+:class:`~jetforge.training.multi_data.MultiPairBatch` (``sampler = "multi_pairs"``),
+trained by :func:`~jetforge.training.pretrain.run_pretrain` like every method.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ they are ``[y_a; y_b]`` with partner ``i <-> i + N``, the same set of terms.
 
 The backbone takes tracks and cells, so the method consumes a whole
 :class:`~jetforge.training.multi_data.MultiPairBatch` (``sampler = "multi_pairs"``,
-trained by :func:`~jetforge.training.multi_data.run_pretrain_multi`).
+trained by :func:`~jetforge.training.pretrain.run_pretrain` like every method).
 """
 
 from __future__ import annotations

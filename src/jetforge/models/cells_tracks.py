@@ -122,7 +122,17 @@ class CellsTracksNet(nn.Module):
     True for real constituents. Column roles are given by index (defaults: tracks
     ``p_T, η, φ, d0, z0``; cells ``E, η, φ, layer``). :meth:`represent` returns the
     pooled transformer output x (the autoencoder's target, Fig. 7).
+
+    ``inputs`` tells the generic training / evaluation code (probes, fine-tuning,
+    embedding export) to read ``cells``/``cells_mask`` as well as ``particles``/``mask``
+    and pass them in this order (:func:`jetforge.models.registry.backbone_inputs`).
     """
+
+    #: datasets of the file this backbone takes, each as (values, mask), in order
+    inputs = ("particles", "cells")
+    #: jets per inference chunk (registry.eval_chunk): 32 jets x 8 heads x (1000 tokens)^2
+    #: float32 scores = 1 GB, the most a CPU evaluation job should hold
+    max_eval_jets = 32
 
     def __init__(
         self,

@@ -5,6 +5,12 @@ Snakemake rules and training code never import a backbone class directly; they p
 paper adds its architecture by registering it here, with no change to the training code.
 Saved models store the exact constructor arguments (see :func:`backbone_config`), so a
 ``model.pt`` can be rebuilt without the config that produced it.
+
+What a backbone's ``forward`` takes is declared by the class attribute ``inputs``, the
+format-4 datasets it reads in order, each as (values, mask): absent means
+``("particles",)`` = ``forward(x, mask)``; the tracks + cells transformer declares
+``("particles", "cells")`` = ``forward(tracks, tracks_mask, cells, cells_mask)``.
+:func:`backbone_inputs` reads it; the training and evaluation code feeds exactly that.
 """
 
 from __future__ import annotations
@@ -32,6 +38,31 @@ BACKBONES: dict[str, BackboneFactory] = {
     "cells_tracks": CellsTracksNet,  # Rieck et al. §4, Fig. 3a, Table 1 (tracks + cells)
     "part": ParticleTransformer,  # ParT arXiv:2202.03772; JP-JEPA Table 6 (size: mini | small)
 }
+
+
+def backbone_inputs(backbone: nn.Module | type | Mapping[str, Any]) -> tuple[str, ...]:
+    """The datasets a backbone takes (its ``inputs``; default ``("particles",)``), from a
+    module, a class or a backbone config (``name`` looked up in :data:`BACKBONES`)."""
+    if isinstance(backbone, Mapping):
+        name = backbone.get("name")
+        if name not in BACKBONES:
+            raise KeyError(f"unknown backbone {name!r}; registered: {sorted(BACKBONES)}")
+        backbone = BACKBONES[name]
+    return tuple(getattr(backbone, "inputs", ("particles",)))
+
+
+def eval_chunk(model: nn.Module, chunk: int) -> int:
+    """Jets per inference chunk: ``chunk`` capped by the model's ``max_eval_jets``.
+
+    Why: attention over ~10^3 calorimeter cells per jet materialises a
+    ``[jets, heads, n, n]`` score tensor on CPU (masked attention cannot use the fused
+    kernels): 1024 jets would need ~20 GB. Backbones declare a safe cap; wrappers
+    (the fine-tuning classifier) expose their backbone's.
+    """
+    cap = getattr(model, "max_eval_jets", None)
+    if cap is None and isinstance(getattr(model, "backbone", None), nn.Module):
+        cap = getattr(model.backbone, "max_eval_jets", None)
+    return max(1, min(int(chunk), int(cap))) if cap else int(chunk)
 
 
 def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:

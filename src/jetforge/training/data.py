@@ -13,13 +13,23 @@ first read, so the batch sequence of an epoch is a pure function of (seed, epoch
 ``epoch(e, start_batch=n)`` reproduces batches n, n+1, ... exactly without reading the
 skipped ones: a resumed training sees the same data order as an uninterrupted one.
 The next buffer is read in a background thread while the current one is consumed.
+
+**Inputs.** What a batch carries per jet is set by the backbone, not by the sampler: a
+backbone's ``inputs`` (:func:`jetforge.models.registry.backbone_inputs`) names the
+datasets it takes, each a (values, mask) pair of :data:`INPUT_DATASETS` -- by default
+``("particles",)``, i.e. ``forward(x, mask)``; the tracks + calorimeter-cells transformer
+of seed 001 takes ``("particles", "cells")``, i.e. ``forward(tracks, tracks_mask, cells,
+cells_mask)`` (data contract §6: ``cells``/``cells_mask``). :func:`read_inputs`,
+:func:`iter_rows`, :class:`JetSampler` and :class:`PairSampler` read exactly those and
+hand them on in that order (``JetBatch.inputs``). A file without ``cells`` yields one
+padded, all-masked cell per jet, so a cells backbone still runs on track-only files.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -30,6 +40,13 @@ from torch import Tensor
 
 #: attrs of a format-4 file that hold name lists
 _NAME_ATTRS = ("feature_names", "class_names", "process_names", "variant_names")
+
+#: backbone input name -> (values dataset, mask dataset) of a format-4 file (contract §4, §6)
+INPUT_DATASETS = {"particles": ("particles", "mask"), "cells": ("cells", "cells_mask")}
+#: what a backbone takes unless it declares ``inputs``
+DEFAULT_INPUTS = ("particles",)
+#: cell columns assumed when a file has no ``cells`` (the contract's order)
+DEFAULT_CELL_FEATURES = ["E", "eta", "phi", "layer"]
 
 
 def _names(value: Any) -> list[str]:
@@ -88,6 +105,74 @@ class DatasetInfo:
         return self.variant_names[0]
 
 
+@dataclass(frozen=True)
+class CellsInfo:
+    """Whether a file has calorimeter cells (contract §6), and their shape and column names."""
+
+    present: bool
+    n_cells: int
+    feature_names: list[str]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @classmethod
+    def read(cls, path: str) -> CellsInfo:
+        with h5py.File(path, "r") as f:
+            return cls.of(f)
+
+    @classmethod
+    def of(cls, f: h5py.File) -> CellsInfo:
+        """From an open file; raises if ``cells``, ``cells_mask`` and the names disagree."""
+        if "cells" not in f:
+            return cls(False, 0, list(DEFAULT_CELL_FEATURES))
+        if "cells_mask" not in f or "cells_feature_names" not in f.attrs:
+            raise ValueError(f"{f.filename} has 'cells' but no 'cells_mask' / cells_feature_names")
+        n, c, fc = f["cells"].shape
+        names = _names(f.attrs["cells_feature_names"])
+        if n != f["particles"].shape[0] or f["cells_mask"].shape != (n, c) or len(names) != fc:
+            raise ValueError(
+                f"{f.filename}: cells {f['cells'].shape}, cells_mask {f['cells_mask'].shape}, "
+                f"{len(names)} cells_feature_names do not match {n} rows"
+            )
+        return cls(True, c, names)
+
+
+def checked_inputs(inputs: Sequence[str], f: h5py.File | None = None) -> tuple[str, ...]:
+    """``inputs`` as a tuple of known names (:data:`INPUT_DATASETS`); with ``f``, also
+    checks that the file holds them consistently (missing cells are allowed)."""
+    inputs = tuple(inputs)
+    unknown = [n for n in inputs if n not in INPUT_DATASETS]
+    if unknown or not inputs or inputs[0] != "particles":
+        raise ValueError(
+            f"backbone inputs must start with 'particles' and name datasets of "
+            f"{sorted(INPUT_DATASETS)}, got {list(inputs)}"
+        )
+    if f is not None and "cells" in inputs:
+        CellsInfo.of(f)
+    return inputs
+
+
+def check_model_features(payload: Mapping[str, Any], h5_path: str, model: object) -> None:
+    """Refuse a ``model.pt`` payload whose recorded ``feature_names`` (and, if the file has
+    cells, ``cells_feature_names``) differ from the file's columns."""
+    info = DatasetInfo.read(h5_path)
+    names = payload.get("feature_names")
+    if names not in (None, info.feature_names):
+        raise ValueError(
+            f"{model} was trained on features {names}, {h5_path} has {info.feature_names}"
+        )
+    cell_names = payload.get("cells_feature_names")
+    if cell_names is not None:
+        cells = CellsInfo.read(h5_path)
+        if cells.present and list(cell_names) != cells.feature_names:
+            raise ValueError(
+                f"{model} was trained on cell features {cell_names}, {h5_path} has "
+                f"{cells.feature_names}"
+            )
+
+
 def read_column(f: h5py.File, name: str, chunk: int = 1 << 22) -> np.ndarray:
     """A whole 1-d ``jets/<name>`` column, read in chunks (columns are small)."""
     ds = f[f"jets/{name}"]
@@ -120,12 +205,39 @@ def read_rows(ds: h5py.Dataset, rows: np.ndarray, max_gap: int = 64) -> np.ndarr
     return out
 
 
+def read_inputs(
+    f: h5py.File, rows: np.ndarray, inputs: Sequence[str] = DEFAULT_INPUTS
+) -> list[np.ndarray]:
+    """``[values, mask]`` of each of ``inputs`` (in order) for arbitrary rows (any order,
+    duplicates allowed). Missing ``cells``: one padded, all-masked cell per jet."""
+    uniq, inv = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+    out: list[np.ndarray] = []
+    for name in inputs:
+        values, mask = INPUT_DATASETS[name]
+        if values in f:
+            out.append(read_rows(f[values], uniq)[inv])
+            out.append(read_rows(f[mask], uniq).astype(bool, copy=False)[inv])
+        elif name == "cells":
+            n_feat = len(_names(f.attrs.get("cells_feature_names", DEFAULT_CELL_FEATURES)))
+            out.append(np.zeros((inv.size, 1, n_feat), np.float32))
+            out.append(np.zeros((inv.size, 1), bool))
+        else:
+            raise ValueError(f"{f.filename} has no {values!r} dataset")
+    return out
+
+
 def read_jets(f: h5py.File, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Particles and mask of arbitrary rows (any order, duplicates allowed)."""
-    uniq, inv = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
-    x = read_rows(f["particles"], uniq)
-    m = read_rows(f["mask"], uniq).astype(bool, copy=False)
-    return x[inv], m[inv]
+    x, m = read_inputs(f, rows)
+    return x, m
+
+
+def _trimmed_all(arrays: Sequence[np.ndarray]) -> list[Tensor]:
+    """Tensors of ``[values, mask, values, mask, ...]``, each pair cut by :func:`_trimmed`."""
+    out: list[Tensor] = []
+    for i in range(0, len(arrays), 2):
+        out += _trimmed(arrays[i], arrays[i + 1])
+    return out
 
 
 def _trimmed(x: np.ndarray, m: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -138,15 +250,13 @@ def _trimmed(x: np.ndarray, m: np.ndarray) -> tuple[Tensor, Tensor]:
 
 
 class _Batch:
-    """Dataclass mixin: move every tensor field to a device."""
+    """Dataclass mixin: move every tensor field (``None`` stays ``None``) to a device."""
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Any:
-        return type(self)(
-            **{
-                f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
-                for f in fields(self)
-            }
-        )  # type: ignore[arg-type]
+        def move(v: Tensor | None) -> Tensor | None:
+            return None if v is None else v.to(device, non_blocking=non_blocking)
+
+        return type(self)(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
 
 
 @dataclass
@@ -165,11 +275,24 @@ class PairBatch(_Batch):
 
 @dataclass
 class JetBatch(_Batch):
-    """Labelled jets for supervised training; ``y`` is float (1 = signal) for BCE."""
+    """Labelled jets; ``y`` is float (1 = signal for BCE, the class index otherwise).
+
+    ``cells``/``cells_mask`` are set when the sampler reads cells (backbone inputs
+    ``("particles", "cells")``); :attr:`inputs` are the backbone's positional arguments.
+    """
 
     x: Tensor
     mask: Tensor
     y: Tensor
+    cells: Tensor | None = None
+    cells_mask: Tensor | None = None
+
+    @property
+    def inputs(self) -> tuple[Tensor, ...]:
+        """``(x, mask)`` or ``(x, mask, cells, cells_mask)``."""
+        if self.cells is None:
+            return (self.x, self.mask)
+        return (self.x, self.mask, self.cells, self.cells_mask)  # type: ignore[return-value]
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -311,8 +434,13 @@ class PairSampler(_H5Sampler):
     """Pre-training batches: nominal jet + one augmentation per pair (RS3L §II A).
 
     For every pair and epoch the augmentation is drawn uniformly from ``augset`` (variant
-    names), so over the epochs a nominal jet meets all its re-simulations.
+    names), so over the epochs a nominal jet meets all its re-simulations. Each view
+    carries the datasets named by :attr:`inputs`; subclasses choose other inputs and
+    batch types through :attr:`inputs` and :meth:`_batch` (the order is the same).
     """
+
+    #: datasets read per view (:data:`INPUT_DATASETS`)
+    inputs: tuple[str, ...] = DEFAULT_INPUTS
 
     def __init__(
         self,
@@ -351,6 +479,7 @@ class PairSampler(_H5Sampler):
         )
         self.seed, self.shuffle = int(seed), shuffle
         self.block_pairs, self.buffer_blocks = int(block_pairs), int(buffer_blocks)
+        checked_inputs(self.inputs, self.file)
 
     def _n_items(self) -> int:
         return int(self.pairs.size)
@@ -368,26 +497,29 @@ class PairSampler(_H5Sampler):
                 for s in range(0, n, self.block_pairs * self.buffer_blocks)
             ]
         V = self.info.n_variants
+        n_arrays = 2 * len(self.inputs)
 
         def load(items: np.ndarray) -> dict[str, np.ndarray]:
             base = self.pairs[items] * V
             rows = np.concatenate([base + self.nominal_variant, base + aug[items]])
-            x, m = read_jets(self.file, rows)
             k = items.size
-            return {
-                "x_a": x[:k],
-                "m_a": m[:k],
-                "x_b": x[k:],
-                "m_b": m[k:],
-                "labels": self.labels[items],
-            }
+            out = {"labels": self.labels[items]}
+            for i, arr in enumerate(read_inputs(self.file, rows, self.inputs)):
+                out[f"a{i}"], out[f"b{i}"] = arr[:k], arr[k:]
+            return out
 
         for d in stream_batches(
             buffers, load, self.batch_size, self.drop_last, start_batch, self.prefetch
         ):
-            x_a, m_a = _trimmed(d["x_a"], d["m_a"])
-            x_b, m_b = _trimmed(d["x_b"], d["m_b"])
-            yield PairBatch(x_a, m_a, x_b, m_b, torch.from_numpy(d["labels"].astype(np.int64)))
+            yield self._batch(
+                _trimmed_all([d[f"a{i}"] for i in range(n_arrays)]),
+                _trimmed_all([d[f"b{i}"] for i in range(n_arrays)]),
+                torch.from_numpy(d["labels"].astype(np.int64)),
+            )
+
+    def _batch(self, a: list[Tensor], b: list[Tensor], labels: Tensor) -> Any:
+        """One batch from the view tensors (values, mask per input) and the labels."""
+        return PairBatch(*a, *b, labels)
 
 
 def select_labelled_rows(
@@ -421,7 +553,8 @@ def subsample(
 
 
 class JetSampler(_H5Sampler):
-    """Labelled-jet batches for fine-tuning / supervised training (block-shuffled)."""
+    """Labelled-jet batches for fine-tuning / supervised training (block-shuffled), with
+    the datasets ``inputs`` of the backbone (default: particles only)."""
 
     def __init__(
         self,
@@ -436,8 +569,10 @@ class JetSampler(_H5Sampler):
         block_rows: int = 1024,
         buffer_blocks: int = 32,
         prefetch: bool = True,
+        inputs: Sequence[str] = DEFAULT_INPUTS,
     ) -> None:
         super().__init__(h5_path, batch_size, drop_last, prefetch)
+        self.inputs = checked_inputs(inputs, self.file)
         order = np.argsort(rows, kind="stable")
         self.rows, self.labels = np.asarray(rows, np.int64)[order], np.asarray(labels)[order]
         self.seed, self.shuffle = int(seed), shuffle
@@ -455,23 +590,27 @@ class JetSampler(_H5Sampler):
             step = self.block_rows * self.buffer_blocks
             buffers = [np.arange(s, min(s + step, n)) for s in range(0, n, step)]
 
+        n_arrays = 2 * len(self.inputs)
+
         def load(items: np.ndarray) -> dict[str, np.ndarray]:
-            x, m = read_jets(self.file, self.rows[items])
-            return {"x": x, "m": m, "y": self.labels[items]}
+            arrays = read_inputs(self.file, self.rows[items], self.inputs)
+            return {"y": self.labels[items], **{f"i{k}": a for k, a in enumerate(arrays)}}
 
         for d in stream_batches(
             buffers, load, self.batch_size, self.drop_last, start_batch, self.prefetch
         ):
-            x, m = _trimmed(d["x"], d["m"])
-            yield JetBatch(x, m, torch.from_numpy(d["y"].astype(np.float32)))
+            x, m, *cells = _trimmed_all([d[f"i{k}"] for k in range(n_arrays)])
+            yield JetBatch(x, m, torch.from_numpy(d["y"].astype(np.float32)), *cells)
 
 
 def iter_rows(
-    f: h5py.File, rows: np.ndarray, chunk: int = 4096
-) -> Iterator[tuple[np.ndarray, Tensor, Tensor]]:
-    """Sequential inference batches over sorted ``rows``: ``(rows, x, mask)``."""
+    f: h5py.File, rows: np.ndarray, chunk: int = 4096, inputs: Sequence[str] = DEFAULT_INPUTS
+) -> Iterator[tuple[Any, ...]]:
+    """Sequential inference batches over sorted ``rows``: ``(rows, x, mask)``, or
+    ``(rows, x, mask, cells, cells_mask)`` for ``inputs = ("particles", "cells")`` --
+    i.e. ``(rows, *backbone_arguments)``."""
+    inputs = checked_inputs(inputs, f)
     rows = np.sort(np.asarray(rows, np.int64))
     for s in range(0, rows.size, chunk):
         r = rows[s : s + chunk]
-        x, m = read_jets(f, r)
-        yield (r, *_trimmed(x, m))
+        yield (r, *_trimmed_all(read_inputs(f, r, inputs)))

@@ -2,7 +2,8 @@
 
 Used by the RS3L figures that look at the learnt space directly (Fig. 3 feature
 distributions, Fig. 4 correlations, Fig. 5 t-SNE). Embeddings are computed in float32
-(no autocast) so that figures do not depend on the hardware they were made on.
+(no autocast) so that figures do not depend on the hardware they were made on. The
+backbone gets the inputs it declares (``backbone_inputs``: particles, or tracks + cells).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 import torch
 
 from jetforge.io.atomic import atomic_path
-from jetforge.models.registry import load_backbone
-from jetforge.training.data import DatasetInfo, iter_rows
+from jetforge.models.registry import backbone_inputs, eval_chunk, load_backbone
+from jetforge.training.data import DatasetInfo, check_model_features, iter_rows
 from jetforge.training.engine import resolve_device
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,8 @@ def export_embeddings(
     backbone, payload = load_backbone(model_pt, map_location=dev)
     backbone.eval()
     info = DatasetInfo.read(h5_path)
-    if payload.get("feature_names") not in (None, info.feature_names):
-        raise ValueError(
-            f"{model_pt} was trained on features {payload['feature_names']}, "
-            f"{h5_path} has {info.feature_names}"
-        )
+    check_model_features(payload, h5_path, model_pt)
+    inputs = backbone_inputs(backbone)
     D = int(backbone.embed_dim)
     with h5py.File(h5_path, "r") as f, atomic_path(out_path) as tmp:
         with h5py.File(tmp, "w") as g:
@@ -49,9 +47,9 @@ def export_embeddings(
                 dtype=np.float32,
                 chunks=(min(max(info.n_rows, 1), 4096), D),
             )
-            for rows, x, m in iter_rows(f, np.arange(info.n_rows), chunk):
+            for rows, *args in iter_rows(f, np.arange(info.n_rows), eval_chunk(backbone, chunk), inputs):
                 z[int(rows[0]) : int(rows[-1]) + 1] = (
-                    backbone(x.to(dev), m.to(dev)).float().cpu().numpy()
+                    backbone(*(t.to(dev) for t in args)).float().cpu().numpy()
                 )
             f.copy(f["jets"], g, "jets")
             for k, v in f.attrs.items():

@@ -40,6 +40,13 @@ behaviour exactly):
 * :func:`finetune_vs_scratch` trains ``floating`` (pre-trained) and ``supervised`` (same
   architecture, random init) on the *same* labelled subset (the subset depends on task,
   augset, n_train and seed only, never on the mode) and returns both test metrics.
+
+Any backbone of the registry: the batches and :func:`predict` carry exactly the inputs
+the backbone declares (``backbone_inputs``; e.g. tracks + calorimeter cells for the
+seed-001 ``cells_tracks`` backbone on hadronization-fork files), and the ``supervised``
+backbone is built for the training file by
+:func:`~jetforge.training.pretrain.build_backbone_for` (input dimensions, and the input
+standardisations a pre-training would fit, from the labelled training jets).
 """
 
 from __future__ import annotations
@@ -59,17 +66,18 @@ from torch import Tensor, nn
 
 from jetforge.generation.seeds import derive_seed
 from jetforge.io.atomic import atomic_path
-from jetforge.models.registry import backbone_config, build_backbone, load_backbone
+from jetforge.models.registry import backbone_inputs, eval_chunk, load_backbone
 from jetforge.training.data import (
     DatasetInfo,
     JetSampler,
+    check_model_features,
     iter_rows,
     read_column,
     select_labelled_rows,
     subsample,
 )
 from jetforge.training.engine import EngineConfig, TrainState, fit, resolve_device
-from jetforge.training.pretrain import augset_variants, to_plain
+from jetforge.training.pretrain import augset_variants, build_backbone_for, to_plain
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +91,7 @@ class Classifier(nn.Module):
 
     ``frozen`` = the ``fixed`` mode. ``hidden``: widths of GELU hidden layers (with
     ``dropout``) before the output layer; empty = RS3L's single ``Linear(D -> 1)``.
+    ``forward`` takes what the backbone takes (``inputs``, e.g. ``(x, mask)``).
     """
 
     def __init__(
@@ -95,6 +104,8 @@ class Classifier(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        #: the backbone's inputs (datasets read per jet), forwarded unchanged
+        self.inputs = backbone_inputs(backbone)
         self.n_out = int(n_out)
         dims = [int(backbone.embed_dim), *(int(h) for h in hidden)]
         if not hidden:
@@ -116,12 +127,13 @@ class Classifier(nn.Module):
             self.backbone.eval()
         return self
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, *inputs: Tensor) -> Tensor:
+        """Logits of the jets given as the backbone's arguments (``x, mask[, ...]``)."""
         if self.frozen:
             with torch.no_grad():
-                z = self.backbone(x, mask)
+                z = self.backbone(*inputs)
         else:
-            z = self.backbone(x, mask)
+            z = self.backbone(*inputs)
         out = self.head(z)
         return out.squeeze(-1) if self.n_out == 1 else out
 
@@ -140,14 +152,15 @@ def predict(
 ) -> np.ndarray:
     """Scores of ``rows`` (sorted): sigmoid ``[N]`` for one logit, softmax ``[N, C]``
     otherwise; computed in float32 (no autocast: outputs are compared across trainings
-    and bf16 would add noise at the 1e-3 level)."""
+    and bf16 would add noise at the 1e-3 level). The model gets the inputs it declares
+    (``inputs``, default particles + mask)."""
     model.eval()
     n_out = int(getattr(model, "n_out", 1))
     scores = np.empty((rows.size,) if n_out == 1 else (rows.size, n_out), np.float32)
     pos = 0
     with h5py.File(h5_path, "r") as f:
-        for r, x, m in iter_rows(f, rows, chunk):
-            logits = model(x.to(device), m.to(device)).float()
+        for r, *inputs in iter_rows(f, rows, eval_chunk(model, chunk), backbone_inputs(model)):
+            logits = model(*(t.to(device) for t in inputs)).float()
             p = torch.sigmoid(logits) if n_out == 1 else torch.softmax(logits, dim=-1)
             scores[pos : pos + r.size] = p.cpu().numpy()
             pos += r.size
@@ -239,14 +252,10 @@ def run_finetune(
     if pretrained:
         backbone, payload = load_backbone(pretrained)
         bb_cfg = payload["backbone_cfg"]
-        if payload.get("feature_names") not in (None, info.feature_names):
-            raise ValueError(
-                f"{pretrained} was trained on features {payload['feature_names']}, "
-                f"{train_h5} has {info.feature_names}"
-            )
+        check_model_features(payload, train_h5, pretrained)
     else:
-        bb_cfg = backbone_config(exp_cfg["backbone"], in_dim=info.n_features)
-        backbone = build_backbone(bb_cfg)
+        norm_jets = int(exp_cfg.get("pretrain", {}).get("norm_jets", 20000))
+        backbone, bb_cfg = build_backbone_for(exp_cfg["backbone"], train_h5, rows, norm_jets)
     D = int(backbone.embed_dim)
     model = Classifier(
         backbone,
@@ -274,12 +283,13 @@ def run_finetune(
         labels,
         bs,
         derive_seed("finetune", task, mode, augset, n_train, repeat, "data", base=seed),
+        inputs=model.inputs,
     )
 
     def loss_fn(m: nn.Module, b: Any) -> dict[str, Tensor]:
         if classes is None:
-            return {"loss": F.binary_cross_entropy_with_logits(m(b.x, b.mask).float(), b.y)}
-        return {"loss": F.cross_entropy(m(b.x, b.mask).float(), b.y.long())}
+            return {"loss": F.binary_cross_entropy_with_logits(m(*b.inputs).float(), b.y)}
+        return {"loss": F.cross_entropy(m(*b.inputs).float(), b.y.long())}
 
     run_key = to_plain(
         {

@@ -1,17 +1,37 @@
-"""RS3L pre-training (arXiv:2403.07066, §II A): contrastive learning on re-simulated pairs.
+"""Pre-training driver: one :func:`run_pretrain` for every self-supervised method.
 
-Each minibatch holds ``batch_size`` nominal jets of the QCD/Higgs admixture and, for
-each, one augmentation drawn uniformly from the augmentation set (100 + 100 in RS3L).
-After every epoch a held-out set of pairs gives the validation loss and the two
-convergence diagnostics of RS3L Fig. 2: the mean cosine similarity of positive pairs per
-class, and the cosine similarity between the class-mean vectors.
+A method (``jetforge.methods.METHODS``) names the batches it trains on with its
+``sampler`` attribute; everything else -- seeds, validation split, run key, the engine
+call, the outputs ``model.pt`` / ``history.csv`` / ``checkpoint.pt`` and resumption --
+is shared here:
+
+* ``"pairs"`` (RS3L, arXiv:2403.07066 §II A): each minibatch holds ``batch_size`` nominal
+  jets of the configured processes and, for each, one augmentation drawn uniformly from
+  the augmentation set (100 + 100 in RS3L); ``forward(x_a, m_a, x_b, m_b)``. After every
+  epoch held-out pairs give the validation loss and the convergence diagnostics of RS3L
+  Fig. 2 (:func:`pair_diagnostics`): the mean cosine similarity of positive pairs per
+  class and the cosine similarity between the class-mean vectors.
+* ``"jets"`` (MPM, jBOT, JP-JEPA): batches of single jets, ``forward(x, mask)``; the
+  method makes its own views. Nominal jets only by default; ``pretrain.variants: all``
+  adds a resimulated dataset's variants as further jets (the validation split is drawn
+  per pair, so no variant of a validation jet is trained on). EMA teachers and other
+  per-step state are updated through the method's ``on_step`` hook (called by the engine).
+* ``"multi_pairs"`` (seed 001, hadronization forks): (``fork_a``, ``fork_b``) pairs of
+  tracks + calorimeter cells, ``forward(batch)`` on a whole
+  :class:`~jetforge.training.multi_data.MultiPairBatch`; ``pretrain.processes`` (null:
+  all) and ``pretrain.augset`` (null: every non-nominal variant) select the pairs.
+
+The backbone is built for the file by :func:`build_backbone_for` (input dimensions from
+the file, and input standardisations fitted before the first step); the inputs a method
+feeds must be the ones the backbone declares (``backbone_inputs``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +42,28 @@ from torch import nn
 
 from jetforge.generation.seeds import derive_seed
 from jetforge.methods import METHODS
-from jetforge.models.registry import backbone_config, build_backbone, save_backbone
-from jetforge.training.data import DatasetInfo, PairSampler, select_pairs, split_pairs
+from jetforge.models.registry import (
+    backbone_config,
+    backbone_inputs,
+    build_backbone,
+    save_backbone,
+)
+from jetforge.training.data import (
+    CellsInfo,
+    DatasetInfo,
+    JetSampler,
+    PairSampler,
+    read_column,
+    select_pairs,
+    split_pairs,
+)
 from jetforge.training.engine import EngineConfig, TrainState, fit, resolve_device
+from jetforge.training.multi_data import (
+    MultiPairSampler,
+    check_same_frame,
+    multi_pair_diagnostics,
+    normalisation_sample,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,146 +140,33 @@ def pair_diagnostics(
     return out
 
 
-def run_pretrain(
-    train_h5: str,
-    out_dir: str,
-    exp_cfg: dict,
-    augset: str,
-    repeat: int,
-    seed: int,
-    device: str = "auto",
-    *,
-    after_step: Callable[[TrainState], None] | None = None,
-) -> None:
-    """Pre-train a backbone with the configured method; write ``model.pt``, ``history.csv``
-    and ``checkpoint.pt`` into ``out_dir`` (data contract, format 5).
-
-    ``exp_cfg`` is one ``experiments.<name>`` block (``backbone`` + ``pretrain``).
-    ``repeat`` and the global ``seed`` give the initialisation and data order; the
-    validation pairs depend on ``seed`` only, so repeats are validated on the same jets.
-    Re-running after a kill resumes from ``checkpoint.pt``. ``after_step`` is a test hook.
-    """
-    pcfg, bcfg = exp_cfg["pretrain"], exp_cfg["backbone"]
-    method = pcfg.get("method", "simclr")
-    if method not in METHODS:
-        raise KeyError(f"unknown pre-training method {method!r}; registered: {sorted(METHODS)}")
-    sampler = getattr(METHODS[method], "sampler", "pairs")
-    if sampler == "jets":
-        return _run_pretrain_jets(train_h5, out_dir, exp_cfg, repeat, seed, device, after_step)
-    if sampler == "multi_pairs":  # tracks + cells pairs (hadronization fork, seed 001)
-        from jetforge.training.multi_data import run_pretrain_multi
-
-        return run_pretrain_multi(
-            train_h5, out_dir, exp_cfg, repeat, seed, device, after_step=after_step
-        )
-    variants = augset_variants(exp_cfg, augset)
-    dev = resolve_device(device)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    info = DatasetInfo.read(train_h5)
-    if info.n_variants < 2:
-        raise ValueError(
-            f"{train_h5} has no augmentation variants (variant_names={info.variant_names})"
-        )
-
-    pairs = select_pairs(train_h5, pcfg["processes"])
-    train_pairs, val_pairs = split_pairs(
-        pairs, float(pcfg.get("val_fraction", 0.0)), derive_seed("pretrain", "val-split", base=seed)
-    )
-    bs = int(pcfg["batch_size"])
-    if train_pairs.size < bs:
-        raise ValueError(
-            f"only {train_pairs.size} training pairs of {pcfg['processes']} in {train_h5}, "
-            f"fewer than batch_size={bs}"
-        )
-
-    torch.manual_seed(derive_seed("pretrain", augset, repeat, "init", base=seed))
-    bb_cfg = backbone_config(bcfg, in_dim=info.n_features)
-    backbone = build_backbone(bb_cfg)
-    model = METHODS[method].from_config(backbone, pcfg).to(dev)
-
-    data_seed = derive_seed("pretrain", augset, repeat, "data", base=seed)
-    train = PairSampler(train_h5, pcfg["processes"], variants, bs, data_seed, pairs=train_pairs)
-    val = None
-    if val_pairs.size >= 2:
-        val = PairSampler(
-            train_h5,
-            pcfg["processes"],
-            variants,
-            bs,
-            derive_seed("pretrain", augset, "val", base=seed),
-            pairs=val_pairs,
-            drop_last=False,
-        )
-    present = sorted(
-        {int(v) for v in np.unique(train.labels)}
-        | ({int(v) for v in np.unique(val.labels)} if val else set())
-    )
-
-    def loss_fn(m: nn.Module, b: Any) -> dict[str, torch.Tensor]:
-        return m(b.x_a, b.m_a, b.x_b, b.m_b)
-
-    def evaluate(m: nn.Module, epoch: int) -> dict[str, float]:
-        return pair_diagnostics(m, val, info.class_names, present, dev) if val is not None else {}
-
-    run_key = to_plain(
-        {
-            "stage": "pretrain",
-            "augset": augset,
-            "variants": variants,
-            "repeat": repeat,
-            "seed": seed,
-            "backbone": bb_cfg,
-            "pretrain": pcfg,
-            "n_train_pairs": int(train_pairs.size),
-        }
-    )
-    try:
-        fit(
-            model,
-            [{"params": list(model.parameters())}],
-            loss_fn,
-            train.epoch,
-            len(train),
-            EngineConfig.from_dict(pcfg),
-            dev,
-            out / "checkpoint.pt",
-            out / "history.csv",
-            evaluate=evaluate if val is not None else None,
-            run_key=run_key,
-            after_step=after_step,
-            desc=f"pretrain[{augset} r{repeat}]",
-        )
-    finally:
-        train.close()
-        if val is not None:
-            val.close()
-    save_backbone(
-        out / "model.pt",
-        backbone,
-        bb_cfg,
-        method=method,
-        augset=augset,
-        variants=variants,
-        repeat=repeat,
-        seed=seed,
-        feature_names=info.feature_names,
-        class_names=info.class_names,
-        processes=list(pcfg["processes"]),
-        pretrain_cfg=to_plain(pcfg),
-    )
-    log.info("wrote %s", out / "model.pt")
+@torch.no_grad()
+def jet_diagnostics(
+    model: nn.Module,
+    sampler: JetSampler,
+    class_names: Sequence[str],
+    classes: Sequence[int],
+    device: torch.device,
+) -> dict[str, float]:
+    """Validation of a single-jet method: the jet-weighted mean of each loss term
+    (``val_<term>``) over all jets of ``sampler``."""
+    totals: dict[str, float] = {}
+    n = 0
+    for b in sampler.epoch(0):
+        b = b.to(device)
+        for k, v in model(b.x, b.mask).items():
+            totals[k] = totals.get(k, 0.0) + float(v) * len(b)
+        n += len(b)
+    return {f"val_{k}": v / max(n, 1) for k, v in totals.items()}
 
 
 def select_jet_rows(
-    h5_path: str, processes: list[str] | None, variants: list[str] | None = None
+    h5_path: str, processes: Sequence[str] | None, variants: Sequence[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the given processes (None: all) and variants (None: the first, nominal one)
     with their class labels; the input of single-jet methods (masked modelling,
     self-distillation, JEPA), which make their own views of each jet."""
     import h5py
-
-    from jetforge.training.data import read_column
 
     info = DatasetInfo.read(h5_path)
     with h5py.File(h5_path, "r") as f:
@@ -252,87 +178,256 @@ def select_jet_rows(
     return rows, label[rows].astype(np.int64)
 
 
-def _run_pretrain_jets(
+def build_backbone_for(
+    bcfg: Mapping[str, Any],
+    h5_path: str,
+    rows: np.ndarray | None = None,
+    norm_jets: int = 20000,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The backbone of config ``bcfg`` sized for ``h5_path``, its input preprocessing fixed
+    from the file; returns it and its exact constructor config (saved in ``model.pt``).
+
+    * backbones taking particles only get ``in_dim`` = the file's particle features;
+      ``standardise_inputs: true`` (ViT) adds a fixed per-feature standardisation
+      (``input_shift``/``input_scale`` from the file, saved with the model): without it,
+      raw O(1-10) features give every jet nearly the same [CLS] direction and
+      self-distillation collapses within tens of steps (measured on the RS3L features);
+    * backbones taking ``("particles", "cells")`` get ``track_dim``/``cell_dim`` instead;
+      for the tracks + cells transformer the (η, φ) frames of tracks and cells are checked
+      and its log/standardisation is fitted on the first ``norm_jets`` of the sorted
+      ``rows`` (None: all rows) -- seed 001 §4, "normalised ... over the training dataset".
+
+    Call ``torch.manual_seed`` first: only the weight initialisation draws random numbers.
+    """
+    from jetforge.models.cells_tracks import CellsTracksNet, fit_normalisation
+
+    info = DatasetInfo.read(h5_path)
+    bcfg = dict(bcfg)
+    if bcfg.pop("standardise_inputs", False) and "input_shift" not in bcfg:
+        from jetforge.models.vit import input_standardisation
+
+        bcfg["input_shift"], bcfg["input_scale"] = input_standardisation(h5_path)
+    inputs = backbone_inputs(bcfg)
+    if "cells" in inputs:
+        cells = CellsInfo.read(h5_path)
+        bb_cfg = backbone_config(bcfg)
+        bb_cfg.pop("in_dim", None)
+        bb_cfg["track_dim"], bb_cfg["cell_dim"] = info.n_features, cells.n_features
+    else:
+        bb_cfg = backbone_config(bcfg, in_dim=info.n_features)
+    backbone = build_backbone(bb_cfg)
+    if isinstance(backbone, CellsTracksNet):
+        check_same_frame(
+            info.feature_names, cells.feature_names, backbone.track_eta_phi, backbone.cell_eta_phi
+        )
+        norm_rows = np.arange(info.n_rows) if rows is None else rows
+        fit_normalisation(backbone, *normalisation_sample(h5_path, norm_rows, int(norm_jets)))
+    return backbone, bb_cfg
+
+
+@dataclass
+class _Data:
+    """What one sampler kind decides: the training / validation items, how to batch them,
+    and its entries of the seeds, run key and ``model.pt``."""
+
+    tag: str  # seeds and progress label: derive_seed("pretrain", tag, repeat, ...)
+    unit: str  # "pairs" | "jets", for messages
+    processes: list[str] | None
+    train: np.ndarray
+    val: np.ndarray
+    sampler: Callable[[np.ndarray, int, int, bool], Any]  # (items, batch, seed, training)
+    norm_rows: np.ndarray  # training rows (fit of input standardisations)
+    key: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _pair_rows(pairs: np.ndarray, n_variants: int) -> np.ndarray:
+    return (pairs[:, None] * n_variants + np.arange(n_variants)).ravel()
+
+
+def _pairs(
+    h5: str, info: DatasetInfo, exp_cfg: Mapping[str, Any], augset: Any, method: str, seed: int
+) -> _Data:
+    """RS3L pairs: nominal jet + one variant of ``pretrain.augsets[augset]``."""
+    pcfg = exp_cfg["pretrain"]
+    variants = augset_variants(exp_cfg, augset)
+    if info.n_variants < 2:
+        raise ValueError(f"{h5} has no augmentation variants (variant_names={info.variant_names})")
+    processes = list(pcfg["processes"])
+    train, val = split_pairs(
+        select_pairs(h5, processes),
+        float(pcfg.get("val_fraction", 0.0)),
+        derive_seed("pretrain", "val-split", base=seed),
+    )
+
+    def sampler(items: np.ndarray, bs: int, s: int, training: bool) -> PairSampler:
+        return PairSampler(h5, processes, variants, bs, s, pairs=items, drop_last=training)
+
+    return _Data(
+        augset, "pairs", processes, train, val, sampler, _pair_rows(train, info.n_variants),
+        key={"augset": augset, "variants": variants, "n_train_pairs": int(train.size)},
+        meta={"augset": augset, "variants": variants},
+    )  # fmt: skip
+
+
+def _multi_pairs(
+    h5: str, info: DatasetInfo, exp_cfg: Mapping[str, Any], augset: Any, method: str, seed: int
+) -> _Data:
+    """Fork pairs of tracks + cells: ``fork_a`` + one variant of ``pretrain.augset``."""
+    pcfg = exp_cfg["pretrain"]
+    if info.n_variants < 2:
+        raise ValueError(f"{h5} has no second variant (variant_names={info.variant_names})")
+    variants = list(pcfg.get("augset") or info.variant_names[1:])
+    processes = list(pcfg.get("processes") or info.process_names)
+    train, val = split_pairs(
+        select_pairs(h5, processes),
+        float(pcfg.get("val_fraction", 0.0)),
+        derive_seed("pretrain", "val-split", base=seed),
+    )
+
+    def sampler(items: np.ndarray, bs: int, s: int, training: bool) -> MultiPairSampler:
+        return MultiPairSampler(h5, processes, variants, bs, s, pairs=items, drop_last=training)
+
+    return _Data(
+        method, "pairs", processes, train, val, sampler, _pair_rows(train, info.n_variants),
+        key={"method": method, "variants": variants, "n_train_pairs": int(train.size)},
+        meta={"variants": variants},
+    )  # fmt: skip
+
+
+def _jets(
+    h5: str, info: DatasetInfo, exp_cfg: Mapping[str, Any], augset: Any, method: str, seed: int
+) -> _Data:
+    """Single jets of ``pretrain.processes`` (None: all), nominal or all variants."""
+    pcfg = exp_cfg["pretrain"]
+    which = pcfg.get("variants", "nominal")
+    if which not in ("nominal", "all"):
+        raise ValueError(f"pretrain.variants must be 'nominal' or 'all', got {which!r}")
+    variants = list(info.variant_names[:1] if which == "nominal" else info.variant_names)
+    processes = pcfg.get("processes")
+    rows, labels = select_jet_rows(h5, processes, variants)
+    # one draw per pair, shared by its variants (nominal only: one draw per row)
+    pair_of, first = np.unique(rows // info.n_variants, return_inverse=True)
+    rng = np.random.default_rng(derive_seed("pretrain", "val-split", base=seed))
+    is_val = (rng.random(pair_of.size) < float(pcfg.get("val_fraction", 0.0)))[first]
+    train, val = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+    def sampler(items: np.ndarray, bs: int, s: int, training: bool) -> JetSampler:
+        if training:
+            return JetSampler(h5, rows[items], labels[items], bs, s, drop_last=True)
+        return JetSampler(h5, rows[items], labels[items], bs, s, shuffle=False)
+
+    return _Data(
+        method, "jets", processes, train, val, sampler, rows[train],
+        key={"method": method, "n_train": int(train.size)},
+        meta={"variants": variants},
+    )  # fmt: skip
+
+
+#: method ``sampler`` -> (items and batching, loss of one batch, validation, inputs fed)
+SAMPLERS: dict[str, tuple[Callable[..., _Data], Callable[..., Any], Callable[..., Any], tuple]] = {
+    "pairs": (
+        _pairs, lambda m, b: m(b.x_a, b.m_a, b.x_b, b.m_b), pair_diagnostics, ("particles",)
+    ),
+    "jets": (_jets, lambda m, b: m(b.x, b.mask), jet_diagnostics, ("particles",)),
+    "multi_pairs": (
+        _multi_pairs, lambda m, b: m(b), multi_pair_diagnostics, ("particles", "cells")
+    ),
+}  # fmt: skip
+
+
+def _what(inputs: Sequence[str]) -> str:
+    return "tracks + cells" if "cells" in inputs else "particles only"
+
+
+def run_pretrain(
     train_h5: str,
     out_dir: str,
-    exp_cfg: dict,
+    exp_cfg: Mapping[str, Any],
+    augset: str | None,
     repeat: int,
     seed: int,
-    device: str,
-    after_step: Callable[[TrainState], None] | None,
+    device: str = "auto",
+    *,
+    after_step: Callable[[TrainState], None] | None = None,
 ) -> None:
-    """Pre-training of a method whose ``sampler`` is ``"jets"``: batches of single jets.
+    """Pre-train a backbone with the configured method; write ``model.pt``, ``history.csv``
+    and ``checkpoint.pt`` into ``out_dir`` (data contract, format 5).
 
-    The method's ``forward(x, mask)`` returns its loss terms; EMA teachers and other
-    per-step state are updated through its ``on_step`` hook (called by the engine).
+    ``exp_cfg`` is one ``experiments.<name>`` block (``backbone`` + ``pretrain``).
+    ``augset`` names the augmentation set of ``"pairs"`` methods (unused by the others).
+    ``repeat`` and the global ``seed`` give the initialisation and data order; the
+    validation split depends on ``seed`` only, so repeats are validated on the same jets.
+    Re-running after a kill resumes from ``checkpoint.pt``. ``after_step`` is a test hook.
     """
-    from jetforge.training.data import JetSampler
-
     pcfg, bcfg = exp_cfg["pretrain"], exp_cfg["backbone"]
-    method = pcfg["method"]
+    method = pcfg.get("method", "simclr")
+    if method not in METHODS:
+        raise KeyError(f"unknown pre-training method {method!r}; registered: {sorted(METHODS)}")
+    kind = getattr(METHODS[method], "sampler", "pairs")
+    if kind not in SAMPLERS:
+        raise ValueError(
+            f"method {method!r} has unknown sampler {kind!r} (have {sorted(SAMPLERS)})"
+        )
+    select, loss_fn, diagnostics, fed = SAMPLERS[kind]
+    takes = backbone_inputs(bcfg)
+    if takes != fed:
+        raise ValueError(
+            f"method {method!r} feeds {_what(fed)} {list(fed)} but backbone "
+            f"{bcfg.get('name')!r} takes {_what(takes)} {list(takes)}"
+        )
     dev = resolve_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     info = DatasetInfo.read(train_h5)
-    rows, labels = select_jet_rows(train_h5, pcfg.get("processes"))
-    rng = np.random.default_rng(derive_seed("pretrain", "val-split", base=seed))
-    is_val = rng.random(rows.size) < float(pcfg.get("val_fraction", 0.0))
+    data = select(train_h5, info, exp_cfg, augset, method, seed)
     bs = int(pcfg["batch_size"])
-    if (~is_val).sum() < bs:
+    if data.train.size < bs:
         raise ValueError(
-            f"only {(~is_val).sum()} training jets in {train_h5}, fewer than batch_size={bs}"
+            f"only {data.train.size} training {data.unit} of {data.processes or 'all processes'} "
+            f"in {train_h5}, fewer than batch_size={bs}"
         )
-    torch.manual_seed(derive_seed("pretrain", method, repeat, "init", base=seed))
-    bcfg = dict(bcfg)
-    if bcfg.pop("standardise_inputs", False) and "input_shift" not in bcfg:
-        # a fixed per-feature standardisation saved with the model: without it, raw O(1-10)
-        # features give every jet nearly the same [CLS] direction and self-distillation
-        # collapses within tens of steps (measured on the RS3L features)
-        from jetforge.models.vit import input_standardisation
 
-        bcfg["input_shift"], bcfg["input_scale"] = input_standardisation(train_h5)
-    bb_cfg = backbone_config(bcfg, in_dim=info.n_features)
-    backbone = build_backbone(bb_cfg)
-    model = METHODS[method].from_config(backbone, pcfg).to(dev)
-    data_seed = derive_seed("pretrain", method, repeat, "data", base=seed)
-    train = JetSampler(train_h5, rows[~is_val], labels[~is_val], bs, data_seed, drop_last=True)
-    val = (
-        JetSampler(train_h5, rows[is_val], labels[is_val], bs, data_seed, shuffle=False)
-        if is_val.sum() >= 2
-        else None
+    torch.manual_seed(derive_seed("pretrain", data.tag, repeat, "init", base=seed))
+    backbone, bb_cfg = build_backbone_for(
+        bcfg, train_h5, data.norm_rows, int(pcfg.get("norm_jets", 20000))
     )
+    model = METHODS[method].from_config(backbone, pcfg).to(dev)
 
-    def loss_fn(m: nn.Module, b: Any) -> dict[str, torch.Tensor]:
-        return m(b.x, b.mask)
+    data_seed = derive_seed("pretrain", data.tag, repeat, "data", base=seed)
+    train = data.sampler(data.train, bs, data_seed, True)
+    val = None
+    if data.val.size >= 2:
+        val = data.sampler(data.val, bs, derive_seed("pretrain", data.tag, "val", base=seed), False)
+    present = sorted(
+        {int(v) for v in np.unique(train.labels)}
+        | ({int(v) for v in np.unique(val.labels)} if val is not None else set())
+    )
 
     def evaluate(m: nn.Module, epoch: int) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        n = 0
-        for b in val.epoch(0):
-            b = b.to(dev)
-            for k, v in m(b.x, b.mask).items():
-                totals[k] = totals.get(k, 0.0) + float(v) * len(b)
-            n += len(b)
-        return {f"val_{k}": v / max(n, 1) for k, v in totals.items()}
+        return diagnostics(m, val, info.class_names, present, dev)
 
     run_key = to_plain(
-        {"stage": "pretrain", "method": method, "repeat": repeat, "seed": seed,
-         "backbone": bb_cfg, "pretrain": pcfg, "n_train": int((~is_val).sum())}
-    )
+        {"stage": "pretrain", **data.key, "repeat": repeat, "seed": seed, "backbone": bb_cfg,
+         "pretrain": pcfg}
+    )  # fmt: skip
     try:
         fit(
             model, [{"params": [p for p in model.parameters() if p.requires_grad]}], loss_fn,
             train.epoch, len(train), EngineConfig.from_dict(pcfg), dev, out / "checkpoint.pt",
             out / "history.csv", evaluate=evaluate if val is not None else None,
-            run_key=run_key, after_step=after_step, desc=f"pretrain[{method} r{repeat}]",
-        )
+            run_key=run_key, after_step=after_step, desc=f"pretrain[{data.tag} r{repeat}]",
+        )  # fmt: skip
     finally:
         train.close()
         if val is not None:
             val.close()
+    meta = dict(data.meta)
+    if "cells" in takes:
+        meta["cells_feature_names"] = CellsInfo.read(train_h5).feature_names
     save_backbone(
         out / "model.pt", backbone, bb_cfg, method=method, repeat=repeat, seed=seed,
         feature_names=info.feature_names, class_names=info.class_names,
-        processes=pcfg.get("processes"), pretrain_cfg=to_plain(pcfg),
-    )
+        processes=data.processes, pretrain_cfg=to_plain(pcfg), **meta,
+    )  # fmt: skip
     log.info("wrote %s", out / "model.pt")
