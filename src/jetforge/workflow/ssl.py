@@ -108,9 +108,14 @@ def probe_table(
     te_rows, te_y = _probe_rows(test_h5, int(probe["n_jets"]), derive_seed("probe", "test", base=seed))
     k = min(int(probe["k"]), tr_rows.size)
     encoders: list[tuple[str, Any]] = [(f"pre-trained r{i}", p) for i, p in enumerate(model_pts)]
-    _, payload = load_backbone(model_pts[0], map_location="cpu")
+    pre, payload = load_backbone(model_pts[0], map_location="cpu")
     torch.manual_seed(derive_seed("probe", "random-init", base=seed))
-    encoders.append(("random init", build_backbone(payload["backbone_cfg"])))
+    rand = build_backbone(payload["backbone_cfg"])
+    # buffers hold fixed input preprocessing fitted on the data (ViT input_shift/scale,
+    # tracks + cells normalisation), not learned weights: the random baseline must see
+    # the same standardised inputs, else it loses for the wrong reason
+    rand.load_state_dict(dict(pre.named_buffers()), strict=False)
+    encoders.append(("random init", rand))
     rows = []
     for name, enc in encoders:
         z_tr = embed_rows(enc, train_h5, tr_rows, device=device)
