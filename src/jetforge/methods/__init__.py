@@ -10,7 +10,7 @@ Interface of a method (an ``nn.Module``):
   loss and the embedding diagnostics from one backbone pass.
 * ``sampler = "multi_pairs"`` (tracks + calorimeter cells): ``forward(batch)`` takes a
   whole :class:`~jetforge.training.multi_data.MultiPairBatch` and ``embed_pair(batch)``
-  returns both views' embeddings; trained by ``training.multi_data.run_pretrain_multi``.
+  returns both views' embeddings; trained by ``training.pretrain.run_pretrain`` (sampler table).
 """
 
 from jetforge.methods.ae_vicreg import AEVICReg

@@ -113,7 +113,7 @@ class MPMHead(nn.Module):
 class MPM(nn.Module):
     """Backbone + learnable mask vector + prediction head + frozen tokenizer (Fig. 1)."""
 
-    sampler = "jets"  # single-jet batches (training.pretrain._run_pretrain_jets)
+    sampler = "jets"  # single-jet batches (training.pretrain.run_pretrain, sampler "jets")
 
     def __init__(
         self,
