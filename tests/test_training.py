@@ -413,7 +413,7 @@ def pretrained(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     return out / "model.pt"
 
 
-@pytest.mark.parametrize("mode", ["fixed", "floating", "supervised"])
+@pytest.mark.parametrize("mode", ["fixed", "floating", "lora", "supervised"])
 def test_finetune_modes_write_predictions(
     files: dict[str, Path], pretrained: Path, tmp_path: Path, mode: str
 ) -> None:
@@ -448,6 +448,17 @@ def test_finetune_modes_write_predictions(
         ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
         pre_sd = torch.load(pretrained, weights_only=False)["state_dict"]
         assert all(torch.equal(ck[f"backbone.{k}"], v) for k, v in pre_sd.items())
+    if mode == "lora":  # base weights frozen (stored as parametrization originals), B trained
+        ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+        pre_sd = torch.load(pretrained, weights_only=False)["state_dict"]
+        for k, v in pre_sd.items():
+            key = f"backbone.{k}"
+            if key not in ck:  # an adapted linear weight
+                head, _, name = key.rpartition(".")
+                key = f"{head}.parametrizations.{name}.original"
+            assert torch.equal(ck[key], v), key
+        bs = [v for k, v in ck.items() if k.endswith(".B")]
+        assert bs and any(b.abs().sum() > 0 for b in bs)
 
 
 def test_finetune_resume_and_argument_errors(

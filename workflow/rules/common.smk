@@ -24,7 +24,7 @@ wildcard_constraints:
     augset=r"[A-Za-z0-9_]+",
     repeat=r"\d+",
     task=r"[A-Za-z0-9_]+",
-    mode=r"fixed|floating|supervised",
+    mode=r"fixed|floating|lora|supervised",
     ntrain=r"\d+",
     table=r"table\d+",
     features=r"[a-z0-9_]+",

@@ -32,9 +32,10 @@ from jetforge.reporting.tables import decode_names, mean_std
 MODE_LABELS = {
     "fixed": "frozen backbone + head",
     "floating": "pre-trained, fine-tuned",
+    "lora": "pre-trained, LoRA",
     "supervised": "from scratch",
 }
-MODE_ORDER = ("fixed", "floating", "supervised")
+MODE_ORDER = ("fixed", "floating", "lora", "supervised")
 REJECTION_EFF = 0.5
 METRICS = ("accuracy", "auc", "rejection")
 
@@ -140,7 +141,7 @@ def figure(rows: Sequence[dict[str, Any]], out_stem: str, title: str) -> None:
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.8), squeeze=False)
     style = {"fixed": ("tab:green", "s", ":"), "floating": ("tab:blue", "o", "-"),
-             "supervised": ("tab:red", "^", "--")}  # fmt: skip
+             "lora": ("tab:purple", "D", "-."), "supervised": ("tab:red", "^", "--")}  # fmt: skip
     for ax, task in zip(axes[0], tasks, strict=True):
         for mode in MODE_ORDER:
             rs = sorted((r for r in rows if r["task"] == task and r["mode"] == mode),

@@ -7,6 +7,9 @@ dimensions and a single sigmoid activation function at the output" (§II D). Mod
   trains;
 * ``floating``: RS3L backbone loaded as a hot start; everything trains, the backbone
   with its own learning rate ``lr_backbone``;
+* ``lora`` (seed 001 §4, §6): backbone frozen, every linear layer adapted by a rank
+  ``lora_rank`` update (default 1, the paper's) scaled by ``lora_alpha / lora_rank``
+  (:mod:`jetforge.models.lora`), trained with the head at ``lr_lora`` (default ``lr``);
 * ``supervised``: the same architecture from random initialisation.
 
 All modes train on the nominal jets plus the augmentation variants of the chosen
@@ -81,7 +84,7 @@ from jetforge.training.pretrain import augset_variants, build_backbone_for, to_p
 
 log = logging.getLogger(__name__)
 
-MODES = ("fixed", "floating", "supervised")
+MODES = ("fixed", "floating", "lora", "supervised")
 #: jets/* columns copied into predictions.h5 (data contract, format 5)
 PREDICTION_COLUMNS = ("variant", "process", "parton_pid", "pair_id", "n2")
 
@@ -257,6 +260,13 @@ def run_finetune(
         norm_jets = int(exp_cfg.get("pretrain", {}).get("norm_jets", 20000))
         backbone, bb_cfg = build_backbone_for(exp_cfg["backbone"], train_h5, rows, norm_jets)
     D = int(backbone.embed_dim)
+    lora_params: list[nn.Parameter] = []
+    if mode == "lora":  # seed 001 §4: frozen backbone + rank-r updates of every linear layer
+        from jetforge.models.lora import apply_lora
+
+        lora_params = apply_lora(
+            backbone, int(fcfg.get("lora_rank", 1)), float(fcfg.get("lora_alpha", 1.0))
+        )
     model = Classifier(
         backbone,
         frozen=(mode == "fixed"),
@@ -273,6 +283,8 @@ def run_finetune(
         groups.append(
             {"params": list(model.backbone.parameters()), "lr": float(fcfg.get("lr_backbone", lr))}
         )
+    elif mode == "lora":
+        groups.append({"params": lora_params, "lr": float(fcfg.get("lr_lora", lr))})
     elif mode == "supervised":
         groups.append({"params": list(model.backbone.parameters()), "lr": lr})
 
