@@ -393,6 +393,8 @@ def test_pretrain_outputs(files: dict[str, Path], tmp_path: Path) -> None:
         "cos_pos_hbb",
         "cos_class_means",
         "jets_per_s",
+        "loader_jets_per_s",
+        "step_jets_per_s",
     ]
     assert all(math.isfinite(float(v)) for r in rows for v in r.values())
     assert -1 <= float(rows[-1]["cos_class_means"]) <= 1

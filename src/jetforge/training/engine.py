@@ -17,6 +17,22 @@ Guarantees:
 * **Fail loudly on divergence.** A non-finite loss raises :class:`NonFiniteLossError`
   naming the epoch and step *before* the bad update is applied, so the last checkpoint
   on disk is the last good state.
+
+Logs (one run = one directory holding ``history.csv``):
+
+* ``history.csv``: one row per epoch: epoch, step, mean of every loss term, ``val_*``
+  terms, lr, further metrics of ``evaluate``, then throughput: ``jets_per_s`` (wall time
+  of the epoch's training loop), ``loader_jets_per_s`` (jets / time spent waiting for the
+  next batch, host-to-device copy included) and ``step_jets_per_s`` (jets / time in
+  forward, backward and optimiser step). ``loader_jets_per_s`` well above
+  ``step_jets_per_s`` means the data loader is not the bottleneck.
+* ``tensorboard/`` next to it (``tensorboard/<name>`` for a ``<name>_history.csv``), see
+  :func:`tensorboard_dir`: every loss term at every optimiser step (``train/<term>``), the
+  applied learning rate(s) and gradient norm (``opt/...``), and at each epoch's last step
+  the epoch means (``epoch/<term>``), validation terms (``val/<term>``), other metrics of
+  ``evaluate`` (``metrics/<name>``) and throughput (``perf/...``). All points are keyed
+  by the global optimiser step, and a resumed run starts its event file with a purge of
+  every step after its checkpoint, so a killed-and-resumed run shows one curve.
 """
 
 from __future__ import annotations
@@ -71,6 +87,7 @@ class EngineConfig:
     warmup_steps: int = 0
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
     compile: bool = False  # torch.compile the model (CUDA speed-up; off by default)
+    tensorboard: bool = True  # TensorBoard event files in tensorboard/ beside history.csv
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any], **overrides: Any) -> EngineConfig:
@@ -149,6 +166,104 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: throughput columns, last in every history row (in this order)
+PERF_COLUMNS = ("jets_per_s", "loader_jets_per_s", "step_jets_per_s")
+
+
+def tensorboard_dir(history_path: str | os.PathLike[str]) -> Path:
+    """TensorBoard log directory of the run whose CSV history is ``history_path``.
+
+    ``<dir>/history.csv`` -> ``<dir>/tensorboard``; any other name, e.g. a tokenizer's
+    ``<dir>/vq_history.csv``, -> ``<dir>/tensorboard/vq`` (its own run in TensorBoard).
+    """
+    p = Path(history_path)
+    out = p.parent / "tensorboard"
+    if p.name != "history.csv":
+        out = out / (p.stem.removesuffix("_history") or p.stem)
+    return out
+
+
+_EVENTS_GLOB = "events.out.tfevents.*"
+
+
+class _TensorBoard:
+    """Step-keyed scalar logging that stays consistent across kills and resumptions.
+
+    Fresh run (``resume_step == 0``): event files left in ``log_dir`` by an earlier run
+    (whose checkpoint is gone or belongs to another config) are deleted. Resumed run: the
+    new event file starts with ``purge_step = resume_step + 1``, so TensorBoard drops every
+    point the killed process logged after its last checkpoint; the resumed process logs
+    them again. For this to work, every point at step <= s is logged before the checkpoint
+    at step s is written (see :func:`fit`), and the new file must sort after the old ones:
+    TensorBoard reads a directory's files in name order and names start with the creation
+    second, so a resume within the same second as the last file waits for the next one.
+    """
+
+    def __init__(self, log_dir: Path, resume_step: int) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:  # pragma: no cover - tensorboard is a dependency
+            raise ImportError(
+                "EngineConfig.tensorboard is true but the 'tensorboard' package is not "
+                "installed: pip install tensorboard, or set tensorboard: false"
+            ) from err
+        log_dir.mkdir(parents=True, exist_ok=True)
+        old = sorted(log_dir.glob(_EVENTS_GLOB))
+        if resume_step == 0:
+            for f in old:
+                f.unlink()
+        else:
+            newest = max((_event_file_second(f) for f in old), default=-1)
+            deadline = time.monotonic() + 2.0  # clock skew between hosts: do not hang
+            while int(time.time()) <= newest and time.monotonic() < deadline:
+                time.sleep(0.02)
+        self.writer = SummaryWriter(
+            str(log_dir),
+            purge_step=resume_step + 1 if resume_step else None,
+            max_queue=1000,
+            flush_secs=30,
+        )
+
+    def scalars(self, values: Mapping[str, float], step: int) -> None:
+        for tag, v in values.items():
+            if math.isfinite(v):
+                self.writer.add_scalar(tag, v, global_step=step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _event_file_second(path: Path) -> int:
+    """Creation second in an event file name ``events.out.tfevents.<sec>.<host>...``."""
+    try:
+        return int(path.name.split(".")[3])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _epoch_scalars(row: Mapping[str, Any], train_terms: Sequence[str]) -> dict[str, float]:
+    """TensorBoard tags of one (unordered) history row; see the module docstring."""
+    out: dict[str, float] = {}
+    for k, v in row.items():
+        if k in ("epoch", "step", "lr"):
+            continue
+        if k in PERF_COLUMNS:
+            tag = f"perf/{k}"
+        elif k.startswith("val_"):
+            tag = f"val/{k[4:]}"
+        elif k.startswith("@"):
+            tag = f"metrics/{k[1:]}"
+        elif k in train_terms:
+            tag = f"epoch/{k}"
+        else:  # pragma: no cover - every key of a row is one of the above
+            tag = f"other/{k}"
+        out[tag] = float(v)
+    return out
+
+
 def _write_history(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Rewrite the whole CSV atomically (one row per finished epoch)."""
     cols: list[str] = []
@@ -163,14 +278,15 @@ def _write_history(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _order_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Columns as in the data contract: epoch, step, loss terms, val_*, lr, metrics, jets_per_s."""
+    """Columns as in the data contract: epoch, step, loss terms, val_*, lr, metrics, then
+    the throughput columns ``jets_per_s, loader_jets_per_s, step_jets_per_s``."""
     head = ["epoch", "step"]
     train = [
         k
         for k in row
         if k not in head
         and k != "lr"
-        and k != "jets_per_s"
+        and k not in PERF_COLUMNS
         and not k.startswith("val_")
         and not k.startswith("@")
     ]
@@ -179,7 +295,7 @@ def _order_row(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row[k] for k in head + train + val}
     out["lr"] = row["lr"]
     out.update({k[1:]: row[k] for k in metrics})
-    out["jets_per_s"] = row["jets_per_s"]
+    out.update({k: row[k] for k in PERF_COLUMNS})
     return out
 
 
@@ -212,7 +328,9 @@ def fit(
     * ``run_key``: identifies the run; a checkpoint written under another key is
       ignored (a stale file from an edited config must not be resumed).
     * ``after_step(state)``: test hook, called after every optimiser step (and after a
-      checkpoint due at that step was written).
+      checkpoint due at that step was written; at an epoch's last batch that checkpoint
+      is the epoch-end one, written after the hook).
+    * ``cfg.tensorboard``: also log to :func:`tensorboard_dir` (see the module docstring).
     """
     ckpt_path, hist_path = Path(checkpoint_path), Path(history_path)
     if steps_per_epoch < 1 and cfg.epochs > 0:
@@ -259,89 +377,145 @@ def fit(
             torch.save(payload, tmp)
 
     use_amp = cfg.amp and device.type == "cuda"
+    sync = device.type == "cuda"  # CUDA is asynchronous: wait for the step before timing it
     step_model: nn.Module = model
     if cfg.compile:
         step_model = torch.compile(model, dynamic=True)  # type: ignore[assignment]
+    tb = (
+        _TensorBoard(tensorboard_dir(hist_path), state.step)
+        if cfg.tensorboard and state.epoch < cfg.epochs
+        else None
+    )
+    params = [p for g in groups for p in g["params"]]
+    end = object()
 
-    for epoch in range(state.epoch, cfg.epochs):
-        model.train()
-        n_jets, t_train = 0, 0.0
-        bar = None
-        if progress_enabled():
-            from tqdm import tqdm
+    try:
+        for epoch in range(state.epoch, cfg.epochs):
+            model.train()
+            # t_load: waiting for the next batch and copying it to the device (the data
+            # loader); t_step: forward, backward, optimiser step, per-step model updates
+            n_jets, t_train, t_load, t_step = 0, 0.0, 0.0, 0.0
+            bar = None
+            if progress_enabled():
+                from tqdm import tqdm
 
-            bar = tqdm(
-                total=steps_per_epoch,
-                initial=state.batch,
-                desc=f"{desc} {epoch + 1}/{cfg.epochs}",
-                leave=False,
-                dynamic_ncols=True,
-            )
-        t0 = time.perf_counter()
-        for batch in batches(epoch, state.batch):
-            batch = batch.to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                terms = loss_fn(step_model, batch)
-            values = {k: float(v.detach().float().item()) for k, v in terms.items()}
-            bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-            if bad:
-                raise NonFiniteLossError(
-                    f"non-finite loss {bad} at step {state.step + 1} (epoch {epoch + 1}, batch "
-                    f"{state.batch + 1} of {steps_per_epoch}); update not applied; last good "
-                    f"checkpoint: {ckpt_path if ckpt_path.exists() else 'none written yet'}"
+                bar = tqdm(
+                    total=steps_per_epoch,
+                    initial=state.batch,
+                    desc=f"{desc} {epoch + 1}/{cfg.epochs}",
+                    leave=False,
+                    dynamic_ncols=True,
                 )
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(
-                    [p for g in groups for p in g["params"]], cfg.grad_clip
+            it = iter(batches(epoch, state.batch))
+            t0 = time.perf_counter()
+            try:
+                while True:
+                    t_a = time.perf_counter()
+                    batch = next(it, end)
+                    if batch is end:
+                        t_load += time.perf_counter() - t_a
+                        break
+                    batch = batch.to(device, non_blocking=True)
+                    t_b = time.perf_counter()
+                    t_load += t_b - t_a
+                    with torch.autocast(
+                        device_type=device.type, dtype=torch.bfloat16, enabled=use_amp
+                    ):
+                        terms = loss_fn(step_model, batch)
+                    values = {k: float(v.detach().float().item()) for k, v in terms.items()}
+                    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+                    if bad:
+                        raise NonFiniteLossError(
+                            f"non-finite loss {bad} at step {state.step + 1} (epoch {epoch + 1}, "
+                            f"batch {state.batch + 1} of {steps_per_epoch}); update not applied; "
+                            "last good checkpoint: "
+                            f"{ckpt_path if ckpt_path.exists() else 'none written yet'}"
+                        )
+                    opt.zero_grad(set_to_none=True)
+                    terms["loss"].backward()
+                    grad_norm = None
+                    if cfg.grad_clip:
+                        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                    lrs = [float(g["lr"]) for g in opt.param_groups]  # applied by this step
+                    opt.step()
+                    sched.step()
+                    # per-step state updates owned by the method (EMA teachers, centring):
+                    # done here, before any checkpoint of this step, so resuming replays
+                    # them exactly
+                    on_step = getattr(model, "on_step", None)
+                    if on_step is not None:
+                        on_step(state.step + 1, cfg.epochs * steps_per_epoch)
+                    if sync:
+                        torch.cuda.synchronize(device)
+                    t_step += time.perf_counter() - t_b
+                    state.step += 1
+                    state.batch += 1
+                    state.n_steps_epoch += 1
+                    for k, v in values.items():
+                        state.sums[k] = state.sums.get(k, 0.0) + v
+                    n_jets += len(batch)
+                    t_train = time.perf_counter() - t0
+                    if tb is not None:
+                        scalars = {f"train/{k}": v for k, v in values.items()}
+                        scalars["opt/lr"] = lrs[0]
+                        scalars.update({f"opt/lr_group{i}": v for i, v in enumerate(lrs) if i})
+                        if grad_norm is not None:
+                            scalars["opt/grad_norm"] = float(grad_norm)
+                        tb.scalars(scalars, state.step)
+                    if bar is not None:
+                        bar.set_postfix_str(
+                            f"loss={values['loss']:.4f} jets/s={n_jets / max(t_train, 1e-9):.0f} "
+                            f"(loader {n_jets / max(t_load, 1e-9):.0f}, "
+                            f"step {n_jets / max(t_step, 1e-9):.0f})",
+                            refresh=False,
+                        )
+                        bar.update(1)
+                    # the checkpoint due at an epoch's last batch is the epoch-end one below
+                    # (same step, written after the epoch's row and TensorBoard points)
+                    if state.step % cfg.checkpoint_every == 0 and state.batch < steps_per_epoch:
+                        if tb is not None:
+                            tb.flush()
+                        save()
+                    if after_step is not None:
+                        after_step(state)
+            finally:
+                close = getattr(it, "close", None)
+                if close is not None:
+                    close()  # stops a prefetching sampler's thread now, also on errors
+                if bar is not None:
+                    bar.close()
+            if state.n_steps_epoch == 0:
+                raise RuntimeError(
+                    f"epoch {epoch + 1} produced no batches (expected {steps_per_epoch})"
                 )
-            opt.step()
-            sched.step()
-            # per-step state updates owned by the method (EMA teachers, centring): done
-            # here, before any checkpoint of this step, so resuming replays them exactly
-            on_step = getattr(model, "on_step", None)
-            if on_step is not None:
-                on_step(state.step + 1, cfg.epochs * steps_per_epoch)
-            state.step += 1
-            state.batch += 1
-            state.n_steps_epoch += 1
-            for k, v in values.items():
-                state.sums[k] = state.sums.get(k, 0.0) + v
-            n_jets += len(batch)
-            t_train = time.perf_counter() - t0
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{values['loss']:.4f}", jets_s=f"{n_jets / max(t_train, 1e-9):.0f}"
+            row: dict[str, Any] = {"epoch": epoch + 1, "step": state.step}
+            row.update({k: v / state.n_steps_epoch for k, v in state.sums.items()})
+            if evaluate is not None:
+                model.eval()
+                with (
+                    torch.no_grad(),
+                    torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp),
+                ):
+                    extra = dict(evaluate(model, epoch))
+                row.update(
+                    {(k if k.startswith("val_") else "@" + k): float(v) for k, v in extra.items()}
                 )
-            if state.step % cfg.checkpoint_every == 0:
-                save()
-            if after_step is not None:
-                after_step(state)
-        if bar is not None:
-            bar.close()
-        if state.n_steps_epoch == 0:
-            raise RuntimeError(f"epoch {epoch + 1} produced no batches (expected {steps_per_epoch})")
-        row: dict[str, Any] = {"epoch": epoch + 1, "step": state.step}
-        row.update({k: v / state.n_steps_epoch for k, v in state.sums.items()})
-        if evaluate is not None:
-            model.eval()
-            with (
-                torch.no_grad(),
-                torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp),
-            ):
-                extra = dict(evaluate(model, epoch))
-            row.update(
-                {(k if k.startswith("val_") else "@" + k): float(v) for k, v in extra.items()}
-            )
-        row["lr"] = float(sched.get_last_lr()[0])
-        row["jets_per_s"] = n_jets / t_train if t_train > 0 else float("nan")
-        state.history.append(_order_row(row))
-        state.epoch, state.batch, state.n_steps_epoch, state.sums = epoch + 1, 0, 0, {}
-        save()
-        _write_history(hist_path, state.history)
-        log.info("%s epoch %d/%d: %s", desc, epoch + 1, cfg.epochs, state.history[-1])
+            row["lr"] = float(sched.get_last_lr()[0])
+            nan = float("nan")
+            row["jets_per_s"] = n_jets / t_train if t_train > 0 else nan
+            row["loader_jets_per_s"] = n_jets / t_load if n_jets and t_load > 0 else nan
+            row["step_jets_per_s"] = n_jets / t_step if n_jets and t_step > 0 else nan
+            if tb is not None:  # before the checkpoint: a kill after it loses no point
+                tb.scalars(_epoch_scalars(row, list(state.sums)), state.step)
+                tb.flush()
+            state.history.append(_order_row(row))
+            state.epoch, state.batch, state.n_steps_epoch, state.sums = epoch + 1, 0, 0, {}
+            save()
+            _write_history(hist_path, state.history)
+            log.info("%s epoch %d/%d: %s", desc, epoch + 1, cfg.epochs, state.history[-1])
+    finally:
+        if tb is not None:
+            tb.close()
     # Always (re)write: a kill between the last checkpoint and its CSV update must not
     # leave a history that lacks the final epoch.
     _write_history(hist_path, state.history)
