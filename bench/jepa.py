@@ -15,7 +15,7 @@ and tanh d0/dz; classes qcd/hbb/wqq):
    the mean particle token ("[mean]", Fig. 2(d));
 5. fine-tuned vs from scratch (``finetune_vs_scratch``) on the same small labelled set.
 
-Everything except the sizes comes from ``config/paper/jpjepa.yaml``; the demo overrides
+Everything except the sizes comes from ``config/paper/jpjepa_rs3l.yaml``; the demo overrides
 are listed in ``DEMO`` (no dropout, a faster EMA teacher and a weaker KoLeo term for a
 ~400-step run on 662 jets, a short warm-up). Writes ``summary.json`` into ``--out``.
 """
@@ -50,7 +50,7 @@ DATA = REPO / "results" / "datasets" / "rs3l"
 SEED = 20240311
 CLASSES = ["qcd_zjet", "hbb_zh", "wqq_wjet"]
 
-#: demo-scale overrides of config/paper/jpjepa.yaml (CPU minutes instead of GPU days)
+#: demo-scale overrides of config/paper/jpjepa_rs3l.yaml (CPU minutes instead of GPU days)
 DEMO: dict[str, dict[str, Any]] = {
     # dropout costs ~25 % on CPU (masks + SDPA's math fallback) and matters little here
     "backbone": {"dropout": 0.0, "attn_dropout": 0.0, "activation_dropout": 0.0},
@@ -88,9 +88,9 @@ class Clock:
 
 
 def demo_config() -> dict[str, Any]:
-    """``experiments.jpjepa`` of config/paper/jpjepa.yaml with the ``DEMO`` overrides."""
-    text = (REPO / "config" / "paper" / "jpjepa.yaml").read_text()
-    exp = copy.deepcopy(yaml.safe_load(text)["experiments"]["jpjepa"])
+    """``experiments.jpjepa_rs3l`` of config/paper/jpjepa_rs3l.yaml with the ``DEMO`` overrides."""
+    text = (REPO / "config" / "paper" / "jpjepa_rs3l.yaml").read_text()
+    exp = copy.deepcopy(yaml.safe_load(text)["experiments"]["jpjepa_rs3l"])
     for block, over in DEMO.items():
         exp[block].update(over)
     return exp

@@ -328,3 +328,11 @@ def test_eval_chunk_caps_attention_heavy_backbones():
     assert eval_chunk(Heavy(), 1024) == 32 and eval_chunk(Heavy(), 8) == 8
     assert eval_chunk(nn.Linear(2, 2), 1024) == 1024
     assert eval_chunk(Classifier(Heavy(), frozen=False, n_out=1), 1024) == 32
+
+
+def test_backbone_id_names_a_directory_not_a_constructor_argument():
+    from jetforge.models.registry import backbone_config, build_backbone
+
+    cfg = backbone_config({"name": "vit", "size": "S", "id": "vit_top"}, in_dim=4)
+    assert "id" not in cfg
+    build_backbone(cfg)

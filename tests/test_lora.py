@@ -39,3 +39,4 @@ def test_lora_starts_at_pretrained_function_and_only_adapters_train():
         opt.step()
     assert not torch.allclose(bb(x, m).detach(), before)
     assert all(torch.equal(bb.state_dict()[k], v) for k, v in base.items())
+

@@ -186,7 +186,7 @@ def _ssl_finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
     errs: list[str] = []
     datasets = config.get("datasets", {})
     own = dataset_feature_set(config, exp["dataset"])
-    for task, spec in exp.get("finetune", {}).get("tasks", {}).items():
+    for task, spec in (exp.get("finetune") or {}).get("tasks", {}).items():
         tkey = f"config key {key}.finetune.tasks.{task}"
         name = spec.get("dataset", exp["dataset"])
         ds = datasets.get(name)

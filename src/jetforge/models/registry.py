@@ -78,8 +78,11 @@ def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]
 
 
 def backbone_config(cfg: Mapping[str, Any], in_dim: int | None = None) -> dict[str, Any]:
-    """Plain-data copy of a backbone config (sequences as lists, ``in_dim`` set if given)."""
-    out = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
+    """Plain-data copy of a backbone config (sequences as lists, ``in_dim`` set if given).
+
+    ``id`` names an experiment's pre-training directory (workflow/targets.ssl_key), not the
+    network, so it is dropped: two ids with equal settings build the same backbone."""
+    out = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items() if k != "id"}
     if in_dim is not None:
         out["in_dim"] = int(in_dim)
     return out
