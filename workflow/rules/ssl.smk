@@ -70,6 +70,7 @@ rule probe_table:
     params:
         exp=lambda wc: config["experiments"][wc.experiment],
         seed=config["seed"],
+        device=config.get("device", "auto"),
     threads: 2
     resources:
         mem_mb=4000,

@@ -19,7 +19,7 @@ with log_to(sm.log[0]):
     elif sm.rule == "probe_table":
         ssl.probe_table(
             sm.wildcards.experiment, sm.params.exp, list(sm.input.models), sm.input.train,
-            sm.input.test, sm.output.csv, sm.output.md, sm.params.seed,
+            sm.input.test, sm.output.csv, sm.output.md, sm.params.seed, sm.params.device,
         )
     elif sm.rule == "ssl_finetune":
         ssl.ssl_finetune(

@@ -94,8 +94,13 @@ def probe_table(
     experiment: str, exp_cfg: dict, model_pts: list[str], train_h5: str, test_h5: str,
     out_csv: str, out_md: str, seed: int, device: str = "cpu",
 ) -> list[dict[str, Any]]:
-    """k-NN and linear probes of each pre-trained backbone and of a random one."""
+    """k-NN and linear probes of each pre-trained backbone and of a random one (embedding
+    on ``device``: "auto" takes the GPU when there is one)."""
     import torch
+
+    from jetforge.training.engine import resolve_device
+
+    device = str(resolve_device(device))
 
     from jetforge.evaluation.probes import embed_rows, knn_probe, linear_probe
     from jetforge.evaluation.ssl_metrics import effective_rank
