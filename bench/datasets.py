@@ -1,7 +1,8 @@
 """Benchmark + physics validation of the single-shower datasets (jetforge.datasets.single).
 
     .venv/bin/python bench/datasets.py [--events 400] [--datasets jetclass,toptag]
-        [--processes tbqq_tt,...] [--memory-events 2000] [--validate 1500] [--out DIR]
+        [--processes tbqq_tt,...] [--repeats 3] [--memory-events 2000] [--validate 1500]
+        [--out DIR]
 
 Per (dataset, process), each step in a fresh child process (so that CPU time and peak
 memory are the job's own, as in a Snakemake chunk job):
@@ -14,7 +15,21 @@ memory are the job's own, as in a Snakemake chunk job):
 Throughput is reported per core as hard events per *CPU* second (user + sys of the child):
 on a shared machine wall time measures the neighbours, CPU time measures the job. Printed:
 events/s per core (bare and full), overhead of everything that is not Pythia, selected
-jets per hard event, bytes per jet on disk, and the job's peak RSS.
+jets per hard event, bytes per jet on disk, and the job's peak RSS, then the full build's
+CPU seconds per phase (``timing`` of the chunk build: Pythia init, LHE reading, nextBatch,
+event-record extraction, detector, clustering + selection, features, HDF5 write).
+
+The bare run uses the *same* shower seed as the chunk build, so both shower exactly the
+same events and the difference is the overhead alone (not event-to-event fluctuations of
+the shower time). ``--repeats R`` runs bare and full R times each, alternating, and keeps
+each one's minimum CPU time: neighbours on a shared machine only ever add CPU time (cache
+and SMT contention), so the minimum is the most reproducible estimate.
+
+``--baseline-src DIR`` also builds every chunk with the jetforge package found in DIR (the
+``src`` folder of another checkout, e.g. ``git archive <commit> src resources | tar -x -C
+/tmp/old``, then ``--baseline-src /tmp/old/src``), interleaved with the bare and full runs
+so that both see the same machine load, checks that its HDF5 content is identical, and
+prints its overhead on the line below: a before/after comparison in one run.
 
 ``--memory-events N`` builds one N-event chunk (JetClass t → bqq', the busiest events) to
 show that peak memory is bounded by ``batch_events``, not the chunk size.
@@ -83,13 +98,22 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _bare(lhe: str, ds: dict, n: int) -> dict:
+def _shower_seed(ds: dict, dataset: str, process: str) -> int:
+    """The shower seed :func:`_full`'s chunk build uses (split "bench", chunk 0, base 1)."""
+    from jetforge.datasets.single import parse_config
+    from jetforge.generation.seeds import derive_seed
+
+    variant = parse_config(ds).variant
+    return derive_seed(dataset, process, "bench", 0, variant, "shower", base=1)
+
+
+def _bare(lhe: str, ds: dict, n: int, seed: int = 12345) -> dict:
     from jetforge.datasets.single import parse_config
     from jetforge.generation.pythia_setup import make_pythia
 
     cfg = parse_config(ds)
     c0, w0 = _cpu(), time.perf_counter()
-    py = make_pythia(["Beams:frameType = 4", f"Beams:LHEF = {lhe}", *cfg.settings], 12345)
+    py = make_pythia(["Beams:frameType = 4", f"Beams:LHEF = {lhe}", *cfg.settings], seed)
     c1 = _cpu()
     for start in range(0, n, cfg.batch_events):
         py.nextBatch(min(cfg.batch_events, n - start), "none")
@@ -103,7 +127,11 @@ def _bare(lhe: str, ds: dict, n: int) -> dict:
     }
 
 
-def _full(lhe: str, out: str, ds: dict, dataset: str, process: str) -> dict:
+def _full(
+    lhe: str, out: str, ds: dict, dataset: str, process: str, src: str | None = None
+) -> dict:
+    if src is not None:  # another checkout's jetforge (a fresh child: nothing imported yet)
+        sys.path.insert(0, src)
     from jetforge.datasets.single import build_jets_chunk
 
     c0, w0 = _cpu(), time.perf_counter()
@@ -131,13 +159,48 @@ def in_child(fn, *args):
         return pool.apply(fn, args)
 
 
-def bench_pair(tmp: Path, cfgs: dict, dataset: str, process: str, n: int) -> dict:
+def _same_content(a: str, b: str) -> bool:
+    """Same datasets (names, dtypes, values) and the same attributes in two HDF5 files."""
+    import h5py
+    import numpy as np
+
+    def items(f):
+        out = {}
+        f.visititems(lambda k, v: out.update({k: v[()]}) if isinstance(v, h5py.Dataset) else None)
+        return out, {k: np.asarray(v).tolist() for k, v in f.attrs.items()}
+
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        (da, aa), (db, ab) = items(fa), items(fb)
+    if aa != ab or sorted(da) != sorted(db):
+        return False
+    return all(
+        da[k].dtype == db[k].dtype and np.array_equal(da[k], db[k], equal_nan=True) for k in da
+    )
+
+
+def bench_pair(
+    tmp: Path,
+    cfgs: dict,
+    dataset: str,
+    process: str,
+    n: int,
+    repeats: int = 1,
+    baseline_src: str | None = None,
+) -> dict:
     ds = copy.deepcopy(cfgs[dataset])
     ds["events_per_chunk"] = n
     lhe, out = str(tmp / f"{dataset}_{process}.lhe"), str(tmp / f"{dataset}_{process}.h5")
     hard = in_child(_hard, lhe, ds, dataset, process)
-    bare = in_child(_bare, lhe, ds, n)
-    full = in_child(_full, lhe, out, ds, dataset, process)
+    seed = _shower_seed(ds, dataset, process)
+    bares, fulls, bases = [], [], []
+    base_out = str(tmp / f"{dataset}_{process}_baseline.h5")
+    for _ in range(max(repeats, 1)):
+        bares.append(in_child(_bare, lhe, ds, n, seed))
+        fulls.append(in_child(_full, lhe, out, ds, dataset, process))
+        if baseline_src:
+            bases.append(in_child(_full, lhe, base_out, ds, dataset, process, baseline_src))
+    bare = min(bares, key=lambda r: r["cpu"])
+    full = min(fulls, key=lambda r: r["cpu"])
     jets = max(full["jets"], 1)
     # payload per jet: particles float32 [P, F] + mask bool [P] + the 12 jet columns (41 B)
     fs_width = len(
@@ -154,6 +217,8 @@ def bench_pair(tmp: Path, cfgs: dict, dataset: str, process: str, n: int) -> dic
         "jets_per_cpu_s": full["jets"] / full["cpu"], "bytes_per_jet": full["bytes"] / jets,
         "payload_bytes_per_jet": payload,
         "rss_mb": full["rss_mb"], "bare_rss_mb": bare["rss_mb"], "timing": full["timing"],
+        "bare_cpu": bare["cpu"], "full_cpu": full["cpu"], "repeats": len(fulls),
+        "bare_cpu_all": [r["cpu"] for r in bares], "full_cpu_all": [r["cpu"] for r in fulls],
     }  # fmt: skip
     print(
         f"{dataset:10s} {process:9s} bare {row['bare_ev_per_cpu_s']:6.1f} ev/s  full "
@@ -164,6 +229,28 @@ def bench_pair(tmp: Path, cfgs: dict, dataset: str, process: str, n: int) -> dic
         f"{row['hard_acceptance']:.2f})",
         flush=True,
     )
+    phases = "  ".join(f"{k} {v:.3f}" for k, v in full["timing"].items())
+    print(
+        f"{'':21s}cpu s: bare {bare['cpu']:.3f} (init {bare['cpu_init']:.3f})  full "
+        f"{full['cpu']:.3f}  [{phases}]",
+        flush=True,
+    )
+    if bases:
+        base = min(bases, key=lambda r: r["cpu"])
+        same = _same_content(out, base_out)
+        row.update(
+            baseline_cpu=base["cpu"], baseline_overhead=base["cpu"] / bare["cpu"] - 1,
+            baseline_ev_per_cpu_s=n / base["cpu"], baseline_rss_mb=base["rss_mb"],
+            baseline_bytes_per_jet=base["bytes"] / max(base["jets"], 1),
+            baseline_cpu_all=[r["cpu"] for r in bases], baseline_identical=same,
+        )  # fmt: skip
+        print(
+            f"{'':21s}baseline: full {row['baseline_ev_per_cpu_s']:6.1f} ev/s  overhead "
+            f"{100 * row['baseline_overhead']:5.1f} %  cpu {base['cpu']:.3f} s  RSS "
+            f"{base['rss_mb']:5.0f} MB  {row['baseline_bytes_per_jet']:6.0f} B/jet  output "
+            f"{'identical' if same else 'DIFFERENT'}",
+            flush=True,
+        )
     return row
 
 
@@ -242,6 +329,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=400, help="hard events per (dataset, process)")
     ap.add_argument("--datasets", default=",".join(DEFAULT_PAIRS))
     ap.add_argument("--processes", default="", help="restrict to these processes")
+    ap.add_argument(
+        "--repeats", type=int, default=1, help="runs of bare and full each; minimum CPU kept"
+    )
+    ap.add_argument(
+        "--baseline-src", default="", help="also time the chunk build of the jetforge in DIR"
+    )
     ap.add_argument("--memory-events", type=int, default=0)
     ap.add_argument("--validate", type=int, default=0, help="hard events per class for validation")
     ap.add_argument("--plans", default="", help="restrict --validate to these plans")
@@ -258,7 +351,12 @@ def main() -> None:
             for dataset in args.datasets.split(","):
                 for process in DEFAULT_PAIRS[dataset]:
                     if not only or process in only:
-                        rows.append(bench_pair(tmp, cfgs, dataset, process, args.events))
+                        rows.append(
+                            bench_pair(
+                                tmp, cfgs, dataset, process, args.events, args.repeats,
+                                args.baseline_src or None,
+                            )
+                        )
         if args.memory_events:
             ds = copy.deepcopy(cfgs["jetclass"])
             ds["events_per_chunk"] = args.memory_events

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import awkward as ak
@@ -155,7 +156,7 @@ class CaloResolution:
     C: np.ndarray
 
     def __call__(self, abs_eta: np.ndarray, energy: np.ndarray) -> np.ndarray:
-        i = np.searchsorted(self.abs_eta_max, abs_eta, side="left")
+        i = count_less(self.abs_eta_max, abs_eta)
         inside = i < self.abs_eta_max.size
         i = np.minimum(i, self.abs_eta_max.size - 1)
         scale = self.p0[i] + self.p2[i] * (abs_eta - self.eta0[i]) ** 2
@@ -181,9 +182,23 @@ class TowerGrid:
         iphi = np.clip(iphi, 0, nphi - 1)
         return self.offset[ieta] + iphi, inside
 
+    @cached_property
+    def _eta_bin_of_tower(self) -> np.ndarray | None:
+        """η bin of every tower id (towers offset[k] … offset[k] + nphi[k] - 1 are η bin
+        k), or None when ``offset`` is not that layout: a lookup instead of a search."""
+        start = np.concatenate([[0], np.cumsum(self.nphi)[:-1]])
+        if not (np.all(self.nphi >= 1) and np.array_equal(start, self.offset)):
+            return None
+        return np.repeat(np.arange(self.nphi.size), self.nphi)
+
     def bounds(self, tower: np.ndarray) -> tuple[np.ndarray, ...]:
         """(eta_lo, eta_hi, phi_lo, phi_hi) of each tower id."""
-        ieta = np.searchsorted(self.offset, tower, side="right") - 1
+        tower = np.asarray(tower)
+        table = self._eta_bin_of_tower
+        if table is not None and tower.size and 0 <= tower.min() and tower.max() < table.size:
+            ieta = table[tower]
+        else:
+            ieta = np.searchsorted(self.offset, tower, side="right") - 1
         iphi = tower - self.offset[ieta]
         width = 2.0 * np.pi / self.nphi[ieta]
         phi_lo = -np.pi + iphi * width
@@ -206,12 +221,19 @@ class Calorimeter:
     grid: TowerGrid
 
     def fraction(self, abs_pid: np.ndarray) -> np.ndarray:
-        """Energy fraction deposited here by each particle, from its |PDG id|."""
+        """Energy fraction deposited here by each particle, from its |PDG id|.
+
+        A dense table over 0 … max key (the card's keys are small |PDG ids|; anything
+        above or negative gets the default) instead of a binary search per particle.
+        """
         keys = self.fraction_pids
         if keys.size == 0:
             return np.full(abs_pid.shape, self.fraction_default)
-        i = np.minimum(np.searchsorted(keys, abs_pid), keys.size - 1)
-        return np.where(keys[i] == abs_pid, self.fraction_values[i], self.fraction_default)
+        top = int(keys[-1]) + 1
+        table = np.full(top + 1, self.fraction_default, dtype=np.float64)
+        table[keys] = self.fraction_values
+        i = np.where((abs_pid >= 0) & (abs_pid < top), abs_pid, top)
+        return table[i]
 
 
 @dataclass(frozen=True)
@@ -229,9 +251,85 @@ class EflowConfig:
     calorimeters: tuple[Calorimeter, ...]
 
 
+#: Up to this many edges, :func:`count_less` compares against each edge in turn.
+_FEW_EDGES = 8
+
+
+class _EdgeTable:
+    """``np.searchsorted(edges, x, side="left")`` through a uniform cell table.
+
+    Why: a binary search per particle over the ~360 ECAL η edges costs ~0.1 µs per
+    element (a tenth of the whole detector). Here x's cell on a uniform grid over the
+    finite edges gives a lower bound on the answer (the count of edges below the cell
+    *before* x's, so that rounding in the cell arithmetic cannot overshoot), and at most
+    ``steps`` vectorised comparisons with the edges themselves finish the count: the result
+    is exactly the binary search's (checked in ``tests/test_generation_fastpath.py``).
+    """
+
+    def __init__(self, edges: np.ndarray) -> None:
+        finite = int(np.isfinite(edges).sum())
+        if finite < 2 or not np.all(np.isfinite(edges[:finite])) or np.any(
+            edges[finite:] != np.inf
+        ):
+            raise ValueError("edges must be finite, optionally followed by +inf")
+        self.edges = edges
+        self.padded = np.append(edges, np.inf)  # a sentinel no x is above
+        self.lo = float(edges[0])
+        span = float(edges[finite - 1]) - self.lo
+        for per_edge in (4, 16, 64):
+            n_cells = per_edge * finite
+            h = span / n_cells
+            cells = np.arange(n_cells, dtype=np.float64)
+            start = np.searchsorted(edges, self.lo + (cells - 1.0) * h, side="left")
+            stop = np.searchsorted(edges, self.lo + (cells + 2.0) * h, side="left")
+            self.steps = int((stop - start).max())
+            if self.steps <= 3:
+                break
+        self.n_cells, self.inv_h = n_cells, 1.0 / h
+        self.start = start.astype(np.intp)
+
+    def count_less(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            cell = (x - self.lo) * self.inv_h
+            nan = np.isnan(cell.sum())
+        if nan:  # NaN (or inf - inf): the binary search knows what to do
+            return np.searchsorted(self.edges, x, side="left")
+        np.floor(cell, out=cell)
+        np.clip(cell, 0, self.n_cells - 1, out=cell)
+        count = self.start[cell.astype(np.intp)]
+        for _ in range(self.steps):
+            count += self.padded[count] < x
+        return count
+
+
+_EDGE_TABLES: dict[bytes, _EdgeTable | None] = {}
+
+
+def count_less(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Number of ``edges`` (sorted) strictly below each x: ``np.searchsorted(edges, x)``."""
+    edges = np.asarray(edges, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if edges.size <= _FEW_EDGES:
+        # n - #(x <= e) = #(e < x), and n for NaN, as the binary search gives
+        count = np.full(x.shape, edges.size, dtype=np.intp)
+        for e in edges.tolist():
+            count -= x <= e
+        return count
+    key = edges.tobytes()
+    if key not in _EDGE_TABLES:
+        try:
+            _EDGE_TABLES[key] = _EdgeTable(edges.copy())
+        except ValueError:
+            _EDGE_TABLES[key] = None
+    table = _EDGE_TABLES[key]
+    if table is None:
+        return np.searchsorted(edges, x, side="left")
+    return table.count_less(x)
+
+
 def _bin_index(edges: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bin of x in (lo, hi] bins (Delphes' ``lower_bound``), clipped, plus an inside mask."""
-    i = np.searchsorted(edges, x, side="left") - 1
+    i = count_less(edges, x) - 1
     inside = (i >= 0) & (i < edges.size - 1)
     # x exactly on the first edge (e.g. pT = 0 or |eta| = 0) belongs to the first bin.
     at_first = x == edges[0]
@@ -419,6 +517,22 @@ def impact_parameters(
     return d0, dz
 
 
+def born_inside(
+    vx: np.ndarray, vy: np.ndarray, vz: np.ndarray, radius_m: float, half_length_m: float
+) -> np.ndarray:
+    """Production vertex (mm) inside the tracker cylinder: hypot(vx, vy) <= R, |vz| <= L.
+
+    ``np.hypot`` is a slow libm call; it runs only where |vx| or |vy| exceeds R/2 (or is
+    NaN), since elsewhere the transverse distance is at most R/sqrt(2) < R: the same mask.
+    """
+    r_mm = 1000.0 * radius_m
+    near = (np.abs(vx) <= 0.5 * r_mm) & (np.abs(vy) <= 0.5 * r_mm)  # False for NaN
+    inside = np.abs(vz) <= 1000.0 * half_length_m
+    far = np.flatnonzero(~near)
+    inside[far] &= np.hypot(vx[far], vy[far]) <= r_mm
+    return inside
+
+
 def calo_impact(
     pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, pz: np.ndarray, charge: np.ndarray,
     radius_m: float, half_length_m: float, bz_tesla: float,
@@ -477,40 +591,65 @@ def _flat(particles: ak.Array) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return cols, counts
 
 
-def _unflatten(cols: dict[str, np.ndarray], evt: np.ndarray, n_events: int) -> ak.Array:
-    """Group flat candidate columns by event (stable, so per-event order is kept)."""
-    order = np.argsort(evt, kind="stable")
-    counts = np.bincount(evt, minlength=n_events)
+def _to_awkward(cols: dict[str, np.ndarray], counts: np.ndarray) -> ak.Array:
+    """Flat candidate columns, already grouped by event, as ``var * {OUTPUT_FIELDS}``."""
     content = ak.contents.RecordArray(
-        [ak.contents.NumpyArray(np.ascontiguousarray(cols[f][order])) for f in OUTPUT_FIELDS],
+        [ak.contents.NumpyArray(np.ascontiguousarray(cols[f])) for f in OUTPUT_FIELDS],
         list(OUTPUT_FIELDS),
+        length=int(np.sum(counts)),
     )
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), content))
 
 
 def simulate(
-    particles: ak.Array, card: Mapping[str, Any], rng: np.random.Generator
+    particles: ak.Array, card: Mapping[str, Any] | EflowConfig, rng: np.random.Generator
 ) -> ak.Array:
     """Detector-level E-flow candidates (format 3) from final-state particles (format 2).
 
-    ``card`` is a parsed ``eflow`` detector card; ``rng`` the only source of randomness.
+    ``card`` is a parsed ``eflow`` detector card (or its :func:`parse_card` result);
+    ``rng`` the only source of randomness. The work is done by :func:`simulate_flat`.
     """
-    cfg = parse_card(card)
+    cfg = card if isinstance(card, EflowConfig) else parse_card(card)
     p, counts = _flat(particles)
+    cols, out_counts = simulate_flat(p, counts, cfg, rng)
+    return _to_awkward(cols, out_counts)
+
+
+def simulate_flat(
+    p: Mapping[str, np.ndarray],
+    counts: np.ndarray,
+    cfg: EflowConfig,
+    rng: np.random.Generator,
+    fields: tuple[str, ...] = OUTPUT_FIELDS,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """:func:`simulate` on flat columns: (candidate columns grouped by event, counts).
+
+    ``p`` holds the :data:`INPUT_FIELDS` of all particles of all events, event after event,
+    ``counts`` the particles per event. The output columns ``fields`` (a subset of
+    :data:`OUTPUT_FIELDS`; all by default) are float64, the candidates of event 0 first,
+    in the order of :func:`simulate`. Every random draw happens whatever ``fields`` asks
+    for, so a subset is the same candidates' columns.
+    """
+    unknown = sorted(set(fields) - set(OUTPUT_FIELDS))
+    if unknown:
+        raise KeyError(f"unknown candidate fields {unknown}; known: {OUTPUT_FIELDS}")
+    p = {
+        f: np.asarray(p[f], dtype=np.int64 if f == "pid" else np.float64) for f in INPUT_FIELDS
+    }
+    counts = np.asarray(counts, dtype=np.int64)
     n_events = counts.size
     evt = np.repeat(np.arange(n_events, dtype=np.int64), counts)
 
     # 1. drop invisibles and particles born outside the tracker volume.
     apid = np.abs(p["pid"])
     keep = ~np.isin(apid, cfg.invisible_pids)
-    keep &= np.hypot(p["vx"], p["vy"]) <= 1000.0 * cfg.radius_m
-    keep &= np.abs(p["vz"]) <= 1000.0 * cfg.half_length_m
+    keep &= born_inside(p["vx"], p["vy"], p["vz"], cfg.radius_m, cfg.half_length_m)
     pt_all = np.hypot(p["px"], p["py"])
     keep &= pt_all > 0  # a particle along the beam never reaches a detector
-    p = {k: v[keep] for k, v in p.items()}
-    evt, apid, pt = evt[keep], apid[keep], pt_all[keep]
-    px, py, pz, energy, charge = p["px"], p["py"], p["pz"], p["E"], p["charge"]
+    kept = np.flatnonzero(keep)  # one index for all columns (vertices: tracks only, below)
+    evt, apid, pt = evt[kept], apid[kept], pt_all[kept]
+    px, py, pz, energy, charge = (p[k][kept] for k in ("px", "py", "pz", "E", "charge"))
     eta = np.arcsinh(pz / pt)
     phi = np.arctan2(py, px)
     abs_eta = np.abs(eta)
@@ -540,7 +679,7 @@ def simulate(
     t_px, t_py, t_pz = px[it] * scale, py[it] * scale, pz[it] * scale
     t_e = np.sqrt(t_px**2 + t_py**2 + t_pz**2 + mass2[it])
     d0_true, dz_true = impact_parameters(
-        px[it], py[it], pz[it], p["vx"][it], p["vy"][it], p["vz"][it]
+        px[it], py[it], pz[it], *(p[k][kept[it]] for k in ("vx", "vy", "vz"))
     )
     d0_err = cfg.d0_resolution(pt[it])
     dz_err = cfg.dz_resolution(pt[it])
@@ -567,8 +706,34 @@ def simulate(
     for k, (_name, flag) in enumerate(TRACK_CLASSES):
         tracks[flag] = (cls[it] == k).astype(np.float64)
     parts = [tracks, *neutrals]
-    cols = {f: np.concatenate([part[f] for part in parts]) for f in (*OUTPUT_FIELDS, "evt")}
-    return _unflatten(cols, cols["evt"].astype(np.int64), n_events)
+    out_evt = np.concatenate([part["evt"] for part in parts]).astype(np.int64)
+    # stable: per event, tracks then each calorimeter's neutrals (EFlowMerger order)
+    order = np.argsort(out_evt, kind="stable")
+    cols = {f: np.concatenate([part[f] for part in parts])[order] for f in fields}
+    return cols, np.bincount(out_evt, minlength=n_events).astype(np.int64)
+
+
+def unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for integer keys, the same two arrays.
+
+    Why: ``np.unique`` orders the keys with a comparison ``argsort`` (a seventh of the
+    detector's time); keys in [0, 2^32) are ordered here by two stable radix passes over
+    16-bit digits (numpy's stable sort of uint16 is a counting sort).
+    """
+    keys = np.asarray(keys)
+    if keys.ndim != 1 or keys.size == 0 or keys.dtype.kind not in "iu":
+        return np.unique(keys, return_inverse=True)
+    if keys.min() < 0 or keys.max() >= 1 << 32:
+        return np.unique(keys, return_inverse=True)
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    order = order[np.argsort((keys[order] >> 16).astype(np.uint16), kind="stable")]
+    ordered = keys[order]
+    first = np.empty(ordered.size, dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(ordered.size, dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
 
 
 def _calorimeter(
@@ -588,7 +753,7 @@ def _calorimeter(
 
     Returns the per-track momentum scale factor (1 where untouched) and the neutral
     candidates as flat columns with an ``evt`` column. Towers are keyed by
-    ``event * n_towers + tower`` so one ``np.unique`` groups every event's towers.
+    ``event * n_towers + tower`` so one :func:`unique_inverse` groups every event's towers.
     """
     frac = calo.fraction(apid)
     tower, in_grid = calo.grid.locate(eta_c, phi_c)
@@ -598,7 +763,7 @@ def _calorimeter(
     n_t = calo.grid.n_towers
     key_dep = evt[dep] * n_t + tower[dep]
     key_trk = evt[it[trk]] * n_t + tower[it[trk]]
-    keys, inv = np.unique(np.concatenate([key_dep, key_trk]), return_inverse=True)
+    keys, inv = unique_inverse(np.concatenate([key_dep, key_trk]))
     inv_dep, inv_trk = inv[: dep.size], inv[dep.size :]
     n = keys.size
 

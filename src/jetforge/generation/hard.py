@@ -77,14 +77,28 @@ def tagged_objects(event: LHEEvent, process: Process) -> list[LHEParticle]:
     return [boson, *daughters]
 
 
-def _leaves(parts: list[LHEParticle], index: int) -> list[LHEParticle]:
+def _children(parts: list[LHEParticle]) -> dict[int, list[int]]:
+    """Indices of the particles whose ``mother1`` is particle i (1-based), per i, in order."""
+    kids: dict[int, list[int]] = {}
+    for j, p in enumerate(parts):
+        if p.mother1 >= 1 and p.mother1 - 1 != j:
+            kids.setdefault(p.mother1 - 1, []).append(j)
+    return kids
+
+
+def _leaves(
+    parts: list[LHEParticle], index: int, children: dict[int, list[int]] | None = None
+) -> list[LHEParticle]:
     """Final (status 1) descendants of ``parts[index]`` through intermediate resonances,
-    in record order."""
+    in record order. ``children`` (:func:`_children` of ``parts``) saves rescanning the
+    record at every step."""
+    if children is None:
+        children = _children(parts)
     out: list[int] = []
     stack = [index]
     while stack:
         i = stack.pop()
-        kids = [j for j, p in enumerate(parts) if p.mother1 == i + 1 and j != i]
+        kids = children.get(i, [])
         if not kids:
             if parts[i].status == 1:
                 out.append(i)
@@ -114,11 +128,12 @@ def chain_objects(event: LHEEvent, chain: DecayChain) -> list[LHEParticle]:
     """
     parts = event.particles
     best: list[LHEParticle] | None = None
+    children = _children(parts)
     for i, p in enumerate(parts):
         if abs(p.pid) != chain.resonance:
             continue
         # a recoil copy (t → t) has the same leaves as the original: same candidate twice
-        leaves = _leaves(parts, i)
+        leaves = _leaves(parts, i, children)
         classes = _assign(leaves, chain.products)
         if classes is None:
             continue

@@ -8,6 +8,7 @@ into the constituents, so features are computed from the very objects fastjet cl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -79,3 +80,120 @@ def cluster_and_select(
     chosen = ak.firsts(consts[best])
     chosen = ak.fill_none(chosen, [], axis=0)
     return selected, jet, chosen
+
+
+# ----------------------------------------------------------------------------- flat path
+
+
+@dataclass(frozen=True)
+class FlatJets:
+    """Inclusive jets of many events as flat numpy columns (fastjet's order per event).
+
+    ``px, py, pz, E`` are per jet, event after event; ``counts`` the jets per event. The
+    constituents of any jet come from :meth:`constituents` as row indices into the events'
+    flat particle columns, so only the jets that are kept are ever gathered.
+    """
+
+    px: np.ndarray
+    py: np.ndarray
+    pz: np.ndarray
+    E: np.ndarray
+    counts: np.ndarray
+    pt_min: float
+    sequence: Any = None  # fastjet ClusterSequence (None: no event was clustered)
+    particle_offsets: np.ndarray | None = None  # [n_events + 1] of the clustered input
+
+    def constituents(self, jets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(counts [len(jets)], rows): the input rows of each jet ``jets`` (flat jet indices,
+        increasing), in fastjet's constituent order, jet after jet."""
+        jets = np.asarray(jets, dtype=np.int64)
+        if jets.size == 0 or self.sequence is None:
+            return np.zeros(jets.size, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        # [event][jet][i]: index of each constituent among its event's input particles
+        const_offsets, local = _jagged_jets(self.sequence.constituent_index(min_pt=self.pt_min))
+        if const_offsets.size != self.px.size + 1:
+            raise RuntimeError("fastjet returned a different number of jets for constituents")
+        start, stop = const_offsets[jets], const_offsets[jets + 1]
+        counts = (stop - start).astype(np.int64)
+        total = int(counts.sum())
+        first = np.cumsum(counts) - counts
+        pos = np.repeat(start - first, counts) + np.arange(total, dtype=np.int64)
+        event = np.repeat(np.repeat(np.arange(self.counts.size), self.counts)[jets], counts)
+        assert self.particle_offsets is not None
+        return counts, self.particle_offsets[event] + local[pos]
+
+
+def _jagged_jets(index: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets [n_jets + 1] into ``values``, values) of a ``[event][jet][i]`` array.
+
+    fastjet builds it as nested ``ListOffsetArray``s over a ``NumpyArray``: read those
+    buffers directly (the general awkward route costs as much as fastjet's own call).
+    """
+    lay = index.layout
+    lists = ak.contents.ListOffsetArray
+    if (
+        isinstance(lay, lists)
+        and isinstance(lay.content, lists)
+        and isinstance(lay.content.content, ak.contents.NumpyArray)
+    ):
+        events = np.asarray(lay.offsets.data)
+        jets = np.asarray(lay.content.offsets.data)[events[0] : events[-1] + 1]
+        return jets.astype(np.int64), np.asarray(lay.content.content.data).astype(np.int64)
+    per_jet = ak.to_numpy(ak.flatten(ak.num(index, axis=2), axis=None)).astype(np.int64)
+    offsets = np.zeros(per_jet.size + 1, dtype=np.int64)
+    np.cumsum(per_jet, out=offsets[1:])
+    return offsets, ak.to_numpy(ak.flatten(index, axis=None)).astype(np.int64)
+
+
+def cluster_flat(
+    px: np.ndarray,
+    py: np.ndarray,
+    pz: np.ndarray,
+    energy: np.ndarray,
+    counts: np.ndarray,
+    R: float,
+    pt_min: float,
+) -> FlatJets:
+    """Anti-k_t (radius ``R``) inclusive jets with p_T >= ``pt_min`` of every event.
+
+    The particles of event i are rows ``offsets[i] … offsets[i + 1] - 1`` of the flat
+    columns (``offsets`` = cumulative ``counts``). One call of fastjet's multi-event
+    interface on a four-field record built on the columns without copying them: the jets
+    are the ones fastjet gives for the full candidate records (extra fields only ride along).
+    """
+    import fastjet
+
+    counts = np.asarray(counts, dtype=np.int64)
+    offsets = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    if counts.size == 0:
+        empty = np.zeros(0)
+        return FlatJets(empty, empty, empty, empty, np.zeros(0, np.int64), pt_min)
+    cols = [np.ascontiguousarray(c, dtype=np.float64) for c in (px, py, pz, energy)]
+    content = ak.contents.RecordArray(
+        [ak.contents.NumpyArray(c) for c in cols], ["px", "py", "pz", "E"], length=int(offsets[-1])
+    )
+    events = ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), content))
+    sequence = fastjet.ClusterSequence(events, fastjet.JetDefinition(fastjet.antikt_algorithm, R))
+    jets = sequence.inclusive_jets(min_pt=pt_min)
+    out = [ak.to_numpy(ak.flatten(jets[k], axis=1)) for k in ("px", "py", "pz", "E")]
+    jet_counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
+    return FlatJets(*out, jet_counts, pt_min, sequence, offsets)
+
+
+def first_argmax(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Flat index of the first maximum of each non-empty segment (``ak.argmax`` per event);
+    -1 for empty segments."""
+    counts = np.asarray(counts, dtype=np.int64)
+    out = np.full(counts.size, -1, dtype=np.int64)
+    nonempty = np.flatnonzero(counts > 0)
+    if nonempty.size == 0:
+        return out
+    starts = (np.cumsum(counts) - counts)[nonempty]
+    seg_max = np.maximum.reduceat(values, starts)
+    segment = np.repeat(np.arange(nonempty.size), counts[nonempty])
+    hits = np.flatnonzero(values == seg_max[segment])
+    first = np.ones(hits.size, dtype=bool)
+    first[1:] = segment[hits[1:]] != segment[hits[:-1]]
+    out[nonempty[segment[hits[first]]]] = hits[first]
+    return out
