@@ -51,8 +51,8 @@ def test_transfer_tasks_read_converted_files(default_config):
 
     cfg = copy.deepcopy(default_config)
     assert ssl_task_files(cfg, "jpjepa", "top") == {
-        "train": "results/datasets/toptag/as_part17/train.h5",
-        "test": "results/datasets/toptag/as_part17/test.h5",
+        "train": "results/datasets/toptag/as_part17/n128/train.h5",
+        "test": "results/datasets/toptag/as_part17/n128/test.h5",
     }
     assert ssl_task_files(cfg, "jbot", "five_class") == {
         "train": "results/datasets/jetnet/val.h5", "test": "results/datasets/jetnet/test.h5",

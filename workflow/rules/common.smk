@@ -28,6 +28,7 @@ wildcard_constraints:
     ntrain=r"\d+",
     table=r"table\d+",
     features=r"[a-z0-9_]+",
+    nmax=r"\d+",
 
 
 def all_targets():

@@ -26,11 +26,11 @@ rule convert_features:
     input:
         "results/datasets/{dataset}/{split}.h5",
     output:
-        "results/datasets/{dataset}/as_{features}/{split}.h5",
+        "results/datasets/{dataset}/as_{features}/n{nmax}/{split}.h5",
     log:
-        "logs/datasets/{dataset}/as_{features}/{split}.log",
+        "logs/datasets/{dataset}/as_{features}/n{nmax}/{split}.log",
     benchmark:
-        "benchmarks/datasets/{dataset}/as_{features}/{split}.tsv"
+        "benchmarks/datasets/{dataset}/as_{features}/n{nmax}/{split}.tsv"
     threads: 1
     resources:
         mem_mb=2000,

@@ -7,7 +7,9 @@ from jetforge.workflow.logging import log_to
 sm = snakemake  # noqa: F821
 
 with log_to(sm.log[0]):
-    zeroed = convert_file(sm.input[0], sm.output[0], sm.wildcards.features)
+    zeroed = convert_file(
+        sm.input[0], sm.output[0], sm.wildcards.features, n_max=int(sm.wildcards.nmax)
+    )
     logging.getLogger("jetforge").info(
         "%s -> %s (%s); zero-filled: %s", sm.input[0], sm.output[0], sm.wildcards.features,
         ", ".join(zeroed) or "none",

@@ -158,7 +158,7 @@ def ssl_models(config: dict, experiment: str) -> list[str]:
 
 
 SSL_PREDICTIONS = "results/finetune/{experiment}/{task}/{mode}/n{ntrain}/r{repeat}/predictions.h5"
-CONVERTED_H5 = "results/datasets/{dataset}/as_{features}/{split}.h5"
+CONVERTED_H5 = "results/datasets/{dataset}/as_{features}/n{nmax}/{split}.h5"
 #: feature set a dataset kind writes when its config has no ``features`` key
 KIND_FEATURES = {"resim": "rs3l", "hadfork": None}
 
@@ -177,7 +177,10 @@ def ssl_task_files(config: dict, experiment: str, task: str) -> dict[str, str]:
     ``finetune_test``) unless it names another ``dataset`` (transfer, e.g. JP-JEPA's top
     tagging and quark–gluon, §4.3; splits ``train`` / ``test`` unless the task sets
     ``splits``). A dataset stored in another feature set than the pre-training one is read
-    through its conversion into the backbone's convention (rule ``convert_features``).
+    through its conversion into the backbone's convention (rule ``convert_features``):
+    the pre-training dataset's feature set *and* particle count (``n_particles``; e.g.
+    JetClass's 128 for top tagging's 200 constituents, as ParT's top-tagging data config
+    does: it also bounds the O(n^2) pair features).
     """
     from jetforge.workflow.ssl import splits
 
@@ -193,7 +196,11 @@ def ssl_task_files(config: dict, experiment: str, task: str) -> dict[str, str]:
     if theirs == own:
         return {r: SPLIT_H5.format(dataset=name, split=sp) for r, sp in roles.items()}
     return {
-        r: CONVERTED_H5.format(dataset=name, features=own, split=sp) for r, sp in roles.items()
+        r: CONVERTED_H5.format(
+            dataset=name, features=own, nmax=config["datasets"][exp["dataset"]]["n_particles"],
+            split=sp,
+        )
+        for r, sp in roles.items()
     }
 
 
