@@ -9,11 +9,14 @@ silently short file would misalign the re-simulated variants.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import starmap
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +133,34 @@ def write_lhe(
 _EVENT_RE = re.compile(r"<event[^>]*>(.*?)</event>", re.S)
 
 
+def _event_blocks(body: str) -> list[str]:
+    """The contents of the complete ``<event …>…</event>`` elements of ``body``.
+
+    Exactly ``_EVENT_RE.findall(body)`` (the first ``>`` after ``<event`` opens the
+    element, the first ``</event>`` after it closes it, non-overlapping), by ``str.find``:
+    the lazy ``.*?`` regex costs ~1.5 µs per particle line, this ~0.1.
+    """
+    out: list[str] = []
+    find = body.find
+    pos = 0
+    while True:
+        i = find("<event", pos)
+        if i < 0:
+            break
+        j = find(">", i + 6)
+        if j < 0:
+            break
+        k = find("</event>", j + 1)
+        if k < 0:  # no later <event> can be closed either
+            break
+        out.append(body[j + 1 : k])
+        pos = k + 8
+    return out
+
+
 def _parse_event(block: str, path: Path, index: int) -> LHEEvent:
+    """One event, field by field: the reference parser, and the one that names what is
+    wrong with a file the vectorised :func:`_parse_events_fast` does not take."""
     lines = [ln for ln in block.strip().splitlines() if ln.strip()]
     try:
         head = lines[0].split()
@@ -163,6 +193,107 @@ def _parse_event(block: str, path: Path, index: int) -> LHEEvent:
         raise LHEError(f"{path}: event {index}: {exc}") from None
     except (IndexError, ValueError) as exc:
         raise LHEError(f"{path}: event {index} is malformed ({exc})") from None
+
+
+#: Columns of an event's first line (NUP IDPRUP XWGTUP SCALUP AQEDUP AQCDUP) and of a
+#: particle line (IDUP ISTUP MOTHUP×2 ICOLUP×2 PUP×5 VTIMUP SPINUP), as np.loadtxt parses
+#: them: integers strictly as int64 (``1.0`` or ``1e0`` is refused, as ``int()`` does).
+_HEAD_DTYPE = np.dtype(
+    [("nup", "i8"), ("process_id", "i8")]
+    + [(k, "f8") for k in ("weight", "scale", "aqed", "aqcd")]
+)
+_PARTICLE_DTYPE = np.dtype(
+    [(k, "i8") for k in ("pid", "status", "mother1", "mother2", "col", "acol")]
+    + [(k, "f8") for k in ("px", "py", "pz", "e", "m", "vtim", "spin")]
+)
+
+
+def _columns(lines: list[str], dtype: np.dtype) -> list[list]:
+    """The first ``len(dtype)`` whitespace-separated columns of ``lines`` as Python lists
+    (int / float); raises ValueError (or a warning as an error) on anything np.loadtxt
+    cannot convert exactly, including a line with fewer columns."""
+    if not lines:
+        return [[] for _ in dtype.names]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. numpy < 2 parsing "1.0" as an integer
+        arr = np.loadtxt(lines, dtype=dtype, comments=None, usecols=range(len(dtype.names)))
+    arr = arr.reshape(-1)
+    return [arr[k].tolist() for k in dtype.names]
+
+
+def _parse_events_fast(blocks: list[str]) -> list[LHEEvent] | None:
+    """All events at once: the same values as :func:`_parse_event` on each block, or None
+    where a block is anything but regular (then the per-event parser decides, and names
+    the event at fault).
+
+    Each block is cut into lines exactly as :func:`_parse_event` does (first non-blank line
+    the event line, the next NUP the particles, the rest the comments), but the numbers of
+    the events are converted by two ``np.loadtxt`` calls (C parser; a float column is the
+    correctly rounded double of its text, as ``float()`` gives) instead of 13 ``float()``
+    / ``int()`` calls per particle line, and the objects are built by ``starmap`` over the
+    columns. np.loadtxt accepts a subset of what ``int()`` / ``float()`` accept (no
+    ``1_000``, no non-ASCII digits); whatever it refuses falls back to the per-event parser.
+    """
+    heads: list[str] = []
+    nups: list[int] = []
+    plines: list[str] = []
+    comments: list[str] = []
+    for block in blocks:
+        lines = block.strip().splitlines()
+        if not all(map(str.strip, lines)):  # blank lines inside the event: drop them
+            lines = [ln for ln in lines if ln.strip()]
+        if not lines:
+            return None
+        try:
+            nup = int(lines[0].split(None, 1)[0])
+        except ValueError:
+            return None
+        if nup < 0 or len(lines) < 1 + nup:
+            return None
+        heads.append(lines[0])
+        nups.append(nup)
+        plines += lines[1 : 1 + nup]
+        comments.append("\n".join(lines[1 + nup :]))
+    try:
+        head = _columns(heads, _HEAD_DTYPE)
+        cols = _columns(plines, _PARTICLE_DTYPE)
+    except (ValueError, TypeError, OverflowError, Warning):
+        return None
+    if head[0] != nups:  # NUP as int() read it (it cut the blocks); never differs in practice
+        return None
+    particles = list(starmap(LHEParticle, zip(*cols)))
+    per_event: list[list[LHEParticle]] = []
+    start = 0
+    for n in nups:
+        per_event.append(particles[start : start + n])
+        start += n
+    return list(starmap(LHEEvent, zip(per_event, *head[1:], comments)))
+
+
+#: Events converted per np.loadtxt call: bounds the transient copies (line strings,
+#: arrays, column lists) of a large file to ~15 MB without costing speed.
+_SLAB_EVENTS = 10_000
+
+
+def _parse_events(blocks: list[str], path: Path) -> list[LHEEvent]:
+    """The events of ``blocks`` (file order); a slab of events the vectorised parser
+    does not take is parsed event by event, which raises the error naming the event."""
+    events: list[LHEEvent] = []
+    # The cyclic garbage collector would run every ~700 of the new (acyclic) objects and
+    # rescan the live ones: ~60 % of the object-building time of a 10k-event file.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for start in range(0, len(blocks), _SLAB_EVENTS):
+            slab = blocks[start : start + _SLAB_EVENTS]
+            fast = _parse_events_fast(slab)
+            if fast is None:
+                fast = [_parse_event(blk, path, start + i) for i, blk in enumerate(slab)]
+            events += fast
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return events
 
 
 def read_lhe(path: str | os.PathLike[str]) -> tuple[LHEInit, list[LHEEvent]]:
@@ -201,7 +332,7 @@ def _read(path: Path) -> tuple[LHEInit, list[LHEEvent]]:
         raise LHEError(f"{path}: malformed <init> block ({exc})") from None
     body = text[m.end() :]
     n_open = body.count("<event")
-    events = [_parse_event(blk, path, i) for i, blk in enumerate(_EVENT_RE.findall(body))]
+    events = _parse_events(_event_blocks(body), path)
     if len(events) != n_open:
         raise LHEError(f"{path}: {n_open} <event> tags but {len(events)} complete events")
     return init, events
