@@ -159,6 +159,8 @@ MADGRAPH = """<LesHouchesEvents version="3.0">
 <init>
   2212  2212 +6.5000000e+03 +6.5000000e+03 0 0 247000 247000 -4 1
  +5.0500000e+02 +1.6300000e+00 +5.0500000e+02 1
+<generator name='MadGraph5_aMC@NLO' version='3.5.1'>please cite 1405.0301 </generator>
+# a comment line inside init
 </init>
 <event>
  4      1 +5.0500000e+02 9.11880000e+01 7.54677100e-03 1.30000000e-01

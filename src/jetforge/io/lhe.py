@@ -319,14 +319,22 @@ def _read(path: Path) -> tuple[LHEInit, list[LHEEvent]]:
     m = re.search(r"<init>(.*?)</init>", text, re.S)
     if not m:
         raise LHEError(f"{path}: no <init> block")
+    # MadGraph5_aMC@NLO puts a <generator ...>...</generator> element (and sometimes '#'
+    # comment lines) inside <init>: optional information, not part of the numeric block
+    block = re.sub(r"<(\w+)[^>]*>.*?</\1>|<[^>]*/>", "", m.group(1), flags=re.S)
     try:
-        rows = [r.split() for r in m.group(1).strip().splitlines() if r.strip()]
+        rows = [
+            r.split() for r in block.strip().splitlines() if r.strip() and not r.lstrip().startswith("#")
+        ]
         b = rows[0]
+        n_proc = int(b[9]) if len(b) > 9 else len(rows) - 1  # NPRUP
         init = LHEInit(
             beam_ids=(int(b[0]), int(b[1])),
             beam_energies=(float(b[2]), float(b[3])),
             weight_strategy=int(b[8]),
-            processes=[(float(r[0]), float(r[1]), float(r[2]), int(r[3])) for r in rows[1:]],
+            processes=[
+                (float(r[0]), float(r[1]), float(r[2]), int(r[3])) for r in rows[1 : 1 + n_proc]
+            ],
         )
     except (IndexError, ValueError) as exc:
         raise LHEError(f"{path}: malformed <init> block ({exc})") from None
