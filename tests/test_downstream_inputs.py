@@ -336,3 +336,15 @@ def test_backbone_id_names_a_directory_not_a_constructor_argument():
     cfg = backbone_config({"name": "vit", "size": "S", "id": "vit_top"}, in_dim=4)
     assert "id" not in cfg
     build_backbone(cfg)
+
+
+def test_random_probe_baseline_takes_input_preprocessing_not_batchnorm_statistics():
+    from jetforge.models.registry import build_backbone
+    from jetforge.workflow.ssl import input_preprocessing
+
+    vit = build_backbone({"name": "vit", "size": "S", "in_dim": 4,
+                          "input_shift": [1.0, 2.0, 3.0, 4.0], "input_scale": [1.0] * 4})  # fmt: skip
+    assert set(input_preprocessing(vit)) == {"input_shift", "input_scale"}
+    part = build_backbone({"name": "part", "size": "mini", "in_dim": 15})
+    assert not any("running" in k or "num_batches" in k for k in input_preprocessing(part))
+    assert any("running_mean" in k for k, _ in part.named_buffers())

@@ -80,6 +80,26 @@ def train_tokenizer(exp_cfg: dict, train_h5: str, out_path: str, seed: int, devi
     train(train_h5, out_path, exp_cfg["tokenizer"], seed, device)
 
 
+def input_preprocessing(backbone: Any) -> dict[str, Any]:
+    """The buffers that fix a backbone's input preprocessing from the data (ViT
+    ``input_shift``/``input_scale``, the tracks + cells normalisation).
+
+    Why: the random-init probe baseline must see the same standardised inputs as the
+    pre-trained backbone, or it loses for the wrong reason. BatchNorm running statistics
+    are excluded: they were accumulated *through the pre-trained weights*, so copying them
+    would make the baseline depend on the pre-training run.
+    """
+    from torch import nn
+
+    bn = {
+        f"{name}.{b}" if name else b
+        for name, m in backbone.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for b, _ in m.named_buffers(recurse=False)
+    }
+    return {k: v for k, v in backbone.named_buffers() if k not in bn}
+
+
 def _probe_rows(h5_path: str, n_max: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from jetforge.training.pretrain import select_jet_rows
 
@@ -116,10 +136,7 @@ def probe_table(
     pre, payload = load_backbone(model_pts[0], map_location="cpu")
     torch.manual_seed(derive_seed("probe", "random-init", base=seed))
     rand = build_backbone(payload["backbone_cfg"])
-    # buffers hold fixed input preprocessing fitted on the data (ViT input_shift/scale,
-    # tracks + cells normalisation), not learned weights: the random baseline must see
-    # the same standardised inputs, else it loses for the wrong reason
-    rand.load_state_dict(dict(pre.named_buffers()), strict=False)
+    rand.load_state_dict(input_preprocessing(pre), strict=False)
     encoders.append(("random init", rand))
     rows = []
     for name, enc in encoders:
