@@ -12,7 +12,17 @@ Everything random is drawn from ``numpy.random.default_rng([seed, epoch])`` befo
 first read, so the batch sequence of an epoch is a pure function of (seed, epoch), and
 ``epoch(e, start_batch=n)`` reproduces batches n, n+1, ... exactly without reading the
 skipped ones: a resumed training sees the same data order as an uninterrupted one.
-The next buffer is read in a background thread while the current one is consumed.
+
+**Prefetch.** With ``workers=0`` the next buffer is read in a background thread while the
+current one is consumed. With ``workers=W > 0`` (config key ``loader_workers``, see
+:func:`resolve_loader_workers`) W worker processes, kept from epoch to epoch until the
+sampler is closed and each with its own ``h5py.File``, read the next W buffers
+concurrently (:mod:`jetforge.training.h5loader`: no torch in them, no fork, results in
+shared memory without a copy) and also cut and trim the batches that lie wholly in their
+buffer; the main process consumes buffers strictly in order. Which rows form which batch
+is decided in the main process before any read, and both paths produce their arrays with
+the same function (:func:`~jetforge.training.h5loader.read_segments`), so batches are
+identical whatever the number of workers.
 
 **Inputs.** What a batch carries per jet is set by the backbone, not by the sampler: a
 backbone's ``inputs`` (:func:`jetforge.models.registry.backbone_inputs`) names the
@@ -29,6 +39,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -38,21 +49,24 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from jetforge.training.h5loader import (  # noqa: F401  (read_rows, read_inputs re-exported)
+    DEFAULT_CELL_FEATURES,
+    INPUT_DATASETS,
+    LoaderWorkerError,
+    WorkerPool,
+    _file_id,
+    _names,
+    read_inputs,
+    read_rows,
+    read_segments,
+    trim_length,
+)
+
 #: attrs of a format-4 file that hold name lists
 _NAME_ATTRS = ("feature_names", "class_names", "process_names", "variant_names")
 
-#: backbone input name -> (values dataset, mask dataset) of a format-4 file (contract §4, §6)
-INPUT_DATASETS = {"particles": ("particles", "mask"), "cells": ("cells", "cells_mask")}
 #: what a backbone takes unless it declares ``inputs``
 DEFAULT_INPUTS = ("particles",)
-#: cell columns assumed when a file has no ``cells`` (the contract's order)
-DEFAULT_CELL_FEATURES = ["E", "eta", "phi", "layer"]
-
-
-def _names(value: Any) -> list[str]:
-    if isinstance(value, (bytes, str)):
-        value = [value]
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(value).ravel()]
 
 
 @dataclass(frozen=True)
@@ -182,50 +196,6 @@ def read_column(f: h5py.File, name: str, chunk: int = 1 << 22) -> np.ndarray:
     return out
 
 
-def read_rows(ds: h5py.Dataset, rows: np.ndarray, max_gap: int = 64) -> np.ndarray:
-    """``ds[rows]`` for sorted unique ``rows`` using few contiguous slice reads.
-
-    Rows closer than ``max_gap`` are merged into one slice: reading a few unneeded rows
-    is far cheaper than another HDF5 selection (and usually the same chunk anyway).
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    out = np.empty((rows.size, *ds.shape[1:]), dtype=ds.dtype)
-    if rows.size == 0:
-        return out
-    if np.any(np.diff(rows) <= 0):
-        raise ValueError("read_rows needs strictly increasing row indices")
-    cut = np.flatnonzero(np.diff(rows) > max_gap) + 1
-    bounds = np.r_[0, cut, rows.size]
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        lo, hi = int(rows[a]), int(rows[b - 1]) + 1
-        if hi - lo == b - a:  # dense run: read straight into the output
-            ds.read_direct(out, np.s_[lo:hi], np.s_[a:b])
-        else:
-            out[a:b] = ds[lo:hi][rows[a:b] - lo]
-    return out
-
-
-def read_inputs(
-    f: h5py.File, rows: np.ndarray, inputs: Sequence[str] = DEFAULT_INPUTS
-) -> list[np.ndarray]:
-    """``[values, mask]`` of each of ``inputs`` (in order) for arbitrary rows (any order,
-    duplicates allowed). Missing ``cells``: one padded, all-masked cell per jet."""
-    uniq, inv = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
-    out: list[np.ndarray] = []
-    for name in inputs:
-        values, mask = INPUT_DATASETS[name]
-        if values in f:
-            out.append(read_rows(f[values], uniq)[inv])
-            out.append(read_rows(f[mask], uniq).astype(bool, copy=False)[inv])
-        elif name == "cells":
-            n_feat = len(_names(f.attrs.get("cells_feature_names", DEFAULT_CELL_FEATURES)))
-            out.append(np.zeros((inv.size, 1, n_feat), np.float32))
-            out.append(np.zeros((inv.size, 1), bool))
-        else:
-            raise ValueError(f"{f.filename} has no {values!r} dataset")
-    return out
-
-
 def read_jets(f: h5py.File, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Particles and mask of arbitrary rows (any order, duplicates allowed)."""
     x, m = read_inputs(f, rows)
@@ -242,8 +212,7 @@ def _trimmed_all(arrays: Sequence[np.ndarray]) -> list[Tensor]:
 
 def _trimmed(x: np.ndarray, m: np.ndarray) -> tuple[Tensor, Tensor]:
     """Tensors cut after the batch's last real particle (less to copy and to compute)."""
-    real = np.flatnonzero(m.any(axis=0))
-    n = int(real[-1]) + 1 if real.size else 1
+    n = trim_length(m)
     return torch.from_numpy(np.ascontiguousarray(x[:, :n])), torch.from_numpy(
         np.ascontiguousarray(m[:, :n])
     )
@@ -318,69 +287,109 @@ def block_shuffle(
     return buffers
 
 
-def stream_batches(
-    buffers: Sequence[np.ndarray],
-    load: Callable[[np.ndarray], dict[str, np.ndarray]],
-    batch_size: int,
-    drop_last: bool,
-    start_batch: int = 0,
-    prefetch: bool = True,
-) -> Iterator[dict[str, np.ndarray]]:
-    """Cut the concatenated buffers into batches; ``load(items)`` reads one buffer.
+def buffer_segments(
+    j: int, sizes: np.ndarray, batch_size: int, n_batches: int, start_batch: int
+) -> np.ndarray:
+    """What of buffer ``j`` the batches ``start_batch .. n_batches-1`` use.
 
-    ``load`` returns arrays aligned with its ``items`` argument. Buffers wholly before
-    ``start_batch`` are never read; the next buffer is prefetched in a thread.
+    Batches are cut from the concatenated buffers (``sizes``: items per buffer). One
+    ``(a, z, whole)`` row per batch overlapping the buffer, in batch order from batch
+    ``max(start_batch, first item of the buffer // batch_size)``: its item range ``[a, z)``
+    within the buffer and whether it lies wholly inside the buffer (trimmed where it is
+    read) or spans buffers (joined and trimmed by the consumer).
     """
-    sizes = np.array([len(b) for b in buffers], dtype=np.int64)
     total = int(sizes.sum())
-    n_batches = total // batch_size if drop_last else math.ceil(total / batch_size)
-    ends = np.cumsum(sizes)
-    starts = ends - sizes
-    cache: dict[int, cf.Future[dict[str, np.ndarray]] | dict[str, np.ndarray]] = {}
-    pool = cf.ThreadPoolExecutor(max_workers=1) if prefetch else None
+    s = int(sizes[:j].sum())
+    e = s + int(sizes[j])
+    b = np.arange(max(start_batch, s // batch_size), min(n_batches - 1, (e - 1) // batch_size) + 1)
+    lo, hi = b * batch_size, np.minimum((b + 1) * batch_size, total)
+    whole = (lo >= s) & (hi <= e)
+    seg = np.stack([np.maximum(lo, s) - s, np.minimum(hi, e) - s, whole.astype(np.int64)], 1)
+    return seg.astype(np.int64).reshape(-1, 3)
 
-    def get(j: int) -> dict[str, np.ndarray]:
-        if j not in cache:
-            cache[j] = load(buffers[j])
-        if pool is not None and j + 1 < len(buffers) and j + 1 not in cache:
-            cache[j + 1] = pool.submit(load, buffers[j + 1])
-        v = cache[j]
-        if isinstance(v, cf.Future):
-            v = cache[j] = v.result()
-        return v
 
+def _join(parts: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
+    """The pieces of a batch that spans buffers, concatenated and trimmed like a batch."""
+    joined = [np.concatenate(p) for p in zip(*parts, strict=True)]
+    out: list[np.ndarray] = []
+    for i in range(0, len(joined), 2):
+        x, m = joined[i], joined[i + 1]
+        n = trim_length(m)
+        out += [np.ascontiguousarray(x[:, :n]), np.ascontiguousarray(m[:, :n])]
+    return out
+
+
+def resolve_loader_workers(value: Any = "auto", device: torch.device | str = "cpu") -> int:
+    """Loader worker processes for a config value (``loader_workers`` of a ``pretrain`` /
+    ``finetune`` block): an integer >= 0 is taken as is; ``"auto"`` (or absent / null)
+    reads ``JETFORGE_LOADER_WORKERS`` if set, else picks
+
+    * 0 on CPU: the training step is 100-1000x slower than the prefetch thread (loader
+      wait <= 3 %), and worker processes would only take cores from it;
+    * ``min(4, cores - 2)`` (at least 1) on CUDA, ``cores`` being the CPUs this process
+      may use: a worker reads ~100-200k jets/s (5-10 us of CPU per jet), while the main
+      process then spends ~1-2 us per jet, so more workers would not help.
+
+    Measurements: bench/loader.py (``--workers``)."""
+    if value is None or value == "auto":
+        env = os.environ.get("JETFORGE_LOADER_WORKERS", "").strip()
+        if env and env != "auto":
+            value = env
+        elif torch.device(device).type != "cuda":
+            return 0
+        else:
+            try:
+                cores = len(os.sched_getaffinity(0))
+            except AttributeError:  # pragma: no cover - not Linux
+                cores = os.cpu_count() or 1
+            return max(1, min(4, cores - 2))
     try:
-        for b in range(start_batch, n_batches):
-            lo, hi = b * batch_size, min((b + 1) * batch_size, total)
-            j0 = int(np.searchsorted(ends, lo, side="right"))
-            j1 = int(np.searchsorted(ends, hi - 1, side="right"))
-            for old in [k for k in cache if k < j0]:
-                del cache[old]
-            parts = []
-            for j in range(j0, j1 + 1):
-                data = get(j)
-                a, z = max(lo, starts[j]) - starts[j], min(hi, ends[j]) - starts[j]
-                parts.append({k: v[a:z] for k, v in data.items()})
-            yield {
-                k: np.concatenate([p[k] for p in parts]) if len(parts) > 1 else parts[0][k]
-                for k in parts[0]
-            }
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if n < 0 or isinstance(value, bool) or (isinstance(value, float) and value != n):
+        raise ValueError(f"loader_workers must be an integer >= 0 or 'auto', got {value!r}")
+    return n
 
 
 class _H5Sampler:
-    """Shared plumbing: open file, batch accounting, context manager."""
+    """Shared plumbing: open file, batch accounting, streaming, context manager.
 
-    def __init__(self, h5_path: str, batch_size: int, drop_last: bool, prefetch: bool) -> None:
+    ``workers`` loader worker processes (0: a prefetch thread if ``prefetch``, see the
+    module docstring). They start with the first epoch that has buffers for them, serve
+    the following epochs too, and stop at :meth:`close` -- or at once when an epoch ends
+    early (generator closed, exception), so that nothing is left running after an error.
+    ``pin_memory`` (only where CUDA is available): batch tensors in page-locked memory, so
+    that ``batch.to("cuda", non_blocking=True)`` is asynchronous.
+    """
+
+    #: datasets read per view (:data:`INPUT_DATASETS`)
+    inputs: tuple[str, ...] = DEFAULT_INPUTS
+
+    def __init__(
+        self,
+        h5_path: str,
+        batch_size: int,
+        drop_last: bool,
+        prefetch: bool,
+        workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if int(workers) < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
         self.info = DatasetInfo.read(h5_path)
+        self.path = os.path.abspath(h5_path)
         self.file = h5py.File(h5_path, "r")
+        self._file_id = _file_id(self.path)
         self.batch_size = int(batch_size)
         self.drop_last = drop_last
         self.prefetch = prefetch
+        self.workers = int(workers)
+        self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
+        self._pool: WorkerPool | None = None  # kept from epoch to epoch
+        self._pool_in_use = False
 
     def _n_items(self) -> int:
         raise NotImplementedError
@@ -389,7 +398,141 @@ class _H5Sampler:
         n = self._n_items()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
+    def _tensors(self, arrays: Sequence[np.ndarray]) -> list[Tensor]:
+        out = [torch.from_numpy(a) for a in arrays]
+        return [t.pin_memory() for t in out] if self.pin_memory else out
+
+    def _stream(
+        self,
+        buffers: Sequence[np.ndarray],
+        views: Callable[[np.ndarray], list[np.ndarray]],
+        n_views: int,
+        start_batch: int,
+    ) -> Iterator[tuple[np.ndarray, list[list[np.ndarray]]]]:
+        """Cut the concatenated ``buffers`` (item ids) into batches from ``start_batch``.
+
+        ``views(items)``: the file rows of each of the ``n_views`` views of ``items``.
+        Yields each batch's items and, per view, its trimmed ``[values, mask, ...]``
+        arrays of :attr:`inputs`. Buffers wholly before ``start_batch`` and items after
+        the last batch are never read.
+        """
+        sizes = np.array([len(b) for b in buffers], dtype=np.int64)
+        total = int(sizes.sum())
+        bs = self.batch_size
+        n_batches = total // bs if self.drop_last else math.ceil(total / bs)
+        if start_batch >= n_batches:
+            return
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
+        first = int(np.searchsorted(ends, start_batch * bs, side="right"))
+        last = int(np.searchsorted(ends, min(n_batches * bs, total) - 1, side="right"))
+        order = list(range(first, last + 1))  # buffers to read, in consumption order
+        per_seg = n_views * 2 * len(self.inputs)  # arrays per batch (piece) of a buffer
+
+        def task(j: int) -> tuple[list[np.ndarray], np.ndarray]:
+            """Rows of each view and batch segments of buffer ``j``, relative to the
+            buffer's first used item."""
+            seg = buffer_segments(j, sizes, bs, n_batches, start_batch)
+            a0, z1 = int(seg[0, 0]), int(seg[-1, 1])
+            seg[:, :2] -= a0
+            return views(buffers[j][a0:z1]), seg
+
+        def read_here(j: int) -> list[np.ndarray]:
+            try:
+                v, seg = task(j)
+                return read_segments(self.file, v, self.inputs, seg)[0]
+            except Exception as err:
+                err.add_note(f"while reading buffer {j} of {self.path}")
+                raise
+
+        n_workers = min(self.workers, len(order) - 1)
+        pool: WorkerPool | None = None
+        thread: cf.ThreadPoolExecutor | None = None
+        pending: dict[int, Any] = {}  # buffer -> Future (thread) or worker index
+        cache: dict[int, list[np.ndarray]] = {}
+
+        # a pool that has to start first: this process reads the first buffer meanwhile
+        read_first_here = True
+
+        def submit_ahead(i: int) -> None:
+            """Keep the buffers after ``order[i]`` being read: W in the workers (and
+            ``order[i]`` itself if not read yet), else 1 in the thread."""
+            if pool is not None:
+                skip = 1 if read_first_here else 0
+                for t in range(max(i, skip), min(i + 1 + n_workers, len(order))):
+                    j = order[t]
+                    if j not in pending and j not in cache:
+                        v, seg = task(j)
+                        pool.submit((t - skip) % n_workers, j, v, seg)  # round-robin
+                        pending[j] = (t - skip) % n_workers
+            elif thread is not None and i + 1 < len(order) and order[i + 1] not in pending:
+                pending[order[i + 1]] = thread.submit(read_here, order[i + 1])
+
+        def get(j: int) -> list[np.ndarray]:
+            if j not in cache:
+                i = j - first
+                if pool is not None:
+                    submit_ahead(i)
+                    if j in pending:
+                        cache[j] = pool.result(pending.pop(j), j)
+                    else:  # the first buffer of a pool that is starting
+                        cache[j] = read_here(j)
+                elif j in pending:  # queue the next read, then wait for this one
+                    submit_ahead(i)
+                    cache[j] = pending.pop(j).result()
+                else:
+                    cache[j] = read_here(j)
+                    submit_ahead(i)
+            return cache[j]
+
+        shared = False  # using self._pool (else a pool of this generator's own, if any)
+        completed = False
+        try:
+            if n_workers > 0 and not self._pool_in_use:
+                if self._pool is None:
+                    self._pool = WorkerPool(self.path, self.inputs, self.workers, self._file_id)
+                else:
+                    read_first_here = False  # running already: it reads every buffer
+                pool, shared, self._pool_in_use = self._pool, True, True
+                pool.trim(keep=n_workers + 2)  # slots an earlier epoch's kept batches needed
+            elif n_workers > 0:  # another epoch of this sampler is being read at the same time
+                pool = WorkerPool(self.path, self.inputs, n_workers, self._file_id)
+            elif self.prefetch and len(order) > 1:
+                thread = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="h5-prefetch")
+            for b in range(start_batch, n_batches):
+                lo, hi = b * bs, min((b + 1) * bs, total)
+                j0 = int(np.searchsorted(ends, lo, side="right"))
+                j1 = int(np.searchsorted(ends, hi - 1, side="right"))
+                for old in [k for k in cache if k < j0]:
+                    del cache[old]
+                parts = []
+                for j in range(j0, j1 + 1):
+                    data = get(j)  # segments of batches max(start_batch, starts[j] // bs), ...
+                    s = (b - max(start_batch, int(starts[j]) // bs)) * per_seg
+                    parts.append(data[s : s + per_seg])
+                items = np.concatenate(
+                    [buffers[j][max(lo, starts[j]) - starts[j] : min(hi, ends[j]) - starts[j]]
+                     for j in range(j0, j1 + 1)]
+                )  # fmt: skip
+                arrays = parts[0] if len(parts) == 1 else _join(parts)
+                m = 2 * len(self.inputs)
+                yield items, [list(arrays[v * m : (v + 1) * m]) for v in range(n_views)]
+            completed = True
+        finally:
+            if thread is not None:
+                thread.shutdown(wait=True, cancel_futures=True)
+            if pool is not None and not (shared and completed):
+                pool.close()
+                if shared:
+                    self._pool = None
+            if shared:
+                self._pool_in_use = False
+
     def close(self) -> None:
+        """Stop the loader workers (if any) and close the file."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         self.file.close()
 
     def __enter__(self) -> _H5Sampler:
@@ -456,8 +599,10 @@ class PairSampler(_H5Sampler):
         block_pairs: int = 256,
         buffer_blocks: int = 32,
         prefetch: bool = True,
+        workers: int = 0,
+        pin_memory: bool = False,
     ) -> None:
-        super().__init__(h5_path, batch_size, drop_last, prefetch)
+        super().__init__(h5_path, batch_size, drop_last, prefetch, workers, pin_memory)
         if not augset:
             raise ValueError("augset is empty: need at least one augmentation variant")
         self.aug_variants = np.array([self.info.variant_index(v) for v in augset], dtype=np.int64)
@@ -497,24 +642,16 @@ class PairSampler(_H5Sampler):
                 for s in range(0, n, self.block_pairs * self.buffer_blocks)
             ]
         V = self.info.n_variants
-        n_arrays = 2 * len(self.inputs)
 
-        def load(items: np.ndarray) -> dict[str, np.ndarray]:
+        def views(items: np.ndarray) -> list[np.ndarray]:
             base = self.pairs[items] * V
-            rows = np.concatenate([base + self.nominal_variant, base + aug[items]])
-            k = items.size
-            out = {"labels": self.labels[items]}
-            for i, arr in enumerate(read_inputs(self.file, rows, self.inputs)):
-                out[f"a{i}"], out[f"b{i}"] = arr[:k], arr[k:]
-            return out
+            return [base + self.nominal_variant, base + aug[items]]
 
-        for d in stream_batches(
-            buffers, load, self.batch_size, self.drop_last, start_batch, self.prefetch
-        ):
+        for items, (a, b) in self._stream(buffers, views, 2, start_batch):
             yield self._batch(
-                _trimmed_all([d[f"a{i}"] for i in range(n_arrays)]),
-                _trimmed_all([d[f"b{i}"] for i in range(n_arrays)]),
-                torch.from_numpy(d["labels"].astype(np.int64)),
+                self._tensors(a),
+                self._tensors(b),
+                torch.from_numpy(self.labels[items].astype(np.int64)),
             )
 
     def _batch(self, a: list[Tensor], b: list[Tensor], labels: Tensor) -> Any:
@@ -570,8 +707,10 @@ class JetSampler(_H5Sampler):
         buffer_blocks: int = 32,
         prefetch: bool = True,
         inputs: Sequence[str] = DEFAULT_INPUTS,
+        workers: int = 0,
+        pin_memory: bool = False,
     ) -> None:
-        super().__init__(h5_path, batch_size, drop_last, prefetch)
+        super().__init__(h5_path, batch_size, drop_last, prefetch, workers, pin_memory)
         self.inputs = checked_inputs(inputs, self.file)
         order = np.argsort(rows, kind="stable")
         self.rows, self.labels = np.asarray(rows, np.int64)[order], np.asarray(labels)[order]
@@ -590,17 +729,12 @@ class JetSampler(_H5Sampler):
             step = self.block_rows * self.buffer_blocks
             buffers = [np.arange(s, min(s + step, n)) for s in range(0, n, step)]
 
-        n_arrays = 2 * len(self.inputs)
+        def views(items: np.ndarray) -> list[np.ndarray]:
+            return [self.rows[items]]
 
-        def load(items: np.ndarray) -> dict[str, np.ndarray]:
-            arrays = read_inputs(self.file, self.rows[items], self.inputs)
-            return {"y": self.labels[items], **{f"i{k}": a for k, a in enumerate(arrays)}}
-
-        for d in stream_batches(
-            buffers, load, self.batch_size, self.drop_last, start_batch, self.prefetch
-        ):
-            x, m, *cells = _trimmed_all([d[f"i{k}"] for k in range(n_arrays)])
-            yield JetBatch(x, m, torch.from_numpy(d["y"].astype(np.float32)), *cells)
+        for items, (arrays,) in self._stream(buffers, views, 1, start_batch):
+            x, m, *cells = self._tensors(arrays)
+            yield JetBatch(x, m, torch.from_numpy(self.labels[items].astype(np.float32)), *cells)
 
 
 def iter_rows(

@@ -76,11 +76,17 @@ from jetforge.training.data import (
     check_model_features,
     iter_rows,
     read_column,
+    resolve_loader_workers,
     select_labelled_rows,
     subsample,
 )
 from jetforge.training.engine import EngineConfig, TrainState, fit, resolve_device
-from jetforge.training.pretrain import augset_variants, build_backbone_for, to_plain
+from jetforge.training.pretrain import (
+    LOADER_ONLY_KEYS,
+    augset_variants,
+    build_backbone_for,
+    to_plain,
+)
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +302,8 @@ def run_finetune(
         bs,
         derive_seed("finetune", task, mode, augset, n_train, repeat, "data", base=seed),
         inputs=model.inputs,
+        workers=resolve_loader_workers(fcfg.get("loader_workers"), dev),
+        pin_memory=dev.type == "cuda",
     )
 
     def loss_fn(m: nn.Module, b: Any) -> dict[str, Tensor]:
@@ -313,7 +321,7 @@ def run_finetune(
             "repeat": repeat,
             "seed": seed,
             "backbone": bb_cfg,
-            "finetune": fcfg,
+            "finetune": {k: v for k, v in fcfg.items() if k not in LOADER_ONLY_KEYS},
             "pretrained_sha256": _sha256(pretrained) if pretrained else None,
         }
     )

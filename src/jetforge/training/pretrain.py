@@ -54,6 +54,7 @@ from jetforge.training.data import (
     JetSampler,
     PairSampler,
     read_column,
+    resolve_loader_workers,
     select_pairs,
     split_pairs,
 )
@@ -66,6 +67,10 @@ from jetforge.training.multi_data import (
 )
 
 log = logging.getLogger(__name__)
+
+#: config keys that change how batches are read, not which: left out of run keys, so a
+#: checkpoint resumes whatever they are set to
+LOADER_ONLY_KEYS = ("loader_workers",)
 
 
 def augset_variants(exp_cfg: Mapping[str, Any], augset: str) -> list[str]:
@@ -235,7 +240,8 @@ class _Data:
     processes: list[str] | None
     train: np.ndarray
     val: np.ndarray
-    sampler: Callable[[np.ndarray, int, int, bool], Any]  # (items, batch, seed, training)
+    # (items, batch, seed, training, **loader options: workers, pin_memory)
+    sampler: Callable[..., Any]
     norm_rows: np.ndarray  # training rows (fit of input standardisations)
     key: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -260,8 +266,8 @@ def _pairs(
         derive_seed("pretrain", "val-split", base=seed),
     )
 
-    def sampler(items: np.ndarray, bs: int, s: int, training: bool) -> PairSampler:
-        return PairSampler(h5, processes, variants, bs, s, pairs=items, drop_last=training)
+    def sampler(items: np.ndarray, bs: int, s: int, training: bool, **kw: Any) -> PairSampler:
+        return PairSampler(h5, processes, variants, bs, s, pairs=items, drop_last=training, **kw)
 
     return _Data(
         augset, "pairs", processes, train, val, sampler, _pair_rows(train, info.n_variants),
@@ -285,8 +291,10 @@ def _multi_pairs(
         derive_seed("pretrain", "val-split", base=seed),
     )
 
-    def sampler(items: np.ndarray, bs: int, s: int, training: bool) -> MultiPairSampler:
-        return MultiPairSampler(h5, processes, variants, bs, s, pairs=items, drop_last=training)
+    def sampler(items: np.ndarray, bs: int, s: int, training: bool, **kw: Any) -> MultiPairSampler:
+        return MultiPairSampler(
+            h5, processes, variants, bs, s, pairs=items, drop_last=training, **kw
+        )
 
     return _Data(
         method, "pairs", processes, train, val, sampler, _pair_rows(train, info.n_variants),
@@ -312,10 +320,10 @@ def _jets(
     is_val = (rng.random(pair_of.size) < float(pcfg.get("val_fraction", 0.0)))[first]
     train, val = np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
-    def sampler(items: np.ndarray, bs: int, s: int, training: bool) -> JetSampler:
+    def sampler(items: np.ndarray, bs: int, s: int, training: bool, **kw: Any) -> JetSampler:
         if training:
-            return JetSampler(h5, rows[items], labels[items], bs, s, drop_last=True)
-        return JetSampler(h5, rows[items], labels[items], bs, s, shuffle=False)
+            return JetSampler(h5, rows[items], labels[items], bs, s, drop_last=True, **kw)
+        return JetSampler(h5, rows[items], labels[items], bs, s, shuffle=False, **kw)
 
     return _Data(
         method, "jets", processes, train, val, sampler, rows[train],
@@ -395,7 +403,13 @@ def run_pretrain(
     model = METHODS[method].from_config(backbone, pcfg).to(dev)
 
     data_seed = derive_seed("pretrain", data.tag, repeat, "data", base=seed)
-    train = data.sampler(data.train, bs, data_seed, True)
+    # loader worker processes for the training batches (validation: one small pass per
+    # epoch, not worth starting processes for); batches are identical for any number
+    train = data.sampler(
+        data.train, bs, data_seed, True,
+        workers=resolve_loader_workers(pcfg.get("loader_workers"), dev),
+        pin_memory=dev.type == "cuda",
+    )  # fmt: skip
     val = None
     if data.val.size >= 2:
         val = data.sampler(data.val, bs, derive_seed("pretrain", data.tag, "val", base=seed), False)
@@ -409,7 +423,7 @@ def run_pretrain(
 
     run_key = to_plain(
         {"stage": "pretrain", **data.key, "repeat": repeat, "seed": seed, "backbone": bb_cfg,
-         "pretrain": pcfg}
+         "pretrain": {k: v for k, v in pcfg.items() if k not in LOADER_ONLY_KEYS}}
     )  # fmt: skip
     try:
         fit(
