@@ -26,3 +26,15 @@ def hbb_lhe(tmp_path_factory) -> Path:
     events, run = generate_hard_events(get_process("hbb_zh"), 40, HardCuts(400, 600, 0.1), 17, 13000.0)
     write_hard_lhe(path, events, run, 13000.0)
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on shared cores: one intra-op thread (OpenMP spin-waits badly when the
+    cores are oversubscribed; intra-op threads only add synchronisation cost here)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -30,16 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_cells_tracks import SMALL, _Batches, overfit_views  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
-    """Tiny models: one intra-op thread (OpenMP spin-waits badly on shared cores)."""
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):  # BLAS/OpenMP of numpy and sklearn (GMM) too
-        yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_variance_and_covariance_terms_match_explicit_loops() -> None:

@@ -113,14 +113,7 @@ def write_hadfork(
     return path
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
-    """Tiny models gain nothing from intra-op threads, and on shared cores OpenMP
-    spin-waiting made steps ~50x slower; restore the setting afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tensors(*arrays: np.ndarray) -> list[torch.Tensor]:

@@ -40,13 +40,7 @@ from test_cells_tracks import (  # noqa: E402
 from test_training import write_format4  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
-    """Tiny models: one intra-op thread (OpenMP spin-waits badly on shared cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

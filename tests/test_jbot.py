@@ -45,12 +45,7 @@ SHIFT = [1.8, -4.45, 1.8, -4.45, 0.0, 0.0, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.
 SCALE = [1.4, 1.4, 1.4, 1.4, 0.2, 0.2, 0.2, 0.25, 0.25, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rs3l_jets(B: int, P: int, seed: int = 0, n_min: int = 3, n_max: int | None = None):

@@ -33,13 +33,7 @@ TINY_PRED = dict(dim=16, num_heads=2, num_layers=1, num_cls_layers=1)
 COL = {f: i for i, f in enumerate(RS3L_FEATURES)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models on shared cores: OpenMP with 2 threads is ~20x slower under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rs3l_jets(B: int, P: int, seed: int = 0, n_min: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,13 +32,7 @@ F = 15
 EPOCHS = 25  # of the 64-jet overfit tests (2 steps each)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
-    """Tiny models on shared cores: intra-op threads only add synchronisation cost."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_backbone(ordered: bool = False, seed: int = 0) -> NormformerNet:

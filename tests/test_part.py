@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,7 @@ TINY = dict(embed_dims=[16, 32, 16], pair_embed_dims=[8, 8], num_heads=2, num_la
 F_ = len(RS3L_FEATURES)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models on shared cores: OpenMP with 2 threads is ~20x slower under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rs3l_jets(B: int, P: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -222,9 +222,9 @@ def ssl_finetune_runs(config: dict, experiment: str) -> list[dict[str, Any]]:
 
 
 def ssl_model_for_repeat(config: dict, experiment: str, repeat: int | str) -> str:
-    """Fine-tuning repeat r starts from pre-training repeat r mod (number of pre-trainings)."""
-    models = ssl_models(config, experiment)
-    return models[int(repeat) % len(models)]
+    """The SSL model a fine-tuning repeat starts from (:func:`pretrain_repeat_for`)."""
+    exp = config["experiments"][experiment]
+    return ssl_models(config, experiment)[pretrain_repeat_for(exp, int(repeat))]
 
 
 def ssl_targets(config: dict, experiment: str) -> list[str]:
