@@ -13,17 +13,18 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-# kind -> ("module:function", reads hard events from LHE?)
-BUILDERS: dict[str, tuple[str, bool]] = {
-    "resim": ("jetforge.datasets.resim:build_resim_chunk", True),  # RS3L re-simulated variants
-    "single": ("jetforge.datasets.single:build_jets_chunk", True),  # one shower per hard event
-    "hadfork": ("jetforge.datasets.hadfork:build_hadfork_chunk", False),  # fork at hadronization
+# kind -> ("module:function", reads hard events from LHE?, feature set written when the
+# config names none: None = a layout no feature set describes, e.g. tracks + cells)
+BUILDERS: dict[str, tuple[str, bool, str | None]] = {
+    "resim": ("jetforge.datasets.resim:build_resim_chunk", True, "rs3l"),  # RS3L variants
+    "single": ("jetforge.datasets.single:build_jets_chunk", True, None),  # config `features`
+    "hadfork": ("jetforge.datasets.hadfork:build_hadfork_chunk", False, None),  # tracks + cells
 }
 
 
 def builder(kind: str) -> Callable[..., dict[str, Any]]:
     try:
-        target, _ = BUILDERS[kind]
+        target = BUILDERS[kind][0]
     except KeyError:
         raise KeyError(f"unknown dataset kind {kind!r}; known kinds: {sorted(BUILDERS)}") from None
     module, func = target.split(":")
@@ -33,3 +34,8 @@ def builder(kind: str) -> Callable[..., dict[str, Any]]:
 def uses_lhe(kind: str) -> bool:
     """Whether the builder re-showers stored hard events (and so needs the LHE rule)."""
     return BUILDERS[kind][1]
+
+
+def feature_set(ds: dict[str, Any]) -> str | None:
+    """The feature set (``jetforge.jets.featuresets``) a dataset config's files hold."""
+    return ds.get("features", BUILDERS[ds.get("kind", "resim")][2])

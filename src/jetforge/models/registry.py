@@ -57,11 +57,9 @@ def eval_chunk(model: nn.Module, chunk: int) -> int:
     Why: attention over ~10^3 calorimeter cells per jet materialises a
     ``[jets, heads, n, n]`` score tensor on CPU (masked attention cannot use the fused
     kernels): 1024 jets would need ~20 GB. Backbones declare a safe cap; wrappers
-    (the fine-tuning classifier) expose their backbone's.
+    (the fine-tuning classifier) expose their backbone's, as they do its ``inputs``.
     """
     cap = getattr(model, "max_eval_jets", None)
-    if cap is None and isinstance(getattr(model, "backbone", None), nn.Module):
-        cap = getattr(model.backbone, "max_eval_jets", None)
     return max(1, min(int(chunk), int(cap))) if cap else int(chunk)
 
 

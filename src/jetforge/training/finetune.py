@@ -115,6 +115,8 @@ class Classifier(nn.Module):
         self.backbone = backbone
         #: the backbone's inputs (datasets read per jet), forwarded unchanged
         self.inputs = backbone_inputs(backbone)
+        #: the backbone's inference chunk cap (registry.eval_chunk), forwarded likewise
+        self.max_eval_jets = getattr(backbone, "max_eval_jets", None)
         self.n_out = int(n_out)
         dims = [int(backbone.embed_dim), *(int(h) for h in hidden)]
         if not hidden:

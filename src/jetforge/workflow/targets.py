@@ -159,15 +159,11 @@ def ssl_models(config: dict, experiment: str) -> list[str]:
 
 SSL_PREDICTIONS = "results/finetune/{experiment}/{task}/{mode}/n{ntrain}/r{repeat}/predictions.h5"
 CONVERTED_H5 = "results/datasets/{dataset}/as_{features}/n{nmax}/{split}.h5"
-#: feature set a dataset kind writes when its config has no ``features`` key
-KIND_FEATURES = {"resim": "rs3l", "hadfork": None}
-
-
 def dataset_feature_set(config: dict, dataset: str) -> str | None:
-    """The feature set (``jetforge.jets.featuresets``) a dataset's files hold; None for
-    layouts no feature set describes (hadfork tracks + cells)."""
-    ds = config["datasets"][dataset]
-    return ds.get("features", KIND_FEATURES.get(ds.get("kind", "resim")))
+    """The feature set a dataset's files hold (:func:`jetforge.datasets.feature_set`)."""
+    from jetforge.datasets import feature_set
+
+    return feature_set(config["datasets"][dataset])
 
 
 def ssl_task_files(config: dict, experiment: str, task: str) -> dict[str, str]:
