@@ -181,6 +181,11 @@ def test_probe_table_on_a_hadfork_model(files: dict[str, Path], tmp_path: Path) 
     assert [r["encoder"] for r in rows] == ["pre-trained r0", "random init"]
     assert all(0 <= r["knn_acc"] <= 1 and 0 <= r["linear_acc"] <= 1 for r in rows)
     assert rows[0]["n_train"] == 40 and rows[0]["n_test"] == 14  # fork_a jets
+    D = load_backbone(str(tmp_path / "pre" / "model.pt"))[0].embed_dim
+    # AUC_emb lies in [(D + 1) / 2D, 1] and the effective rank in [1, D]
+    assert all((D + 1) / (2 * D) - 1e-9 <= r["auc_emb"] <= 1 + 1e-9 for r in rows)
+    assert all(1 <= r["effective_rank"] <= D + 1e-9 for r in rows)
+    assert "AUC_emb" in (tmp_path / "probe.md").read_text()
 
 
 FT = {

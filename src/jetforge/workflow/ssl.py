@@ -123,7 +123,7 @@ def probe_table(
     device = str(resolve_device(device))
 
     from jetforge.evaluation.probes import embed_rows, knn_probe, linear_probe
-    from jetforge.evaluation.ssl_metrics import effective_rank
+    from jetforge.evaluation.ssl_metrics import auc_emb, effective_rank
     from jetforge.models.registry import build_backbone, load_backbone
     from jetforge.training.data import DatasetInfo
 
@@ -149,7 +149,8 @@ def probe_table(
             "backbone": exp_cfg["backbone"]["name"], "dataset": exp_cfg["dataset"],
             "knn_acc": knn["accuracy"], "knn_auc": knn["auc"],
             "linear_acc": lin["accuracy"], "linear_auc": lin["auc"],
-            "effective_rank": effective_rank(z_te), "n_train": int(tr_rows.size),
+            "effective_rank": effective_rank(z_te), "auc_emb": auc_emb(z_te),
+            "n_train": int(tr_rows.size),
             "n_test": int(te_rows.size), "k": k,
         })  # fmt: skip
     buf = io.StringIO()
@@ -161,17 +162,19 @@ def probe_table(
         f"## {experiment}: frozen-embedding probes ({exp_cfg['pretrain']['method']} on "
         f"{exp_cfg['dataset']}, backbone {exp_cfg['backbone']['name']})",
         "",
-        "| encoder | kNN acc | kNN AUC | linear acc | linear AUC | effective rank |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| encoder | kNN acc | kNN AUC | linear acc | linear AUC | effective rank | AUC_emb |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     md += [
         f"| {r['encoder']} | {r['knn_acc']:.3f} | {r['knn_auc']:.3f} | {r['linear_acc']:.3f} "
-        f"| {r['linear_auc']:.3f} | {r['effective_rank']:.1f} |"
+        f"| {r['linear_auc']:.3f} | {r['effective_rank']:.1f} | {r['auc_emb']:.3f} |"
         for r in rows
     ]
     md += ["", f"k-NN with k = {k} (cosine) and logistic regression on frozen embeddings "
            f"(jBOT §4.4); {rows[0]['n_train']} training and {rows[0]['n_test']} test jets; "
-           "AUC = macro one-vs-rest. The random-init row is the same backbone untrained."]
+           "AUC = macro one-vs-rest. The random-init row is the same backbone untrained. "
+           "Effective rank and AUC_emb (JP-JEPA App. C) of the test embeddings measure "
+           "dimensional collapse: AUC_emb near 1 = one direction, near 0.5 = isotropic."]
     write_text(out_md, "\n".join(md) + "\n")
     return rows
 
