@@ -186,6 +186,8 @@ def test_probe_table_on_a_hadfork_model(files: dict[str, Path], tmp_path: Path) 
     assert all((D + 1) / (2 * D) - 1e-9 <= r["auc_emb"] <= 1 + 1e-9 for r in rows)
     assert all(1 <= r["effective_rank"] <= D + 1e-9 for r in rows)
     assert "AUC_emb" in (tmp_path / "probe.md").read_text()
+    for r in rows:  # binomial standard error of the accuracy on the 14 test jets
+        assert r["knn_acc_err"] == pytest.approx(np.sqrt(r["knn_acc"] * (1 - r["knn_acc"]) / 14))
 
 
 FT = {
