@@ -31,7 +31,7 @@ def test_probes_on_separable_embeddings() -> None:
     assert {"auc_q", "auc_g", "auc_t"} <= set(names)
     # binary task: one AUC, that of class 1
     b = knn_probe(zt[yt < 2], yt[yt < 2], zs[ys < 2], ys[ys < 2], k=10)
-    assert set(b) == {"accuracy", "auc"} and b["auc"] > 0.999
+    assert set(b) == {"accuracy", "accuracy_err", "auc"} and b["auc"] > 0.999
     # labels carry no information -> chance level
     g = np.random.default_rng(2)
     r = linear_probe(zt, g.integers(0, 3, 300), zs, g.integers(0, 3, 200))
@@ -57,6 +57,7 @@ def test_classification_metrics_by_hand() -> None:
     y = np.array([0, 1, 2, 1])
     m = classification_metrics(s, y, ["a", "b", "c"])
     assert m["accuracy"] == pytest.approx(0.75)
+    assert m["accuracy_err"] == pytest.approx(np.sqrt(0.75 * 0.25 / 4))  # binomial, N = 4
     # class a: positive score 0.8 vs negatives 0.2, 0.3, 0.5 -> AUC 1
     # class b: positives 0.5, 0.4 vs negatives 0.1, 0.3 -> AUC 1
     # class c: positive 0.4 vs 0.1, 0.3, 0.1 -> AUC 1

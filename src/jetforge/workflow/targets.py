@@ -159,6 +159,8 @@ def ssl_models(config: dict, experiment: str) -> list[str]:
 
 SSL_PREDICTIONS = "results/finetune/{experiment}/{task}/{mode}/n{ntrain}/r{repeat}/predictions.h5"
 CONVERTED_H5 = "results/datasets/{dataset}/as_{features}/n{nmax}/{split}.h5"
+
+
 def dataset_feature_set(config: dict, dataset: str) -> str | None:
     """The feature set a dataset's files hold (:func:`jetforge.datasets.feature_set`)."""
     from jetforge.datasets import feature_set
