@@ -178,15 +178,28 @@ def test_probe_table_on_a_hadfork_model(files: dict[str, Path], tmp_path: Path) 
         "hadfork_test", exp, [str(tmp_path / "pre" / "model.pt")], str(files["train"]),
         str(files["test"]), str(tmp_path / "probe.csv"), str(tmp_path / "probe.md"), seed=0,
     )  # fmt: skip
-    assert [r["encoder"] for r in rows] == ["pre-trained r0", "random init"]
+    names = ["pre-trained r0", "random init i0", "random init i1", "random init i2",
+             "random init (mean of 3)"]
+    # the 8-d output y, then the pooled 128-d x (seed 001 Fig. 3a)
+    assert [(r["embedding"], r["encoder"]) for r in rows] == [
+        (view, name) for view in ("output", "pooled") for name in names
+    ]
+    assert rows[0]["effective_rank"] <= 8 < rows[5]["effective_rank"]
+    rand, mean = rows[1:4], rows[4]
+    # the random draws differ (different seeds), the mean row averages them and its error is
+    # their sample standard deviation
+    assert len({r["linear_auc"] for r in rand}) > 1
+    assert mean["knn_auc"] == pytest.approx(np.mean([r["knn_auc"] for r in rand]))
+    assert mean["linear_acc_err"] == pytest.approx(np.std([r["linear_acc"] for r in rand], ddof=1))
     assert all(0 <= r["knn_acc"] <= 1 and 0 <= r["linear_acc"] <= 1 for r in rows)
     assert rows[0]["n_train"] == 40 and rows[0]["n_test"] == 14  # fork_a jets
-    D = load_backbone(str(tmp_path / "pre" / "model.pt"))[0].embed_dim
-    # AUC_emb lies in [(D + 1) / 2D, 1] and the effective rank in [1, D]
-    assert all((D + 1) / (2 * D) - 1e-9 <= r["auc_emb"] <= 1 + 1e-9 for r in rows)
-    assert all(1 <= r["effective_rank"] <= D + 1e-9 for r in rows)
+    bb = load_backbone(str(tmp_path / "pre" / "model.pt"))[0]
+    for r in rows:  # AUC_emb lies in [(D + 1) / 2D, 1] and the effective rank in [1, D]
+        D = bb.embed_dim if r["embedding"] == "output" else bb.width
+        assert (D + 1) / (2 * D) - 1e-9 <= r["auc_emb"] <= 1 + 1e-9
+        assert 1 <= r["effective_rank"] <= D + 1e-9
     assert "AUC_emb" in (tmp_path / "probe.md").read_text()
-    for r in rows:  # binomial standard error of the accuracy on the 14 test jets
+    for r in rows[:4] + rows[5:9]:  # binomial standard error of the accuracy on 14 test jets
         assert r["knn_acc_err"] == pytest.approx(np.sqrt(r["knn_acc"] * (1 - r["knn_acc"]) / 14))
 
 

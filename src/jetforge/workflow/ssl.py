@@ -127,33 +127,43 @@ def probe_table(
     from jetforge.models.registry import build_backbone, load_backbone
     from jetforge.training.data import DatasetInfo
 
-    probe = {"k": 30, "n_jets": 5000, **exp_cfg.get("probe", {})}
+    probe = {"k": 30, "n_jets": 5000, "random_inits": 3, **exp_cfg.get("probe", {})}
     info = DatasetInfo.read(test_h5)
     tr_rows, tr_y = _probe_rows(train_h5, int(probe["n_jets"]), derive_seed("probe", "train", base=seed))
     te_rows, te_y = _probe_rows(test_h5, int(probe["n_jets"]), derive_seed("probe", "test", base=seed))
     k = min(int(probe["k"]), tr_rows.size)
     encoders: list[tuple[str, Any]] = [(f"pre-trained r{i}", p) for i, p in enumerate(model_pts)]
     pre, payload = load_backbone(model_pts[0], map_location="cpu")
-    torch.manual_seed(derive_seed("probe", "random-init", base=seed))
-    rand = build_backbone(payload["backbone_cfg"])
-    rand.load_state_dict(input_preprocessing(pre), strict=False)
-    encoders.append(("random init", rand))
-    rows = []
-    for name, enc in encoders:
-        z_tr = embed_rows(enc, train_h5, tr_rows, device=device)
-        z_te = embed_rows(enc, test_h5, te_rows, device=device)
-        knn = knn_probe(z_tr, tr_y, z_te, te_y, k=k, class_names=info.class_names)
-        lin = linear_probe(z_tr, tr_y, z_te, te_y, class_names=info.class_names)
-        rows.append({
-            "encoder": name, "method": exp_cfg["pretrain"]["method"],
-            "backbone": exp_cfg["backbone"]["name"], "dataset": exp_cfg["dataset"],
-            "knn_acc": knn["accuracy"], "knn_acc_err": knn["accuracy_err"], "knn_auc": knn["auc"],
-            "linear_acc": lin["accuracy"], "linear_acc_err": lin["accuracy_err"],
-            "linear_auc": lin["auc"],
-            "effective_rank": effective_rank(z_te), "auc_emb": auc_emb(z_te),
-            "n_train": int(tr_rows.size),
-            "n_test": int(te_rows.size), "k": k,
-        })  # fmt: skip
+    # several random inits: on ~1k test jets the probes of two random draws of the same
+    # backbone differ by several binomial errors, so one draw is no baseline
+    for i in range(int(probe["random_inits"])):
+        torch.manual_seed(derive_seed("probe", "random-init", i, base=seed))
+        rand = build_backbone(payload["backbone_cfg"])
+        rand.load_state_dict(input_preprocessing(pre), strict=False)
+        encoders.append((f"random init i{i}", rand))
+    # "output": the backbone's jet representation (what fine-tuning reads); "pooled": the
+    # mean of its particle tokens where it has one (JP-JEPA Fig. 2(d) [mean]; seed 001 x)
+    views = ["output"] + (["pooled"] if hasattr(pre, "represent") else [])
+    rows: list[dict[str, Any]] = []
+    for view in views:
+        group = []
+        for name, enc in encoders:
+            z_tr = embed_rows(enc, train_h5, tr_rows, device=device, represent=view == "pooled")
+            z_te = embed_rows(enc, test_h5, te_rows, device=device, represent=view == "pooled")
+            knn = knn_probe(z_tr, tr_y, z_te, te_y, k=k, class_names=info.class_names)
+            lin = linear_probe(z_tr, tr_y, z_te, te_y, class_names=info.class_names)
+            group.append({
+                "embedding": view, "encoder": name, "method": exp_cfg["pretrain"]["method"],
+                "backbone": exp_cfg["backbone"]["name"], "dataset": exp_cfg["dataset"],
+                "knn_acc": knn["accuracy"], "knn_acc_err": knn["accuracy_err"],
+                "knn_auc": knn["auc"],
+                "linear_acc": lin["accuracy"], "linear_acc_err": lin["accuracy_err"],
+                "linear_auc": lin["auc"],
+                "effective_rank": effective_rank(z_te), "auc_emb": auc_emb(z_te),
+                "n_train": int(tr_rows.size),
+                "n_test": int(te_rows.size), "k": k,
+            })  # fmt: skip
+        rows += group + _seed_means(group)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
@@ -163,23 +173,50 @@ def probe_table(
         f"## {experiment}: frozen-embedding probes ({exp_cfg['pretrain']['method']} on "
         f"{exp_cfg['dataset']}, backbone {exp_cfg['backbone']['name']})",
         "",
-        "| encoder | kNN acc | kNN AUC | linear acc | linear AUC | effective rank | AUC_emb |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| embedding | encoder | kNN acc | kNN AUC | linear acc | linear AUC | effective rank "
+        "| AUC_emb |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     md += [
-        f"| {r['encoder']} | {r['knn_acc']:.3f} ± {r['knn_acc_err']:.3f} | {r['knn_auc']:.3f} "
+        f"| {r['embedding']} | {r['encoder']} | {r['knn_acc']:.3f} ± {r['knn_acc_err']:.3f} "
+        f"| {r['knn_auc']:.3f} "
         f"| {r['linear_acc']:.3f} ± {r['linear_acc_err']:.3f} "
         f"| {r['linear_auc']:.3f} | {r['effective_rank']:.1f} | {r['auc_emb']:.3f} |"
         for r in rows
     ]
     md += ["", f"k-NN with k = {k} (cosine) and logistic regression on frozen embeddings "
            f"(jBOT §4.4); {rows[0]['n_train']} training and {rows[0]['n_test']} test jets; "
-           "AUC = macro one-vs-rest; ± = binomial standard error of the test accuracy. "
-           "The random-init row is the same backbone untrained. "
+           "AUC = macro one-vs-rest; ± = binomial standard error of the test accuracy, "
+           "on the mean rows the standard deviation over the seeds (pre-training repeats, "
+           "random draws). The random-init rows are the same backbone untrained. "
+           "Embedding: output = the backbone's jet representation, what fine-tuning reads "
+           "([CLS] of ParT and ViT, y of seed 001); pooled = mean of its particle (node) tokens "
+           "([mean] of JP-JEPA Fig. 2(d), x of seed 001 Fig. 3a). "
            "Effective rank and AUC_emb (JP-JEPA App. C) of the test embeddings measure "
            "dimensional collapse: AUC_emb near 1 = one direction, near 0.5 = isotropic."]
     write_text(out_md, "\n".join(md) + "\n")
     return rows
+
+
+_SEED_MEAN_KEYS = ("knn_acc", "knn_auc", "linear_acc", "linear_auc", "effective_rank", "auc_emb")
+
+
+def _seed_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean rows of the pre-trained repeats and of the random inits, where there are two or
+    more; the accuracies' ``_err`` is then the standard deviation over the seeds (sample,
+    ddof = 1): the spread a new draw would show, which already holds the test-set noise."""
+    out = []
+    for prefix, label in (("pre-trained r", "pre-trained"), ("random init i", "random init")):
+        group = [r for r in rows if r["encoder"].startswith(prefix)]
+        if len(group) < 2:
+            continue
+        mean = {**group[0], "encoder": f"{label} (mean of {len(group)})"}
+        for key in _SEED_MEAN_KEYS:
+            mean[key] = float(np.mean([r[key] for r in group]))
+        for key in ("knn_acc", "linear_acc"):
+            mean[f"{key}_err"] = float(np.std([r[key] for r in group], ddof=1))
+        out.append(mean)
+    return out
 
 
 def loss_figure(history_csvs: list[str], out_png: str) -> None:
