@@ -91,6 +91,12 @@ def test_padding_never_changes_outputs(train: bool) -> None:
     assert torch.allclose(cls2, ref_cls, atol=1e-5)
     assert torch.allclose(tok2[:, perm][mask], ref_tok[mask], atol=1e-5)
     assert (tok2[~m2] == 0).all() and torch.isfinite(cls2).all()
+    # the pooled representation: mean of the real particles' tokens, blind to the padding
+    if not train:
+        n = mask.sum(1, keepdim=True)
+        want = (ref_tok * mask[..., None]).sum(1) / n
+        assert torch.allclose(model.represent(x, mask), want, atol=1e-5)
+        assert torch.allclose(model.represent(x2, m2), want, atol=1e-5)
 
 
 def test_permutation_equivariance_and_empty_jet() -> None:

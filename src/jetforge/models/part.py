@@ -504,6 +504,23 @@ class ParticleTransformer(nn.Module):
         """Per-particle tokens ``[B, P, D]`` (zero on padded slots)."""
         return self.encode(x, mask)[0]
 
+    @property
+    def width(self) -> int:
+        """Dimension of :meth:`represent` (the particle tokens' width)."""
+        return self._dim
+
+    def represent(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Mean of the particle tokens over the real particles ``[B, D]``.
+
+        JP-JEPA follows both this [mean] of the particle attention blocks and the [CLS]
+        (Fig. 2(d)); I-JEPA evaluates average-pooled tokens. The local loss trains the tokens
+        directly and the [CLS] only through the predictor, so frozen probes read both.
+        """
+        h = self.encode(x, mask)[0]
+        keep = mask.bool()[..., None].to(h.dtype)
+        return (h * keep).sum(1) / keep.sum(1).clamp_min(1)
+
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """Jet representation: the normalised [CLS] token ``[B, D]``."""
+        """Jet representation: the normalised [CLS] token ``[B, D]`` (what fine-tuning and
+        the embed rule use, JP-JEPA §4.3)."""
         return self.encode(x, mask)[1]
