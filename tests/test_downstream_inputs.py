@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from jetforge.evaluation.probes import embed_rows
+from jetforge.evaluation.probes import embed_rows, embed_views
 from jetforge.models import build_backbone, load_backbone, save_backbone
 from jetforge.models.cells_tracks import CellsTracksNet, fit_normalisation
 from jetforge.models.registry import backbone_inputs
@@ -141,6 +141,12 @@ def test_probe_embeddings_use_tracks_and_cells_and_ignore_padding(
     x = embed_rows(bb, str(path), rows, represent=True)
     with torch.no_grad():
         np.testing.assert_allclose(x, bb.represent(*_raw(path, rows)).numpy(), atol=1e-5)
+    # both views from one pass are the two single-view embeddings
+    both = embed_views(bb, str(path), rows, ("output", "pooled"), chunk=4)
+    np.testing.assert_allclose(both["output"], z, atol=1e-5)
+    np.testing.assert_allclose(both["pooled"], x, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown embedding views"):
+        embed_views(bb, str(path), rows, ("cls",))
     # padding (longer, with garbage in every padded slot) never changes the embedding,
     # nor does which other jets share the chunk
     padded = _repadded(path, tmp_path / "padded.h5", extra_t=5, extra_c=9, seed=3)

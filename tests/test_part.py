@@ -95,8 +95,10 @@ def test_padding_never_changes_outputs(train: bool) -> None:
     if not train:
         n = mask.sum(1, keepdim=True)
         want = (ref_tok * mask[..., None]).sum(1) / n
-        assert torch.allclose(model.represent(x, mask), want, atol=1e-5)
-        assert torch.allclose(model.represent(x2, m2), want, atol=1e-5)
+        for xx, mm in ((x, mask), (x2, m2)):
+            views = model.views(xx, mm)
+            assert torch.allclose(views["pooled"], want, atol=1e-5)
+            assert torch.allclose(views["output"], ref_cls, atol=1e-5)
 
 
 def test_permutation_equivariance_and_empty_jet() -> None:

@@ -140,7 +140,6 @@ def linear_probe(
     return classification_metrics(proba, ys, class_names)
 
 
-@torch.no_grad()
 def embed_rows(
     model_pt: str | os.PathLike[str] | torch.nn.Module,
     h5_path: str,
@@ -152,28 +151,60 @@ def embed_rows(
     """Embeddings ``z`` float32 ``[len(rows), D]`` of ``rows`` (any order, row i of z is
     ``rows[i]``) by a saved backbone (``model.pt``, :func:`load_backbone`) or a module.
 
-    Float32, eval mode, in chunks of ``chunk`` jets; the backbone gets the datasets it
-    declares (``backbone_inputs``). A ``model.pt`` whose recorded ``feature_names`` (or
-    ``cells_feature_names``) differ from the file's is refused. ``represent``: the
-    backbone's ``represent(...)`` (its pooled pre-head features, e.g. x of seed 001 §5.5)
-    instead of its output.
+    ``represent``: the backbone's pooled pre-head features (e.g. x of seed 001 §5.5)
+    instead of its output; see :func:`embed_views`.
     """
+    view = "pooled" if represent else "output"
+    return embed_views(model_pt, h5_path, rows, (view,), device, chunk)[view]
+
+
+@torch.no_grad()
+def embed_views(
+    model_pt: str | os.PathLike[str] | torch.nn.Module,
+    h5_path: str,
+    rows: npt.ArrayLike,
+    views: Sequence[str] = ("output",),
+    device: str = "cpu",
+    chunk: int = 1024,
+) -> dict[str, np.ndarray]:
+    """Per view, embeddings float32 ``[len(rows), D]`` of ``rows`` in one pass of the net.
+
+    Views: ``output`` (the backbone's jet representation, what fine-tuning reads) and
+    ``pooled`` (the mean of its particle/node tokens, for backbones with ``views(...)``,
+    which returns both from one forward pass). Float32, eval mode, in chunks of ``chunk``
+    jets; the backbone gets the datasets it declares (``backbone_inputs``). A ``model.pt``
+    whose recorded ``feature_names`` (or ``cells_feature_names``) differ from the file's is
+    refused.
+    """
+    unknown = set(views) - {"output", "pooled"}
+    if unknown:
+        raise ValueError(f"unknown embedding views {sorted(unknown)}; known: output, pooled")
     if isinstance(model_pt, torch.nn.Module):
         backbone = model_pt.to(device)
     else:
         backbone, payload = load_backbone(model_pt, map_location=device)
         check_model_features(payload, h5_path, model_pt)
-    fn = backbone.represent if represent else backbone
+    if set(views) == {"output"}:
+        def fn(*inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"output": backbone(*inputs)}
+    elif hasattr(backbone, "views"):
+        fn = backbone.views
+    else:
+        raise TypeError(f"{type(backbone).__name__} has no pooled view (no views(...))")
     was_training = backbone.training
     backbone.eval()
     rows = np.asarray(rows, dtype=np.int64)
     uniq, inv = np.unique(rows, return_inverse=True)
-    parts: list[np.ndarray] = []
+    parts: dict[str, list[np.ndarray]] = {v: [] for v in views}
     with h5py.File(h5_path, "r") as f:
         for _, *inputs in iter_rows(f, uniq, eval_chunk(backbone, chunk), backbone_inputs(backbone)):
-            parts.append(fn(*(t.to(device) for t in inputs)).float().cpu().numpy())
+            out = fn(*(t.to(device) for t in inputs))
+            for v in views:
+                parts[v].append(out[v].float().cpu().numpy())
     backbone.train(was_training)
-    if not parts:
-        dim = backbone.width if represent else backbone.embed_dim
-        return np.zeros((0, int(dim)), np.float32)
-    return np.concatenate(parts)[inv]
+    dims = {"output": "embed_dim", "pooled": "width"}
+    return {
+        v: np.concatenate(p)[inv] if p
+        else np.zeros((0, int(getattr(backbone, dims[v]))), np.float32)
+        for v, p in parts.items()
+    }

@@ -294,6 +294,13 @@ class CellsTracksNet(nn.Module):
         """The 8-d representation y entering the loss (Fig. 3b)."""
         return self.head(self.represent(tracks, tracks_mask, cells, cells_mask))
 
+    def views(
+        self, tracks: Tensor, tracks_mask: Tensor, cells: Tensor, cells_mask: Tensor
+    ) -> dict[str, Tensor]:
+        """From one pass: ``output`` = y (as :meth:`forward`), ``pooled`` = x."""
+        x = self.represent(tracks, tracks_mask, cells, cells_mask)
+        return {"output": self.head(x), "pooled": x}
+
 
 def fit_normalisation(
     model: CellsTracksNet,

@@ -506,19 +506,20 @@ class ParticleTransformer(nn.Module):
 
     @property
     def width(self) -> int:
-        """Dimension of :meth:`represent` (the particle tokens' width)."""
+        """Dimension of the ``pooled`` view (the particle tokens' width)."""
         return self._dim
 
-    def represent(self, x: Tensor, mask: Tensor) -> Tensor:
-        """Mean of the particle tokens over the real particles ``[B, D]``.
+    def views(self, x: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """From one pass: ``output`` = the [CLS] (as :meth:`forward`) and ``pooled`` = the
+        mean of the particle tokens over the real particles, both ``[B, D]``.
 
         JP-JEPA follows both this [mean] of the particle attention blocks and the [CLS]
         (Fig. 2(d)); I-JEPA evaluates average-pooled tokens. The local loss trains the tokens
         directly and the [CLS] only through the predictor, so frozen probes read both.
         """
-        h = self.encode(x, mask)[0]
+        h, cls = self.encode(x, mask)
         keep = mask.bool()[..., None].to(h.dtype)
-        return (h * keep).sum(1) / keep.sum(1).clamp_min(1)
+        return {"output": cls, "pooled": (h * keep).sum(1) / keep.sum(1).clamp_min(1)}
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """Jet representation: the normalised [CLS] token ``[B, D]`` (what fine-tuning and

@@ -122,7 +122,7 @@ def probe_table(
 
     device = str(resolve_device(device))
 
-    from jetforge.evaluation.probes import embed_rows, knn_probe, linear_probe
+    from jetforge.evaluation.probes import embed_views, knn_probe, linear_probe
     from jetforge.evaluation.ssl_metrics import auc_emb, effective_rank
     from jetforge.models.registry import build_backbone, load_backbone
     from jetforge.training.data import DatasetInfo
@@ -132,7 +132,10 @@ def probe_table(
     tr_rows, tr_y = _probe_rows(train_h5, int(probe["n_jets"]), derive_seed("probe", "train", base=seed))
     te_rows, te_y = _probe_rows(test_h5, int(probe["n_jets"]), derive_seed("probe", "test", base=seed))
     k = min(int(probe["k"]), tr_rows.size)
-    encoders: list[tuple[str, Any]] = [(f"pre-trained r{i}", p) for i, p in enumerate(model_pts)]
+    # (group, name, model): the seed means are taken per group
+    encoders: list[tuple[str, str, Any]] = [
+        ("pre-trained", f"pre-trained r{i}", p) for i, p in enumerate(model_pts)
+    ]
     pre, payload = load_backbone(model_pts[0], map_location="cpu")
     # several random inits: on ~1k test jets the probes of two random draws of the same
     # backbone differ by several binomial errors, so one draw is no baseline
@@ -140,30 +143,34 @@ def probe_table(
         torch.manual_seed(derive_seed("probe", "random-init", i, base=seed))
         rand = build_backbone(payload["backbone_cfg"])
         rand.load_state_dict(input_preprocessing(pre), strict=False)
-        encoders.append((f"random init i{i}", rand))
+        encoders.append(("random init", f"random init i{i}", rand))
     # "output": the backbone's jet representation (what fine-tuning reads); "pooled": the
     # mean of its particle tokens where it has one (JP-JEPA Fig. 2(d) [mean]; seed 001 x)
-    views = ["output"] + (["pooled"] if hasattr(pre, "represent") else [])
-    rows: list[dict[str, Any]] = []
-    for view in views:
-        group = []
-        for name, enc in encoders:
-            z_tr = embed_rows(enc, train_h5, tr_rows, device=device, represent=view == "pooled")
-            z_te = embed_rows(enc, test_h5, te_rows, device=device, represent=view == "pooled")
-            knn = knn_probe(z_tr, tr_y, z_te, te_y, k=k, class_names=info.class_names)
-            lin = linear_probe(z_tr, tr_y, z_te, te_y, class_names=info.class_names)
-            group.append({
+    views = ("output", "pooled") if hasattr(pre, "views") else ("output",)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for group, name, enc in encoders:
+        z_tr = embed_views(enc, train_h5, tr_rows, views, device=device)
+        z_te = embed_views(enc, test_h5, te_rows, views, device=device)
+        for view in views:
+            knn = knn_probe(z_tr[view], tr_y, z_te[view], te_y, k=k, class_names=info.class_names)
+            lin = linear_probe(z_tr[view], tr_y, z_te[view], te_y, class_names=info.class_names)
+            groups.setdefault((view, group), []).append({
                 "embedding": view, "encoder": name, "method": exp_cfg["pretrain"]["method"],
                 "backbone": exp_cfg["backbone"]["name"], "dataset": exp_cfg["dataset"],
                 "knn_acc": knn["accuracy"], "knn_acc_err": knn["accuracy_err"],
                 "knn_auc": knn["auc"],
                 "linear_acc": lin["accuracy"], "linear_acc_err": lin["accuracy_err"],
                 "linear_auc": lin["auc"],
-                "effective_rank": effective_rank(z_te), "auc_emb": auc_emb(z_te),
+                "effective_rank": effective_rank(z_te[view]), "auc_emb": auc_emb(z_te[view]),
                 "n_train": int(tr_rows.size),
                 "n_test": int(te_rows.size), "k": k,
             })  # fmt: skip
-        rows += group + _seed_means(group)
+    rows: list[dict[str, Any]] = []
+    for view in views:
+        members = [groups[(view, g)] for g in ("pre-trained", "random init")]
+        rows += [r for m in members for r in m]
+        rows += [_seed_mean(m, label) for m, label in zip(members, ("pre-trained", "random init"))
+                 if len(m) >= 2]  # fmt: skip
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
@@ -201,22 +208,16 @@ def probe_table(
 _SEED_MEAN_KEYS = ("knn_acc", "knn_auc", "linear_acc", "linear_auc", "effective_rank", "auc_emb")
 
 
-def _seed_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean rows of the pre-trained repeats and of the random inits, where there are two or
-    more; the accuracies' ``_err`` is then the standard deviation over the seeds (sample,
-    ddof = 1): the spread a new draw would show, which already holds the test-set noise."""
-    out = []
-    for prefix, label in (("pre-trained r", "pre-trained"), ("random init i", "random init")):
-        group = [r for r in rows if r["encoder"].startswith(prefix)]
-        if len(group) < 2:
-            continue
-        mean = {**group[0], "encoder": f"{label} (mean of {len(group)})"}
-        for key in _SEED_MEAN_KEYS:
-            mean[key] = float(np.mean([r[key] for r in group]))
-        for key in ("knn_acc", "linear_acc"):
-            mean[f"{key}_err"] = float(np.std([r[key] for r in group], ddof=1))
-        out.append(mean)
-    return out
+def _seed_mean(group: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    """Mean row of a group of seeds (pre-training repeats or random draws); the accuracies'
+    ``_err`` is then the standard deviation over the seeds (sample, ddof = 1): the spread a
+    new draw would show, which already holds the test-set noise."""
+    mean = {**group[0], "encoder": f"{label} (mean of {len(group)})"}
+    for key in _SEED_MEAN_KEYS:
+        mean[key] = float(np.mean([r[key] for r in group]))
+    for key in ("knn_acc", "linear_acc"):
+        mean[f"{key}_err"] = float(np.std([r[key] for r in group], ddof=1))
+    return mean
 
 
 def loss_figure(history_csvs: list[str], out_png: str) -> None:
