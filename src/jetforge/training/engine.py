@@ -299,6 +299,278 @@ def _order_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class _Run:
+    """What every phase of :func:`fit` shares: model, optimiser, device, logging, files."""
+
+    model: nn.Module
+    step_model: nn.Module  # ``model`` or its torch.compile'd wrapper (same parameters)
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    params: list[Tensor]  # for gradient clipping
+    loss_fn: Callable[[nn.Module, Any], Mapping[str, Tensor]]
+    cfg: EngineConfig
+    device: torch.device
+    steps_per_epoch: int
+    ckpt_path: Path
+    key: dict[str, Any]
+    tb: _TensorBoard | None = None
+
+    @property
+    def use_amp(self) -> bool:
+        return self.cfg.amp and self.device.type == "cuda"
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(
+            device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_amp
+        )
+
+    def save(self, state: TrainState) -> None:
+        """Checkpoint everything a bit-exact resumption needs, atomically."""
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "rng": _rng_state(),
+            "state": state.__dict__,
+            "run_key": self.key,
+        }
+        with atomic_path(self.ckpt_path) as tmp:
+            torch.save(payload, tmp)
+
+
+@dataclass
+class _EpochTimes:
+    """Jets and seconds of one epoch's training loop (the throughput columns).
+
+    ``t_load``: waiting for the next batch and copying it to the device (the data
+    loader); ``t_step``: forward, backward, optimiser step, per-step model updates.
+    """
+
+    n_jets: int = 0
+    t_train: float = 0.0
+    t_load: float = 0.0
+    t_step: float = 0.0
+
+    def columns(self) -> dict[str, float]:
+        """``jets_per_s, loader_jets_per_s, step_jets_per_s`` (NaN where undefined)."""
+        nan, n = float("nan"), self.n_jets
+        return {
+            "jets_per_s": n / self.t_train if self.t_train > 0 else nan,
+            "loader_jets_per_s": n / self.t_load if n and self.t_load > 0 else nan,
+            "step_jets_per_s": n / self.t_step if n and self.t_step > 0 else nan,
+        }
+
+
+def _resume(run: _Run) -> TrainState:
+    """The state of ``run.ckpt_path`` loaded into model, optimiser, scheduler and RNGs, or
+    a fresh state when there is no checkpoint or it was written under another run key."""
+    if not run.ckpt_path.exists():
+        return TrainState()
+    ck = torch.load(run.ckpt_path, map_location="cpu", weights_only=False)
+    if ck.get("run_key") != run.key:
+        log.warning(
+            "ignoring %s: written for another run (%s != %s)",
+            run.ckpt_path,
+            ck.get("run_key"),
+            run.key,
+        )
+        return TrainState()
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.sched.load_state_dict(ck["scheduler"])
+    _set_rng_state(ck["rng"])
+    state = TrainState(**ck["state"])
+    log.info(
+        "resumed %s at epoch %d batch %d (step %d)",
+        run.ckpt_path,
+        state.epoch,
+        state.batch,
+        state.step,
+    )
+    return state
+
+
+def _check_finite(values: Mapping[str, float], run: _Run, state: TrainState, epoch: int) -> None:
+    """Raise :class:`NonFiniteLossError` before a NaN/inf loss reaches the weights."""
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if bad:
+        raise NonFiniteLossError(
+            f"non-finite loss {bad} at step {state.step + 1} (epoch {epoch + 1}, "
+            f"batch {state.batch + 1} of {run.steps_per_epoch}); update not applied; "
+            "last good checkpoint: "
+            f"{run.ckpt_path if run.ckpt_path.exists() else 'none written yet'}"
+        )
+
+
+def _optimiser_step(
+    run: _Run, batch: Any, state: TrainState, epoch: int
+) -> tuple[dict[str, float], list[float], Tensor | None]:
+    """Forward, backward, clip, step, schedule and the method's ``on_step`` for one batch
+    (already on the device). Returns the loss terms, the learning rates this step
+    applied and the gradient norm before clipping (None without clipping)."""
+    with run.autocast():
+        terms = run.loss_fn(run.step_model, batch)
+    values = {k: float(v.detach().float().item()) for k, v in terms.items()}
+    _check_finite(values, run, state, epoch)
+    run.opt.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    grad_norm = None
+    if run.cfg.grad_clip:
+        grad_norm = torch.nn.utils.clip_grad_norm_(run.params, run.cfg.grad_clip)
+    lrs = [float(g["lr"]) for g in run.opt.param_groups]  # applied by this step
+    run.opt.step()
+    run.sched.step()
+    # per-step state updates owned by the method (EMA teachers, centring): done here,
+    # before any checkpoint of this step, so resuming replays them exactly
+    on_step = getattr(run.model, "on_step", None)
+    if on_step is not None:
+        on_step(state.step + 1, run.cfg.epochs * run.steps_per_epoch)
+    if run.device.type == "cuda":  # asynchronous: wait for the step before timing it
+        torch.cuda.synchronize(run.device)
+    return values, lrs, grad_norm
+
+
+def _step_scalars(
+    values: Mapping[str, float], lrs: Sequence[float], grad_norm: Tensor | None
+) -> dict[str, float]:
+    """TensorBoard points of one optimiser step: ``train/<term>`` and ``opt/...``."""
+    scalars = {f"train/{k}": v for k, v in values.items()}
+    scalars["opt/lr"] = lrs[0]
+    scalars.update({f"opt/lr_group{i}": v for i, v in enumerate(lrs) if i})
+    if grad_norm is not None:
+        scalars["opt/grad_norm"] = float(grad_norm)
+    return scalars
+
+
+def _progress_bar(run: _Run, state: TrainState, epoch: int, desc: str) -> Any:
+    """A tqdm bar for the epoch, or None off a terminal (see :func:`progress_enabled`)."""
+    if not progress_enabled():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=run.steps_per_epoch,
+        initial=state.batch,
+        desc=f"{desc} {epoch + 1}/{run.cfg.epochs}",
+        leave=False,
+        dynamic_ncols=True,
+    )
+
+
+def _train_epoch(
+    run: _Run,
+    batches: Iterator[Batch],
+    state: TrainState,
+    epoch: int,
+    bar: Any,
+    after_step: Callable[[TrainState], None] | None,
+) -> _EpochTimes:
+    """Apply the epoch's remaining ``batches``, updating ``state`` and writing the
+    mid-epoch checkpoints that fall due; returns the epoch's throughput timings."""
+    times, end = _EpochTimes(), object()
+    t0 = time.perf_counter()
+    while True:
+        t_a = time.perf_counter()
+        batch = next(batches, end)
+        if batch is end:
+            times.t_load += time.perf_counter() - t_a
+            break
+        batch = batch.to(run.device, non_blocking=True)  # type: ignore[union-attr]
+        t_b = time.perf_counter()
+        times.t_load += t_b - t_a
+        values, lrs, grad_norm = _optimiser_step(run, batch, state, epoch)
+        times.t_step += time.perf_counter() - t_b
+        state.step += 1
+        state.batch += 1
+        state.n_steps_epoch += 1
+        for k, v in values.items():
+            state.sums[k] = state.sums.get(k, 0.0) + v
+        times.n_jets += len(batch)  # type: ignore[arg-type]
+        times.t_train = time.perf_counter() - t0
+        if run.tb is not None:
+            run.tb.scalars(_step_scalars(values, lrs, grad_norm), state.step)
+        if bar is not None:
+            _show_progress(bar, values["loss"], times)
+        # the checkpoint due at an epoch's last batch is the epoch-end one of fit (same
+        # step, written after the epoch's row and TensorBoard points)
+        if state.step % run.cfg.checkpoint_every == 0 and state.batch < run.steps_per_epoch:
+            if run.tb is not None:
+                run.tb.flush()
+            run.save(state)
+        if after_step is not None:
+            after_step(state)
+    return times
+
+
+def _show_progress(bar: Any, loss: float, t: _EpochTimes) -> None:
+    bar.set_postfix_str(
+        f"loss={loss:.4f} jets/s={t.n_jets / max(t.t_train, 1e-9):.0f} "
+        f"(loader {t.n_jets / max(t.t_load, 1e-9):.0f}, "
+        f"step {t.n_jets / max(t.t_step, 1e-9):.0f})",
+        refresh=False,
+    )
+    bar.update(1)
+
+
+def _epoch_row(
+    run: _Run,
+    state: TrainState,
+    epoch: int,
+    times: _EpochTimes,
+    evaluate: Callable[[nn.Module, int], Mapping[str, float]] | None,
+) -> dict[str, Any]:
+    """The epoch's (unordered) history row: loss-term means, ``evaluate``'s numbers
+    (``val_*`` as is, the rest prefixed ``@``), lr and throughput."""
+    if state.n_steps_epoch == 0:
+        raise RuntimeError(
+            f"epoch {epoch + 1} produced no batches (expected {run.steps_per_epoch})"
+        )
+    row: dict[str, Any] = {"epoch": epoch + 1, "step": state.step}
+    row.update({k: v / state.n_steps_epoch for k, v in state.sums.items()})
+    if evaluate is not None:
+        run.model.eval()
+        with torch.no_grad(), run.autocast():
+            extra = dict(evaluate(run.model, epoch))
+        row.update({(k if k.startswith("val_") else "@" + k): float(v) for k, v in extra.items()})
+    row["lr"] = float(run.sched.get_last_lr()[0])
+    row.update(times.columns())
+    return row
+
+
+def _run_epoch(
+    run: _Run,
+    state: TrainState,
+    epoch: int,
+    batches: Callable[[int, int], Iterator[Batch]],
+    evaluate: Callable[[nn.Module, int], Mapping[str, float]] | None,
+    after_step: Callable[[TrainState], None] | None,
+    hist_path: Path,
+    desc: str,
+) -> None:
+    """Train one epoch from ``state.batch`` on, then log its row and checkpoint its end."""
+    run.model.train()
+    bar = _progress_bar(run, state, epoch, desc)
+    it = iter(batches(epoch, state.batch))
+    try:
+        times = _train_epoch(run, it, state, epoch, bar, after_step)
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()  # stops a prefetching sampler's thread now, also on errors
+        if bar is not None:
+            bar.close()
+    row = _epoch_row(run, state, epoch, times, evaluate)
+    if run.tb is not None:  # before the checkpoint: a kill after it loses no point
+        run.tb.scalars(_epoch_scalars(row, list(state.sums)), state.step)
+        run.tb.flush()
+    state.history.append(_order_row(row))
+    state.epoch, state.batch, state.n_steps_epoch, state.sums = epoch + 1, 0, 0, {}
+    run.save(state)
+    _write_history(hist_path, state.history)
+    log.info("%s epoch %d/%d: %s", desc, epoch + 1, run.cfg.epochs, state.history[-1])
+
+
 def fit(
     model: nn.Module,
     param_groups: Sequence[dict[str, Any]],
@@ -332,7 +604,7 @@ def fit(
       is the epoch-end one, written after the hook).
     * ``cfg.tensorboard``: also log to :func:`tensorboard_dir` (see the module docstring).
     """
-    ckpt_path, hist_path = Path(checkpoint_path), Path(history_path)
+    hist_path = Path(history_path)
     if steps_per_epoch < 1 and cfg.epochs > 0:
         raise ValueError(
             f"no training batches per epoch (steps_per_epoch={steps_per_epoch}); "
@@ -341,181 +613,30 @@ def fit(
     groups = [dict(g) for g in param_groups]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, cfg.epochs * steps_per_epoch))
-    state = TrainState()
-    key = dict(run_key or {})
-
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ck.get("run_key") != key:
-            log.warning(
-                "ignoring %s: written for another run (%s != %s)", ckpt_path, ck.get("run_key"), key
-            )
-        else:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            _set_rng_state(ck["rng"])
-            state = TrainState(**ck["state"])
-            log.info(
-                "resumed %s at epoch %d batch %d (step %d)",
-                ckpt_path,
-                state.epoch,
-                state.batch,
-                state.step,
-            )
-
-    def save() -> None:
-        payload = {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "rng": _rng_state(),
-            "state": state.__dict__,
-            "run_key": key,
-        }
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(payload, tmp)
-
-    use_amp = cfg.amp and device.type == "cuda"
-    sync = device.type == "cuda"  # CUDA is asynchronous: wait for the step before timing it
-    step_model: nn.Module = model
-    if cfg.compile:
-        step_model = torch.compile(model, dynamic=True)  # type: ignore[assignment]
-    tb = (
-        _TensorBoard(tensorboard_dir(hist_path), state.step)
-        if cfg.tensorboard and state.epoch < cfg.epochs
-        else None
+    run = _Run(
+        model=model,
+        step_model=model,
+        opt=opt,
+        sched=sched,
+        params=[p for g in groups for p in g["params"]],
+        loss_fn=loss_fn,
+        cfg=cfg,
+        device=device,
+        steps_per_epoch=steps_per_epoch,
+        ckpt_path=Path(checkpoint_path),
+        key=dict(run_key or {}),
     )
-    params = [p for g in groups for p in g["params"]]
-    end = object()
-
+    state = _resume(run)
+    if cfg.compile:
+        run.step_model = torch.compile(model, dynamic=True)  # type: ignore[assignment]
+    if cfg.tensorboard and state.epoch < cfg.epochs:
+        run.tb = _TensorBoard(tensorboard_dir(hist_path), state.step)
     try:
         for epoch in range(state.epoch, cfg.epochs):
-            model.train()
-            # t_load: waiting for the next batch and copying it to the device (the data
-            # loader); t_step: forward, backward, optimiser step, per-step model updates
-            n_jets, t_train, t_load, t_step = 0, 0.0, 0.0, 0.0
-            bar = None
-            if progress_enabled():
-                from tqdm import tqdm
-
-                bar = tqdm(
-                    total=steps_per_epoch,
-                    initial=state.batch,
-                    desc=f"{desc} {epoch + 1}/{cfg.epochs}",
-                    leave=False,
-                    dynamic_ncols=True,
-                )
-            it = iter(batches(epoch, state.batch))
-            t0 = time.perf_counter()
-            try:
-                while True:
-                    t_a = time.perf_counter()
-                    batch = next(it, end)
-                    if batch is end:
-                        t_load += time.perf_counter() - t_a
-                        break
-                    batch = batch.to(device, non_blocking=True)
-                    t_b = time.perf_counter()
-                    t_load += t_b - t_a
-                    with torch.autocast(
-                        device_type=device.type, dtype=torch.bfloat16, enabled=use_amp
-                    ):
-                        terms = loss_fn(step_model, batch)
-                    values = {k: float(v.detach().float().item()) for k, v in terms.items()}
-                    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-                    if bad:
-                        raise NonFiniteLossError(
-                            f"non-finite loss {bad} at step {state.step + 1} (epoch {epoch + 1}, "
-                            f"batch {state.batch + 1} of {steps_per_epoch}); update not applied; "
-                            "last good checkpoint: "
-                            f"{ckpt_path if ckpt_path.exists() else 'none written yet'}"
-                        )
-                    opt.zero_grad(set_to_none=True)
-                    terms["loss"].backward()
-                    grad_norm = None
-                    if cfg.grad_clip:
-                        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                    lrs = [float(g["lr"]) for g in opt.param_groups]  # applied by this step
-                    opt.step()
-                    sched.step()
-                    # per-step state updates owned by the method (EMA teachers, centring):
-                    # done here, before any checkpoint of this step, so resuming replays
-                    # them exactly
-                    on_step = getattr(model, "on_step", None)
-                    if on_step is not None:
-                        on_step(state.step + 1, cfg.epochs * steps_per_epoch)
-                    if sync:
-                        torch.cuda.synchronize(device)
-                    t_step += time.perf_counter() - t_b
-                    state.step += 1
-                    state.batch += 1
-                    state.n_steps_epoch += 1
-                    for k, v in values.items():
-                        state.sums[k] = state.sums.get(k, 0.0) + v
-                    n_jets += len(batch)
-                    t_train = time.perf_counter() - t0
-                    if tb is not None:
-                        scalars = {f"train/{k}": v for k, v in values.items()}
-                        scalars["opt/lr"] = lrs[0]
-                        scalars.update({f"opt/lr_group{i}": v for i, v in enumerate(lrs) if i})
-                        if grad_norm is not None:
-                            scalars["opt/grad_norm"] = float(grad_norm)
-                        tb.scalars(scalars, state.step)
-                    if bar is not None:
-                        bar.set_postfix_str(
-                            f"loss={values['loss']:.4f} jets/s={n_jets / max(t_train, 1e-9):.0f} "
-                            f"(loader {n_jets / max(t_load, 1e-9):.0f}, "
-                            f"step {n_jets / max(t_step, 1e-9):.0f})",
-                            refresh=False,
-                        )
-                        bar.update(1)
-                    # the checkpoint due at an epoch's last batch is the epoch-end one below
-                    # (same step, written after the epoch's row and TensorBoard points)
-                    if state.step % cfg.checkpoint_every == 0 and state.batch < steps_per_epoch:
-                        if tb is not None:
-                            tb.flush()
-                        save()
-                    if after_step is not None:
-                        after_step(state)
-            finally:
-                close = getattr(it, "close", None)
-                if close is not None:
-                    close()  # stops a prefetching sampler's thread now, also on errors
-                if bar is not None:
-                    bar.close()
-            if state.n_steps_epoch == 0:
-                raise RuntimeError(
-                    f"epoch {epoch + 1} produced no batches (expected {steps_per_epoch})"
-                )
-            row: dict[str, Any] = {"epoch": epoch + 1, "step": state.step}
-            row.update({k: v / state.n_steps_epoch for k, v in state.sums.items()})
-            if evaluate is not None:
-                model.eval()
-                with (
-                    torch.no_grad(),
-                    torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp),
-                ):
-                    extra = dict(evaluate(model, epoch))
-                row.update(
-                    {(k if k.startswith("val_") else "@" + k): float(v) for k, v in extra.items()}
-                )
-            row["lr"] = float(sched.get_last_lr()[0])
-            nan = float("nan")
-            row["jets_per_s"] = n_jets / t_train if t_train > 0 else nan
-            row["loader_jets_per_s"] = n_jets / t_load if n_jets and t_load > 0 else nan
-            row["step_jets_per_s"] = n_jets / t_step if n_jets and t_step > 0 else nan
-            if tb is not None:  # before the checkpoint: a kill after it loses no point
-                tb.scalars(_epoch_scalars(row, list(state.sums)), state.step)
-                tb.flush()
-            state.history.append(_order_row(row))
-            state.epoch, state.batch, state.n_steps_epoch, state.sums = epoch + 1, 0, 0, {}
-            save()
-            _write_history(hist_path, state.history)
-            log.info("%s epoch %d/%d: %s", desc, epoch + 1, cfg.epochs, state.history[-1])
+            _run_epoch(run, state, epoch, batches, evaluate, after_step, hist_path, desc)
     finally:
-        if tb is not None:
-            tb.close()
+        if run.tb is not None:
+            run.tb.close()
     # Always (re)write: a kill between the last checkpoint and its CSV update must not
     # leave a history that lacks the final epoch.
     _write_history(hist_path, state.history)
