@@ -52,7 +52,8 @@ from jetforge.generation.shower import (
     final_state_flat,
 )
 from jetforge.io.lhe import read_lhe
-from jetforge.jets.cluster import delta_phi, first_argmax
+from jetforge.jets.cluster import first_argmax
+from jetforge.jets.kinematics import delta_phi
 from jetforge.jets.substructure import n2 as n2_of
 
 REPO = Path(__file__).resolve().parents[1]

@@ -53,6 +53,7 @@ from jetforge.generation.processes import get_process
 from jetforge.generation.seeds import derive_seed
 from jetforge.io.atomic import atomic_path
 from jetforge.io.h5 import ROW_CHUNK, merge_jet_datasets, read_attrs, write_jet_dataset
+from jetforge.jets.kinematics import delta_phi, delta_r, mass, pt_eta_phi
 
 VARIANTS: tuple[str, ...] = ("fork_a", "fork_b")
 TRACK_FEATURES: tuple[str, ...] = ("pt", "deta", "dphi", "d0", "z0")
@@ -198,10 +199,6 @@ def truth_label(pid: np.ndarray, classes: Sequence[str]) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def _wrap(dphi: Any) -> Any:
-    return (dphi + np.pi) % (2 * np.pi) - np.pi
-
-
 def _cluster(parts: ak.Array, r: float, pt_min: float) -> tuple[ak.Array, ak.Array]:
     """anti-k_t jets (pt, eta, phi, mass) with p_T > ``pt_min`` and their constituents."""
     import fastjet
@@ -209,18 +206,15 @@ def _cluster(parts: ak.Array, r: float, pt_min: float) -> tuple[ak.Array, ak.Arr
     cs = fastjet.ClusterSequence(parts, fastjet.JetDefinition(fastjet.antikt_algorithm, r))
     jets = cs.inclusive_jets(min_pt=pt_min)
     consts = cs.constituents(min_pt=pt_min)
-    pt = np.hypot(jets.px, jets.py)
-    eta = np.arcsinh(jets.pz / np.maximum(pt, 1e-12))
-    phi = np.arctan2(jets.py, jets.px)
-    m2 = jets.E**2 - jets.px**2 - jets.py**2 - jets.pz**2
-    out = ak.zip({"pt": pt, "eta": eta, "phi": phi, "mass": np.sqrt(np.maximum(m2, 0.0))})
+    pt, eta, phi = pt_eta_phi(jets.px, jets.py, jets.pz)
+    out = ak.zip({"pt": pt, "eta": eta, "phi": phi, "mass": mass(jets.px, jets.py, jets.pz, jets.E)})
     return out, consts
 
 
 def _nearest(a: ak.Array, b: ak.Array, max_dr: float) -> tuple[ak.Array, ak.Array]:
     """For each object of ``a`` (eta, phi), the index of the nearest ``b`` within max_dr (-1)."""
     pairs = ak.cartesian({"a": a[["eta", "phi"]], "b": b[["eta", "phi"]]}, axis=1, nested=True)
-    dr = np.hypot(pairs.a.eta - pairs.b.eta, _wrap(pairs.a.phi - pairs.b.phi))
+    dr = delta_r(pairs.a.eta, pairs.a.phi, pairs.b.eta, pairs.b.phi)
     best = ak.argmin(dr, axis=2, keepdims=True)
     d = ak.fill_none(ak.firsts(dr[best], axis=2), np.inf)
     idx = ak.fill_none(ak.firsts(best, axis=2), -1)
@@ -357,7 +351,7 @@ def jet_features(
     eta_j = np.asarray(ak.to_numpy(jets.eta), dtype=np.float64)
     phi_j = np.asarray(ak.to_numpy(jets.phi), dtype=np.float64)
     deta_t = tracks.eta - eta_j
-    dphi_t = _wrap(tracks.phi - phi_j)
+    dphi_t = delta_phi(tracks.phi, phi_j)
     dz = tracks.z0 - z_pv
     assoc = (np.hypot(deta_t, dphi_t) < cfg.track_dr) & (abs(dz) < cfg.track_max_dz)
     t = ak.zip({"pt": tracks.pt, "deta": deta_t, "dphi": dphi_t, "d0": tracks.d0, "z0": dz})[assoc]
@@ -365,7 +359,7 @@ def jet_features(
     n_trk = ak.to_numpy(ak.num(t)).astype(np.int32)
     xt, mt = _pad(t, TRACK_FEATURES, cfg.n_tracks)
     c = ak.zip(
-        {"E": consts.E, "deta": consts.ceta - eta_j, "dphi": _wrap(consts.cphi - phi_j),
+        {"E": consts.E, "deta": consts.ceta - eta_j, "dphi": delta_phi(consts.cphi, phi_j),
          "layer": ak.values_astype(consts.layer, np.float32)}
     )  # fmt: skip
     c = c[ak.argsort(c.E, axis=1, ascending=False, stable=True)]
@@ -521,8 +515,8 @@ def build_hadfork_chunk(
         db, hb = jb.det[ev, jb.best[ev, part]], jb.had[ev, jb.had_idx[ev, part]]
         pta, ptb = ak.to_numpy(da.pt), ak.to_numpy(db.pt)
         rel = np.abs(pta - ptb) / (0.5 * (pta + ptb))
-        dr_had = np.hypot(ak.to_numpy(ha.eta - hb.eta), ak.to_numpy(_wrap(ha.phi - hb.phi)))
-        dr_det = np.hypot(ak.to_numpy(da.eta - db.eta), ak.to_numpy(_wrap(da.phi - db.phi)))
+        dr_had = ak.to_numpy(delta_r(ha.eta, ha.phi, hb.eta, hb.phi))
+        dr_det = ak.to_numpy(delta_r(da.eta, da.phi, db.eta, db.phi))
         good = (
             (rel < cfg.pair_max_rel_dpt) & (dr_had < cfg.pair_max_dr) & (dr_det < cfg.pair_max_dr)
         )

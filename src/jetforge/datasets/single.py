@@ -58,8 +58,10 @@ from jetforge.generation.seeds import derive_seed
 from jetforge.generation.shower import INVISIBLE_PIDS, ChargeTable, FlatEvents, final_state_flat
 from jetforge.io.h5 import write_jet_dataset
 from jetforge.io.lhe import LHEEvent, read_lhe
-from jetforge.jets.cluster import cluster_flat, delta_phi, first_argmax
+from jetforge.jets.cluster import cluster_flat, first_argmax
 from jetforge.jets.featuresets import FeatureSet, get_feature_set
+from jetforge.jets.kinematics import delta_r, pt_eta_phi, rapidity
+from jetforge.jets.kinematics import mass as invariant_mass
 from jetforge.jets.substructure import n2 as n2_of
 
 #: ``detector:`` value that means "no detector": jets of final-state particles.
@@ -396,8 +398,7 @@ def can_contain_truth(truth_eta: np.ndarray, truth_phi: np.ndarray, cuts: JetCut
         ok &= np.all(np.abs(truth_eta) < cuts.eta_max + cuts.dr + margin, axis=1)
     for a in range(k):
         for b in range(a + 1, k):
-            deta = truth_eta[:, a] - truth_eta[:, b]
-            dr = np.hypot(deta, delta_phi(truth_phi[:, a], truth_phi[:, b]))
+            dr = delta_r(truth_eta[:, a], truth_phi[:, a], truth_eta[:, b], truth_phi[:, b])
             ok &= dr < 2.0 * cuts.dr + margin
     return ok
 
@@ -420,17 +421,15 @@ def select_jets_flat(
     jets = cluster_flat(c["px"], c["py"], c["pz"], c["E"], sub.counts, cuts.R, cuts.pt_min)
     # the arithmetic of the awkward implementation, element by element
     px, py, pz, e = jets.px, jets.py, jets.pz, jets.E
-    pt = np.hypot(px, py)
-    eta = np.arcsinh(pz / np.maximum(pt, 1e-12))
-    phi = np.arctan2(py, px)
-    mass = np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0.0))
-    y = 0.5 * np.log(np.maximum(e + pz, 1e-12) / np.maximum(e - pz, 1e-12))
+    pt, eta, phi = pt_eta_phi(px, py, pz)
+    mass = invariant_mass(px, py, pz, e)
+    y = rapidity(pz, e)
     ok = (pt >= cuts.pt_min) & (pt < cuts.pt_max) & (mass >= cuts.mass_min)
     ok &= (abs(eta) < cuts.eta_max) if cuts.y_max is None else (abs(y) < cuts.y_max)
     jet_event = np.repeat(np.arange(todo.size), jets.counts)
     t_eta, t_phi = truth_eta[todo][jet_event], truth_phi[todo][jet_event]
     for k in range(truth_eta.shape[1]):
-        dr = np.hypot(eta - t_eta[:, k], delta_phi(phi, t_phi[:, k]))
+        dr = delta_r(eta, phi, t_eta[:, k], t_phi[:, k])
         ok &= dr < cuts.dr
     best = first_argmax(np.where(ok, pt, -1.0), jets.counts)
     has = best >= 0

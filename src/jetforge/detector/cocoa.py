@@ -53,6 +53,7 @@ import numpy as np
 from scipy.special import gammainc, ndtr
 
 from jetforge.detector.eflow import CardError, calo_impact, impact_parameters, log_normal
+from jetforge.jets.kinematics import pt_eta_phi, wrap_phi
 
 CELL_FIELDS: tuple[str, ...] = ("E", "eta", "phi", "layer", "pu_frac")
 TRACK_FIELDS: tuple[str, ...] = ("pt", "eta", "phi", "d0", "z0", "charge", "is_pu")
@@ -578,10 +579,7 @@ def _visible(cfg: CocoaConfig, apid: np.ndarray) -> np.ndarray:
 
 
 def _kinematics(cols: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pt = np.hypot(cols["px"], cols["py"])
-    eta = np.arcsinh(cols["pz"] / np.maximum(pt, 1e-12))
-    phi = np.arctan2(cols["py"], cols["px"])
-    return pt, eta, phi
+    return pt_eta_phi(cols["px"], cols["py"], cols["pz"])
 
 
 def _tracks(
@@ -616,7 +614,7 @@ def _tracks(
     theta = 2.0 * np.arctan(np.exp(-e_t)) + sig_ang * z[1]
     theta = np.clip(theta, 1e-6, np.pi - 1e-6)
     eta_meas = -np.log(np.tan(0.5 * theta))
-    phi_meas = np.mod(f_t + sig_ang * z[2] + np.pi, 2.0 * np.pi) - np.pi
+    phi_meas = wrap_phi(f_t + sig_ang * z[2])
     d0, z0 = impact_parameters(
         cols["px"][idx],
         cols["py"][idx],

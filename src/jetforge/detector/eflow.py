@@ -44,6 +44,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from jetforge.jets.kinematics import pseudorapidity, wrap_phi
+
 #: Fields every input particle record must have (data contract, format 2).
 INPUT_FIELDS: tuple[str, ...] = ("px", "py", "pz", "E", "pid", "charge", "vx", "vy", "vz")
 #: Fields of every output candidate (data contract, format 3), in output order.
@@ -568,7 +570,7 @@ def calo_impact(
         ok &= rho > 0
         turn = np.sign(charge[q] * bz_tesla) * 0.5 * alpha
         eta_c[q] = np.where(ok, eta_q, 0.0)
-        phi_c[q] = np.mod(phi[q] - turn + np.pi, 2.0 * np.pi) - np.pi
+        phi_c[q] = wrap_phi(phi[q] - turn)
         reach[q] = ok
     return eta_c, phi_c, reach
 
@@ -650,7 +652,7 @@ def simulate_flat(
     kept = np.flatnonzero(keep)  # one index for all columns (vertices: tracks only, below)
     evt, apid, pt = evt[kept], apid[kept], pt_all[kept]
     px, py, pz, energy, charge = (p[k][kept] for k in ("px", "py", "pz", "E", "charge"))
-    eta = np.arcsinh(pz / pt)
+    eta = pseudorapidity(pz, pt, floor=0.0)
     phi = np.arctan2(py, px)
     abs_eta = np.abs(eta)
     mass2 = np.maximum(energy**2 - (pt**2 + pz**2), 0.0)

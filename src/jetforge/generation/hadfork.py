@@ -51,6 +51,7 @@ import numpy as np
 
 from jetforge.generation.pythia_setup import PythiaSettingError
 from jetforge.generation.shower import _charge_lookup, _fill_vertex
+from jetforge.jets.kinematics import pt_eta_phi
 
 TAU_ID = 15
 #: Decay products whose own prompt decays change the number of charged prongs (η, ω, η',
@@ -488,10 +489,7 @@ def _truth_array(rows: list[np.ndarray]) -> ak.Array:
     counts = np.array([len(r) for r in rows], dtype=np.int64)
     flat = np.concatenate(rows) if rows else np.zeros((0, 5))
     px, py, pz = flat[:, 1], flat[:, 2], flat[:, 3]
-    pt = np.hypot(px, py)
     cols = {name: flat[:, i] for i, name in enumerate(_TRUTH_FIELDS)}
     cols["pid"] = flat[:, 0].astype(np.int64)
-    cols["pt"] = pt
-    cols["eta"] = np.arcsinh(pz / np.maximum(pt, 1e-12))
-    cols["phi"] = np.arctan2(py, px)
+    cols["pt"], cols["eta"], cols["phi"] = pt_eta_phi(px, py, pz)
     return ak.unflatten(ak.zip(cols), counts)

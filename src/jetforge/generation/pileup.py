@@ -32,6 +32,7 @@ import numpy as np
 from jetforge.generation.pythia_setup import make_pythia
 from jetforge.generation.shower import INVISIBLE_PIDS, _charge_lookup, _fill_vertex
 from jetforge.io.atomic import atomic_path
+from jetforge.jets.kinematics import pseudorapidity
 
 #: Particle columns of the library and of data contract 2, with their stored dtypes.
 LIBRARY_COLUMNS: dict[str, type] = {
@@ -99,7 +100,7 @@ def generate_minbias_library(
         prt = py.nextBatch(n, "skip").prt
         final = prt[prt.status > 0]
         pt = np.hypot(final.p.px, final.p.py)
-        eta = np.arcsinh(final.p.pz / np.maximum(pt, 1e-12))
+        eta = pseudorapidity(final.p.pz, pt)
         invisible = ak.unflatten(
             np.isin(np.abs(ak.to_numpy(ak.flatten(final.id))), INVISIBLE_PIDS), ak.num(final)
         )

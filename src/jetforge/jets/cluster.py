@@ -13,6 +13,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from jetforge.jets.kinematics import delta_r, pt_eta_phi
+
 
 @dataclass(frozen=True)
 class JetSelection:
@@ -23,18 +25,16 @@ class JetSelection:
     match_dr: float
 
 
-def _kinematics(px, py, pz, e):
-    pt = np.hypot(px, py)
+def _kinematics(px: Any, py: Any, pz: Any, e: Any) -> tuple[Any, Any, Any, Any]:
+    """(p_T, η, φ, m) of the RS3L jets.
+
+    The mass here is sqrt(E² - |p|²) through |p| = sqrt(p_x² + p_y² + p_z²), not
+    :func:`jetforge.jets.kinematics.mass`: the two round differently in the last bit, and
+    the RS3L datasets were built with this one.
+    """
+    pt, eta, phi = pt_eta_phi(px, py, pz)
     p = np.sqrt(px**2 + py**2 + pz**2)
-    eta = np.arcsinh(pz / np.maximum(pt, 1e-12))
-    phi = np.arctan2(py, px)
-    m2 = e**2 - p**2
-    mass = np.sqrt(np.maximum(m2, 0.0))
-    return pt, eta, phi, mass
-
-
-def delta_phi(a, b):
-    return (a - b + np.pi) % (2 * np.pi) - np.pi
+    return pt, eta, phi, np.sqrt(np.maximum(e**2 - p**2, 0.0))
 
 
 def cluster_and_select(
@@ -61,7 +61,7 @@ def cluster_and_select(
     pt, eta, phi, mass = _kinematics(jets.px, jets.py, jets.pz, jets.E)
     ok = (pt > sel.pt_min) & (mass > sel.mass_min) & (abs(eta) < sel.eta_max)
     for k in range(truth_eta.shape[1]):
-        dr = np.hypot(eta - truth_eta[:, k], delta_phi(phi, truth_phi[:, k]))
+        dr = delta_r(eta, phi, truth_eta[:, k], truth_phi[:, k])
         ok = ok & (dr < sel.match_dr)
     score = ak.where(ok, pt, -1.0)
     best = ak.argmax(score, axis=1, keepdims=True)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
+from jetforge.jets.kinematics import delta_phi, pseudorapidity
+
 #: RS3L Table I, in the table's order.
 RS3L_FEATURES: tuple[str, ...] = (
     "log_pt", "log_pt_rel", "log_e", "log_e_rel",
@@ -32,11 +34,6 @@ CONSTITUENT_FIELDS: tuple[str, ...] = (
     "is_photon", "is_muon", "is_electron", "is_ch", "is_nh",
 )  # fmt: skip
 JET_FIELDS: tuple[str, ...] = ("pt", "eta", "phi", "E")
-
-
-def wrap_phi(dphi: np.ndarray) -> np.ndarray:
-    """Angle difference mapped to [-pi, pi)."""
-    return np.mod(dphi + np.pi, 2.0 * np.pi) - np.pi
 
 
 def _check_fields(array: ak.Array, needed: tuple[str, ...], what: str) -> None:
@@ -77,10 +74,10 @@ def rs3l_features(
 
     px, py, pz, energy = flat("px"), flat("py"), flat("pz"), flat("E")
     pt = np.hypot(px, py)
-    eta = np.arcsinh(pz / pt)
+    eta = pseudorapidity(pz, pt, floor=0.0)
     phi = np.arctan2(py, px)
     deta = eta - per_jet("eta")
-    dphi = wrap_phi(phi - per_jet("phi"))
+    dphi = delta_phi(phi, per_jet("phi"))
     values = {
         "log_pt": np.log(pt),
         "log_pt_rel": np.log(pt / per_jet("pt")),

@@ -35,8 +35,8 @@ from jetforge.jets.features import (
     JET_FIELDS,
     RS3L_FEATURES,
     rs3l_features,
-    wrap_phi,
 )
+from jetforge.jets.kinematics import delta_phi, pseudorapidity
 
 FeatureFn = Callable[[ak.Array, ak.Array, int], tuple[np.ndarray, np.ndarray]]
 #: (features [N, P, F], mask [N, P], jet columns pt/eta/phi [N]) → px, py, pz, E [N, P]
@@ -108,9 +108,9 @@ class _Flat:
     def kinematics(self) -> dict[str, np.ndarray]:
         px, py, pz, energy = (self.cols[k] for k in KINEMATIC_FIELDS)
         pt = np.hypot(px, py)
-        eta = np.arcsinh(pz / pt)
+        eta = pseudorapidity(pz, pt, floor=0.0)
         deta = eta - self.jet["eta"]
-        dphi = wrap_phi(np.arctan2(py, px) - self.jet["phi"])
+        dphi = delta_phi(np.arctan2(py, px), self.jet["phi"])
         return {"pt": pt, "E": energy, "eta": eta, "deta": deta, "dphi": dphi}
 
 
