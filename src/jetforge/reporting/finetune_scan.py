@@ -13,20 +13,19 @@ not depend on how the workflow named them.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+import pandas as pd
 
 from jetforge.evaluation.metrics import rejection_at
 from jetforge.evaluation.probes import classification_metrics
-from jetforge.io.atomic import write_text
-from jetforge.reporting.tables import decode_names, mean_std
+from jetforge.reporting.table_io import mean_std_by
+from jetforge.reporting.table_io import write_table as write_table_io
+from jetforge.reporting.tables import decode_names
 
 #: how each fine-tuning mode is called in tables and legends
 MODE_LABELS = {
@@ -65,21 +64,21 @@ def run_metrics(path: str) -> dict[str, Any]:
 
 
 def summarise(paths: Sequence[str]) -> list[dict[str, Any]]:
-    """Mean and standard deviation over repeats per (task, n_train, mode)."""
-    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
-    for p in paths:
-        r = run_metrics(p)
-        groups[(r["task"], r["n_train"], r["mode"])].append(r)
-    out = []
-    for (task, n, mode), runs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], MODE_ORDER.index(kv[0][2]))
-    ):
-        row: dict[str, Any] = {"task": task, "n_train": n, "mode": mode, "n_repeats": len(runs)}
-        for key in METRICS:
-            mean, std = mean_std([r[key] for r in runs])
-            row[key], row[f"{key}_std"] = mean, std
-        out.append(row)
-    return out
+    """Mean and standard deviation (ddof=1) over repeats per (task, n_train, mode).
+
+    One row per predictions file, reduced by ``table_io.mean_std_by``; rows sorted by task,
+    labelled-set size and ``MODE_ORDER`` so a table reads frozen → fine-tuned → scratch.
+    """
+    runs = pd.DataFrame([run_metrics(p) for p in paths])
+    stats = mean_std_by(runs, ["task", "n_train", "mode"], list(METRICS))
+    stats["_order"] = stats["mode"].map(MODE_ORDER.index)
+    stats = stats.sort_values(["task", "n_train", "_order"], kind="stable")
+    columns = ["task", "n_train", "mode", "n_repeats"]
+    columns += [c for m in METRICS for c in (m, f"{m}_std")]
+    return [
+        {k: (int(v) if k in ("n_train", "n_repeats") else v) for k, v in row.items()}
+        for row in stats[columns].to_dict("records")
+    ]
 
 
 def _cell(mean: float, std: float, fmt: str) -> str:
@@ -88,44 +87,46 @@ def _cell(mean: float, std: float, fmt: str) -> str:
     return f"{mean:{fmt}} ± {std:{fmt}}" if np.isfinite(std) else f"{mean:{fmt}}"
 
 
+def _display(rows: pd.DataFrame) -> pd.DataFrame:
+    """Human columns; the rejection only where some task is binary (multi-class has none)."""
+    out = pd.DataFrame({
+        "task": rows["task"], "labelled jets": rows["n_train"].astype(str),
+        "model": rows["mode"].map(MODE_LABELS),
+        "accuracy": [_cell(m, s, ".3f") for m, s in zip(rows["accuracy"], rows["accuracy_std"])],
+        "AUC": [_cell(m, s, ".3f") for m, s in zip(rows["auc"], rows["auc_std"])],
+    })  # fmt: skip
+    if np.isfinite(rows["rejection"]).any():
+        out["1/ε_B at ε_S = 0.5"] = [
+            _cell(m, s, ".1f") for m, s in zip(rows["rejection"], rows["rejection_std"])
+        ]
+    return out
+
+
+def _deltas(rows: pd.DataFrame) -> list[str]:
+    """"Accuracy, fine-tuned minus from scratch" per task: the papers' headline gap."""
+    acc = rows.pivot_table(index=["task", "n_train"], columns="mode", values="accuracy")
+    if not {"floating", "supervised"} <= set(acc.columns):
+        return []
+    gap = (acc["floating"] - acc["supervised"]).dropna()
+    return [
+        f"Accuracy, fine-tuned minus from scratch ({task}): "
+        + "; ".join(f"n = {n}: {d:+.3f}" for (_, n), d in g.items()) + "."
+        for task, g in gap.groupby(level="task", sort=False)
+    ]
+
+
 def write_table(
     rows: Sequence[dict[str, Any]], out_csv: str, out_md: str, title: str, note: str = ""
 ) -> None:
-    """CSV (one row per task, n_train, mode) and a Markdown table per task with the
-    pre-trained - scratch accuracy difference."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    write_text(out_csv, buf.getvalue())
-    md = [f"## {title}", ""]
-    for task in dict.fromkeys(r["task"] for r in rows):
-        trows = [r for r in rows if r["task"] == task]
-        binary = any(np.isfinite(r["rejection"]) for r in trows)
-        head = "| labelled jets | model | accuracy | AUC |" + (" 1/ε_B at ε_S = 0.5 |" if binary else "")
-        md += [f"### {task}", "", head, "|---:|---|---:|---:|" + ("---:|" if binary else "")]
-        for r in trows:
-            line = (f"| {r['n_train']} | {MODE_LABELS[r['mode']]} | "
-                    f"{_cell(r['accuracy'], r['accuracy_std'], '.3f')} | "
-                    f"{_cell(r['auc'], r['auc_std'], '.3f')} |")  # fmt: skip
-            if binary:
-                line += f" {_cell(r['rejection'], r['rejection_std'], '.1f')} |"
-            md.append(line)
-        by = {(r["n_train"], r["mode"]): r for r in trows}
-        deltas = [
-            f"n = {n}: {by[(n, 'floating')]['accuracy'] - by[(n, 'supervised')]['accuracy']:+.3f}"
-            for n in sorted({r["n_train"] for r in trows})
-            if (n, "floating") in by and (n, "supervised") in by
-        ]
-        if deltas:
-            md += ["", "Accuracy, fine-tuned minus from scratch: " + "; ".join(deltas) + "."]
-        md.append("")
-    md += [
+    """CSV (one row per task, n_train, mode), Markdown and LaTeX (``table_io.write_table``),
+    with the pre-trained − scratch accuracy difference per task in the note."""
+    df = pd.DataFrame(list(rows))
+    notes = _deltas(df) + [
         f"Mean ± standard deviation over {rows[0]['n_repeats']} trainings with different seeds; "
         "all models of one labelled-set size train on the same labelled jets. "
         "AUC: macro one-vs-rest for multi-class tasks." + (f" {note}" if note else "")
     ]
-    write_text(out_md, "\n".join(md) + "\n")
+    write_table_io(df, {"csv": out_csv, "md": out_md}, title, notes, display=_display(df))
 
 
 def figure(rows: Sequence[dict[str, Any]], out_stem: str, title: str) -> None:

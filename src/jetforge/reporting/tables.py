@@ -13,22 +13,21 @@ them so tables and figures can never disagree on what "nominal" or "N_2" means.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+import pandas as pd
 import yaml
 
 from jetforge.evaluation.metrics import rejection_at, wasserstein
-from jetforge.io.atomic import write_text
+from jetforge.reporting.table_io import mean_std_by, write_table
 
 NOMINAL = "nominal"
 N2_SETUP = "n2"
@@ -318,30 +317,6 @@ def _fmt_sci(mean: float | None, std: float | None) -> str:
     return f"({m:.2f} ± {std / 10**exp:.2f})e{exp:+03d}"
 
 
-def _write_csv(path: PathLike, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    w.writeheader()
-    for row in rows:
-        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
-    write_text(path, buf.getvalue())
-
-
-def _write_md(
-    path: PathLike,
-    title: str,
-    header: list[str],
-    body: list[list[str]],
-    notes: list[str],
-) -> None:
-    lines = [f"## {title}", ""]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|")
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    lines += [""] + [f"{n}" for n in notes] + [""]
-    write_text(path, "\n".join(lines))
-
-
 def _source_note(reference: Mapping[str, Any] | None) -> str:
     if reference is None:
         return "No paper reference given."
@@ -364,6 +339,73 @@ def _eff_key(eff: float) -> str:
 # --------------------------------------------------------------------------- tables
 
 
+def _table_rows(
+    setups: Mapping[str, Sequence[PathLike]],
+    per_file: Callable[[str, str], dict[str, float]],
+    reference: Mapping[str, Any] | None,
+    paper_cols: Mapping[str, float | str],
+) -> list[dict[str, Any]]:
+    """One row per setup: ours as mean ± std over its repeats, the paper's cells beside.
+
+    ``per_file(setup_id, path)`` gives the metrics of one repeat; they are stacked in a
+    long frame (one row per prediction file) and reduced by ``mean_std_by`` (groupby-agg,
+    ddof=1). ``paper_cols`` maps our metric column to the paper column key it sits next to.
+    """
+    rows_map = paper_rows(setups, reference) if reference is not None else {}
+    long = pd.DataFrame(
+        [{"setup": sid, **per_file(sid, path)} for sid in setups for path in _files_of(setups, sid)]
+    )
+    stats = mean_std_by(long, "setup", list(paper_cols)).set_index("setup")
+    rows: list[dict[str, Any]] = []
+    for sid in setups:
+        paper_row = rows_map.get(sid)
+        row: dict[str, Any] = {"setup": sid, "label": setup_label(sid),
+                               "n_repeats": int(stats.at[sid, "n_repeats"]), "paper_row": paper_row}
+        for col, key in paper_cols.items():
+            row[col], row[f"{col}_std"] = float(stats.at[sid, col]), float(stats.at[sid, f"{col}_std"])
+            row[f"paper_{col}"], row[f"paper_{col}_unc"] = _paper_cell(reference, paper_row, key)
+        rows.append(row)
+    return rows
+
+
+def _csv_frame(rows: list[dict[str, Any]], metrics: Sequence[str]) -> pd.DataFrame:
+    """The machine-readable frame: ours (mean, std) per metric, then the paper's columns."""
+    columns = ["setup", "label", "n_repeats"]
+    columns += [c for m in metrics for c in (m, f"{m}_std")]
+    columns += ["paper_row"] + [c for m in metrics for c in (f"paper_{m}", f"paper_{m}_unc")]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _display_frame(
+    rows: list[dict[str, Any]],
+    headers: Mapping[str, tuple[str, str]],
+    fmt: Callable[[float | None, float | None], str],
+) -> pd.DataFrame:
+    """The human frame: "mean ± std" cells, each metric's paper cell in the next column."""
+    out = []
+    for r in rows:
+        cells = {"Setup": f"{r['label']} [{r['n_repeats']}×]"}
+        for m, (ours, paper) in headers.items():
+            cells[ours] = fmt(r[m], _md_std(r, f"{m}_std"))
+            cells[paper] = fmt(r[f"paper_{m}"], r[f"paper_{m}_unc"])
+        cells["Paper row"] = r["paper_row"] or "—"
+        out.append(cells)
+    return pd.DataFrame(out)
+
+
+def _nominal_rejections(effs: Sequence[float]) -> Callable[[str, str], dict[str, float]]:
+    def per_file(sid: str, path: str) -> dict[str, float]:
+        preds = load_predictions(path, ["n2", "label"] if sid == N2_SETUP else ["score", "label"])
+        nom = preds.nominal()
+        scores = tagger_score(preds, sid, nom)
+        labels = preds["label"][nom].astype(np.int64)
+        if not ((labels == 1).any() and (labels == 0).any()):
+            raise PredictionFormatError(f"{path}: nominal jets lack signal or background")
+        return {f"rej@{_eff_key(e)}": float(rejection_at(scores, labels, e)) for e in effs}
+
+    return per_file
+
+
 def rejection_table(
     setups: Mapping[str, Sequence[PathLike]],
     efficiencies: Sequence[float],
@@ -377,63 +419,41 @@ def rejection_table(
     ``setups`` maps our setup id (or "n2") to its prediction files, one per repeat.
     Rejections are computed on nominal jets only, as in the paper, then averaged over
     repeats. ``reference`` is one table from ``load_reference`` (or None). Writes
-    ``out_csv`` (machine-readable, one row per setup) and ``out_md``; returns the rows.
+    ``out_csv`` (machine-readable, one row per setup), ``out_md`` and the ``.tex`` next to
+    the CSV (``table_io.write_table``); returns the rows.
     """
     _check_metric(reference, "rejection")
     effs = [float(e) for e in efficiencies]
-    rows_map = paper_rows(setups, reference) if reference is not None else {}
-    rows: list[dict[str, Any]] = []
-    for sid in setups:
-        need = ["n2", "label"] if sid == N2_SETUP else ["score", "label"]
-        per_eff: dict[float, list[float]] = {e: [] for e in effs}
-        files = _files_of(setups, sid)
-        for path in files:
-            preds = load_predictions(path, need)
-            nom = preds.nominal()
-            scores = tagger_score(preds, sid, nom)
-            labels = preds["label"][nom].astype(np.int64)
-            if not ((labels == 1).any() and (labels == 0).any()):
-                raise PredictionFormatError(f"{path}: nominal jets lack signal or background")
-            for e in effs:
-                per_eff[e].append(float(rejection_at(scores, labels, e)))
-        paper_row = rows_map.get(sid)
-        row: dict[str, Any] = {
-            "setup": sid,
-            "label": setup_label(sid),
-            "n_repeats": len(files),
-            "paper_row": paper_row,
-        }
-        for e in effs:
-            k = _eff_key(e)
-            row[f"rej@{k}"], row[f"rej@{k}_std"] = mean_std(per_eff[e])
-            row[f"paper_rej@{k}"], row[f"paper_rej@{k}_unc"] = _paper_cell(reference, paper_row, e)
-        rows.append(row)
-
-    keys = [_eff_key(e) for e in effs]
-    columns = ["setup", "label", "n_repeats"]
-    columns += [c for k in keys for c in (f"rej@{k}", f"rej@{k}_std")]
-    columns += ["paper_row"] + [c for k in keys for c in (f"paper_rej@{k}", f"paper_rej@{k}_unc")]
-    _write_csv(out_csv, columns, rows)
-
-    header = ["Setup"]
-    for k in keys:
-        header += [f"1/ε_B @ ε_S={k} (ours)", f"@ ε_S={k} (paper)"]
-    header.append("Paper row")
-    body = []
-    for r in rows:
-        cells = [f"{r['label']} [{r['n_repeats']}×]"]
-        for k in keys:
-            cells.append(_fmt_plain(r[f"rej@{k}"], _md_std(r, f"rej@{k}_std")))
-            cells.append(_fmt_plain(r[f"paper_rej@{k}"], r[f"paper_rej@{k}_unc"]))
-        cells.append(r["paper_row"] or "—")
-        body.append(cells)
+    cols = {f"rej@{_eff_key(e)}": e for e in effs}
+    rows = _table_rows(setups, _nominal_rejections(effs), reference, cols)
+    headers = {f"rej@{k}": (f"1/ε_B @ ε_S={k} (ours)", f"@ ε_S={k} (paper)")
+               for k in map(_eff_key, effs)}
     notes = [
         "Ours: QCD rejection 1/ε_B at signal efficiency ε_S on nominal jets only, "
         "mean ± std (ddof=1) over the [n×] repeated trainings; N_2 uses score = −N_2.",
         _source_note(reference),
     ]
-    _write_md(out_md, title, header, body, notes)
+    write_table(_csv_frame(rows, list(cols)), {"csv": out_csv, "md": out_md}, title, notes,
+                display=_display_frame(rows, headers, _fmt_plain))
     return rows
+
+
+def _variant_distances(variants: Sequence[str]) -> Callable[[str, str], dict[str, float]]:
+    def per_file(sid: str, path: str) -> dict[str, float]:
+        preds = load_predictions(path, ["n2"] if sid == N2_SETUP else ["score"])
+        values = preds["n2"].astype(np.float64) if sid == N2_SETUP else tagger_score(preds, sid)
+        nominal = values[preds.nominal()]
+        nominal = nominal[np.isfinite(nominal)]
+        out = {}
+        for v in variants:
+            other = values[preds.variant_mask(v)]
+            other = other[np.isfinite(other)]
+            if other.size == 0:
+                raise PredictionFormatError(f"{path}: no jets of variant {v!r}")
+            out[f"w_{v}"] = float(wasserstein(nominal, other))
+        return out
+
+    return per_file
 
 
 def wasserstein_table(
@@ -454,53 +474,10 @@ def wasserstein_table(
     variants = [str(v) for v in variants]
     if NOMINAL in variants:
         raise ValueError("variants are compared to the nominal; do not list 'nominal'")
-    rows_map = paper_rows(setups, reference) if reference is not None else {}
-    rows: list[dict[str, Any]] = []
-    for sid in setups:
-        need = ["n2"] if sid == N2_SETUP else ["score"]
-        per_var: dict[str, list[float]] = {v: [] for v in variants}
-        files = _files_of(setups, sid)
-        for path in files:
-            preds = load_predictions(path, need)
-            values = preds["n2"].astype(np.float64) if sid == N2_SETUP else tagger_score(preds, sid)
-            nominal = values[preds.nominal()]
-            nominal = nominal[np.isfinite(nominal)]
-            for v in variants:
-                other = values[preds.variant_mask(v)]
-                other = other[np.isfinite(other)]
-                if other.size == 0:
-                    raise PredictionFormatError(f"{path}: no jets of variant {v!r}")
-                per_var[v].append(float(wasserstein(nominal, other)))
-        paper_row = rows_map.get(sid)
-        row: dict[str, Any] = {
-            "setup": sid,
-            "label": setup_label(sid),
-            "n_repeats": len(files),
-            "paper_row": paper_row,
-        }
-        for v in variants:
-            row[f"w_{v}"], row[f"w_{v}_std"] = mean_std(per_var[v])
-            row[f"paper_w_{v}"], row[f"paper_w_{v}_unc"] = _paper_cell(reference, paper_row, v)
-        rows.append(row)
-
-    columns = ["setup", "label", "n_repeats"]
-    columns += [c for v in variants for c in (f"w_{v}", f"w_{v}_std")]
-    columns += ["paper_row"] + [c for v in variants for c in (f"paper_w_{v}", f"paper_w_{v}_unc")]
-    _write_csv(out_csv, columns, rows)
-
+    cols = {f"w_{v}": v for v in variants}
+    rows = _table_rows(setups, _variant_distances(variants), reference, cols)
     names = (reference or {}).get("column_labels", {})
-    header = ["Setup"]
-    for v in variants:
-        header += [f"{v} (ours)", f"{names.get(v, v)} (paper)"]
-    header.append("Paper row")
-    body = []
-    for r in rows:
-        cells = [f"{r['label']} [{r['n_repeats']}×]"]
-        for v in variants:
-            cells.append(_fmt_sci(r[f"w_{v}"], _md_std(r, f"w_{v}_std")))
-            cells.append(_fmt_sci(r[f"paper_w_{v}"], r[f"paper_w_{v}_unc"]))
-        cells.append(r["paper_row"] or "—")
-        body.append(cells)
+    headers = {f"w_{v}": (f"{v} (ours)", f"{names.get(v, v)} (paper)") for v in variants}
     notes = [
         "Ours: 1-d Wasserstein distance between the tagger-output distributions of nominal "
         "and varied jets over the whole test sample (signal + background), mean ± std "
@@ -508,5 +485,6 @@ def wasserstein_table(
         "Our alt_shower (Vincia) stands in for the paper's Herwig 7.",
         _source_note(reference),
     ]
-    _write_md(out_md, title, header, body, notes)
+    write_table(_csv_frame(rows, list(cols)), {"csv": out_csv, "md": out_md}, title, notes,
+                display=_display_frame(rows, headers, _fmt_sci))
     return rows
