@@ -204,7 +204,7 @@ def test_quark_and_gluon_jets_are_labelled_by_the_hard_parton(chunks):
 
 
 def parse_hard(ds):
-    from jetforge.datasets.single import hard_cuts_for
+    from jetforge.generation.hard import hard_cuts_for
 
     return hard_cuts_for(ds, ds["processes"][0])
 

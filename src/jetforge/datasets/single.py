@@ -51,7 +51,13 @@ from jetforge.datasets.resim import class_names
 from jetforge.detector import load_card, simulate
 from jetforge.detector.eflow import OUTPUT_FIELDS, EflowConfig, impact_parameters, simulate_flat
 from jetforge.detector.eflow import parse_card as parse_eflow_card
-from jetforge.generation.hard import HardCuts, NoTaggedObject, tagged_objects
+from jetforge.generation.hard import (
+    HardCutsConfigError,
+    NoTaggedObject,
+    hard_cuts_for,
+    tagged_objects,
+    write_hard_chunk,
+)
 from jetforge.generation.processes import get_process
 from jetforge.generation.pythia_setup import make_pythia
 from jetforge.generation.seeds import derive_seed
@@ -182,7 +188,10 @@ def parse_config(ds_cfg: Mapping[str, Any]) -> SingleConfig:
         settings += list(extra or [])
     if "hard_cuts" in ds_cfg:
         for name in ds_cfg["processes"]:
-            hard_cuts_for(ds_cfg, name)
+            try:
+                hard_cuts_for(ds_cfg, name)
+            except HardCutsConfigError as err:
+                raise DatasetConfigError(str(err)) from None
     detector = str(ds_cfg["detector"])
     if detector != PARTICLE_LEVEL:
         try:
@@ -219,30 +228,6 @@ def parse_config(ds_cfg: Mapping[str, Any]) -> SingleConfig:
     )
 
 
-def hard_cuts_for(ds_cfg: Mapping[str, Any], process_name: str) -> HardCuts:
-    """Hard-process cuts of one process: ``hard_cuts`` updated by ``hard_cuts_by_process``.
-
-    Why per process: the tagged object's p_T relates differently to the jet's (t → bℓν
-    loses the neutrino's share), so one window for all classes wastes most hard events of
-    some classes. Errors name the config key.
-    """
-    base = dict(ds_cfg.get("hard_cuts", {}))
-    override = dict(ds_cfg.get("hard_cuts_by_process", {}).get(process_name, {}))
-    key = f"hard_cuts_by_process.{process_name}" if override else "hard_cuts"
-    merged = {**base, **override}
-    unknown = sorted(set(merged) - {"pt_min", "pt_max", "eta_max"})
-    missing = sorted({"pt_min", "pt_max", "eta_max"} - set(merged))
-    if unknown or missing:
-        raise DatasetConfigError(
-            f"config key {key}: {merged} has unknown keys {unknown} / lacks {missing}; "
-            "needs pt_min, pt_max, eta_max"
-        )
-    try:
-        return HardCuts(float(merged["pt_min"]), float(merged["pt_max"]), float(merged["eta_max"]))
-    except ValueError as err:
-        raise DatasetConfigError(f"config key {key}: {merged}: {err}") from None
-
-
 def generate_chunk_lhe(
     out_path: str | os.PathLike[str],
     ds_cfg: Mapping[str, Any],
@@ -252,11 +237,9 @@ def generate_chunk_lhe(
     chunk: int,
     base_seed: int,
 ) -> dict[str, Any]:
-    """Hard events of one chunk as LHE: the workflow's ``hard_process`` step itself, which
-    applies :func:`hard_cuts_for` (kept here under this name for callers of this module)."""
-    from jetforge.workflow.steps import hard_process
-
-    return hard_process(str(out_path), dict(ds_cfg), dataset, process_name, split, chunk, base_seed)
+    """Hard events of one chunk as LHE, as the workflow's ``hard_process`` step writes them
+    (:func:`jetforge.generation.hard.write_hard_chunk`; kept under this name for callers)."""
+    return write_hard_chunk(out_path, ds_cfg, dataset, process_name, split, chunk, base_seed)
 
 
 # ----------------------------------------------------------------------------- particles

@@ -7,7 +7,6 @@ them directly); the scripts in workflow/scripts only unpack the ``snakemake`` ob
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,10 @@ from jetforge.workflow import targets as T
 def hard_process(
     out_path: str, ds_cfg: dict, dataset: str, process: str, split: str, chunk: int, base_seed: int
 ) -> dict:
-    from jetforge.datasets.single import hard_cuts_for
-    from jetforge.generation.hard import generate_hard_events, write_hard_lhe
-    from jetforge.generation.processes import get_process
-    from jetforge.generation.seeds import derive_seed
-    from jetforge.io.atomic import atomic_path
+    """Hard events of one chunk as LHE (`hard_cuts`, overridden per process if configured)."""
+    from jetforge.generation.hard import write_hard_chunk
 
-    t0 = time.perf_counter()
-    seed = derive_seed(dataset, process, split, chunk, "hard", base=base_seed)
-    cuts = hard_cuts_for(ds_cfg, process)  # `hard_cuts`, overridden per process if configured
-    events, run = generate_hard_events(
-        get_process(process), int(ds_cfg["events_per_chunk"]), cuts, seed, float(ds_cfg["sqrt_s"])
-    )
-    with atomic_path(out_path) as tmp:
-        write_hard_lhe(tmp, events, run, float(ds_cfg["sqrt_s"]))
-    run["seconds"] = time.perf_counter() - t0
+    run = write_hard_chunk(out_path, ds_cfg, dataset, process, split, chunk, base_seed)
     print(json.dumps({k: v for k, v in run.items() if k != "settings"}, indent=1))
     return run
 
