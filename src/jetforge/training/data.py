@@ -28,8 +28,9 @@ identical whatever the number of workers.
 backbone's ``inputs`` (:func:`jetforge.models.registry.backbone_inputs`) names the
 datasets it takes, each a (values, mask) pair of :data:`INPUT_DATASETS` -- by default
 ``("particles",)``, i.e. ``forward(x, mask)``; the tracks + calorimeter-cells transformer
-of seed 001 takes ``("particles", "cells")``, i.e. ``forward(tracks, tracks_mask, cells,
-cells_mask)`` (data contract §6: ``cells``/``cells_mask``). :func:`read_inputs`,
+of Rieck et al. ("Self-Supervised Learning Strategies for Jet Physics") takes
+``("particles", "cells")``, i.e. ``forward(tracks, tracks_mask, cells, cells_mask)``
+(data contract §6: ``cells``/``cells_mask``). :func:`read_inputs`,
 :func:`iter_rows`, :class:`JetSampler` and :class:`PairSampler` read exactly those and
 hand them on in that order (``JetBatch.inputs``). A file without ``cells`` yields one
 padded, all-masked cell per jet, so a cells backbone still runs on track-only files.
@@ -42,7 +43,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Self
 
 import h5py
 import numpy as np
@@ -352,6 +353,149 @@ def resolve_loader_workers(value: Any = "auto", device: torch.device | str = "cp
     return n
 
 
+@dataclass
+class _StreamPlan:
+    """Where the batches ``start_batch .. n_batches-1`` of an epoch lie in its buffers.
+
+    Decided before any read, in the main process, so that which rows form which batch
+    does not depend on the number of loader workers. ``order``: the buffers to read, in
+    consumption order (buffers wholly before ``start_batch`` and items after the last
+    batch are never read).
+    """
+
+    buffers: Sequence[np.ndarray]
+    views: Callable[[np.ndarray], list[np.ndarray]]
+    batch_size: int
+    n_batches: int
+    start_batch: int
+    sizes: np.ndarray  # items per buffer
+    ends: np.ndarray  # cumulative item count at each buffer's end
+    order: list[int]
+
+    @classmethod
+    def make(
+        cls,
+        buffers: Sequence[np.ndarray],
+        views: Callable[[np.ndarray], list[np.ndarray]],
+        batch_size: int,
+        drop_last: bool,
+        start_batch: int,
+    ) -> _StreamPlan | None:
+        """The plan, or None when no batch is left from ``start_batch`` on."""
+        sizes = np.array([len(b) for b in buffers], dtype=np.int64)
+        total = int(sizes.sum())
+        bs = batch_size
+        n_batches = total // bs if drop_last else math.ceil(total / bs)
+        if start_batch >= n_batches:
+            return None
+        ends = np.cumsum(sizes)
+        first = int(np.searchsorted(ends, start_batch * bs, side="right"))
+        last = int(np.searchsorted(ends, min(n_batches * bs, total) - 1, side="right"))
+        order = list(range(first, last + 1))
+        return cls(buffers, views, bs, n_batches, start_batch, sizes, ends, order)
+
+    @property
+    def total(self) -> int:
+        return int(self.ends[-1])
+
+    @property
+    def starts(self) -> np.ndarray:
+        return self.ends - self.sizes
+
+    def task(self, j: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """Rows of each view and batch segments of buffer ``j``, relative to the buffer's
+        first used item (what :func:`read_segments` takes)."""
+        seg = buffer_segments(j, self.sizes, self.batch_size, self.n_batches, self.start_batch)
+        a0, z1 = int(seg[0, 0]), int(seg[-1, 1])
+        seg[:, :2] -= a0
+        return self.views(self.buffers[j][a0:z1]), seg
+
+    def span(self, b: int) -> tuple[int, int, int, int]:
+        """Item range ``[lo, hi)`` of batch ``b`` and its first and last buffer."""
+        lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.total)
+        j0 = int(np.searchsorted(self.ends, lo, side="right"))
+        j1 = int(np.searchsorted(self.ends, hi - 1, side="right"))
+        return lo, hi, j0, j1
+
+    def items(self, b: int) -> np.ndarray:
+        """Item ids of batch ``b``, in emission order."""
+        lo, hi, j0, j1 = self.span(b)
+        starts, ends = self.starts, self.ends
+        return np.concatenate(
+            [self.buffers[j][max(lo, starts[j]) - starts[j] : min(hi, ends[j]) - starts[j]]
+             for j in range(j0, j1 + 1)]
+        )  # fmt: skip
+
+    def first_batch(self, j: int) -> int:
+        """The first batch whose segment :meth:`task` puts first in buffer ``j``'s result."""
+        return max(self.start_batch, int(self.starts[j]) // self.batch_size)
+
+
+class _BufferReader:
+    """Reads an epoch's buffers ahead of their use: in ``pool`` (W worker processes,
+    round-robin), in ``thread`` (one prefetch thread), or here when neither is set.
+
+    ``cache`` holds the read buffers still needed; ``pending`` the buffers being read
+    (buffer -> Future of the thread, or index of the worker). ``read_first_here``: the
+    pool is starting, so this process reads the first buffer meanwhile.
+    """
+
+    def __init__(self, plan: _StreamPlan, file: h5py.File, inputs: Sequence[str], path: str):
+        self.plan, self.file, self.inputs, self.path = plan, file, tuple(inputs), path
+        self.n_workers = 0
+        self.pool: WorkerPool | None = None
+        self.thread: cf.ThreadPoolExecutor | None = None
+        self.shared = False  # ``pool`` is the sampler's kept pool (else its own, if any)
+        self.read_first_here = True
+        self.pending: dict[int, Any] = {}
+        self.cache: dict[int, list[np.ndarray]] = {}
+
+    def read_here(self, j: int) -> list[np.ndarray]:
+        try:
+            v, seg = self.plan.task(j)
+            return read_segments(self.file, v, self.inputs, seg)[0]
+        except Exception as err:
+            err.add_note(f"while reading buffer {j} of {self.path}")
+            raise
+
+    def submit_ahead(self, i: int) -> None:
+        """Keep the buffers after ``order[i]`` being read: W in the workers (and
+        ``order[i]`` itself if not read yet), else 1 in the thread."""
+        order = self.plan.order
+        if self.pool is not None:
+            skip = 1 if self.read_first_here else 0
+            for t in range(max(i, skip), min(i + 1 + self.n_workers, len(order))):
+                j = order[t]
+                if j not in self.pending and j not in self.cache:
+                    v, seg = self.plan.task(j)
+                    self.pool.submit((t - skip) % self.n_workers, j, v, seg)  # round-robin
+                    self.pending[j] = (t - skip) % self.n_workers
+        elif self.thread is not None and i + 1 < len(order) and order[i + 1] not in self.pending:
+            self.pending[order[i + 1]] = self.thread.submit(self.read_here, order[i + 1])
+
+    def get(self, j: int) -> list[np.ndarray]:
+        """The segment arrays of buffer ``j`` (see :meth:`_StreamPlan.task`)."""
+        if j not in self.cache:
+            i = j - self.plan.order[0]
+            if self.pool is not None:
+                self.submit_ahead(i)
+                if j in self.pending:
+                    self.cache[j] = self.pool.result(self.pending.pop(j), j)
+                else:  # the first buffer of a pool that is starting
+                    self.cache[j] = self.read_here(j)
+            elif j in self.pending:  # queue the next read, then wait for this one
+                self.submit_ahead(i)
+                self.cache[j] = self.pending.pop(j).result()
+            else:
+                self.cache[j] = self.read_here(j)
+                self.submit_ahead(i)
+        return self.cache[j]
+
+    def forget_before(self, j: int) -> None:
+        for old in [k for k in self.cache if k < j]:
+            del self.cache[old]
+
+
 class _H5Sampler:
     """Shared plumbing: open file, batch accounting, streaming, context manager.
 
@@ -416,117 +560,61 @@ class _H5Sampler:
         arrays of :attr:`inputs`. Buffers wholly before ``start_batch`` and items after
         the last batch are never read.
         """
-        sizes = np.array([len(b) for b in buffers], dtype=np.int64)
-        total = int(sizes.sum())
-        bs = self.batch_size
-        n_batches = total // bs if self.drop_last else math.ceil(total / bs)
-        if start_batch >= n_batches:
+        plan = _StreamPlan.make(buffers, views, self.batch_size, self.drop_last, start_batch)
+        if plan is None:
             return
-        ends = np.cumsum(sizes)
-        starts = ends - sizes
-        first = int(np.searchsorted(ends, start_batch * bs, side="right"))
-        last = int(np.searchsorted(ends, min(n_batches * bs, total) - 1, side="right"))
-        order = list(range(first, last + 1))  # buffers to read, in consumption order
-        per_seg = n_views * 2 * len(self.inputs)  # arrays per batch (piece) of a buffer
-
-        def task(j: int) -> tuple[list[np.ndarray], np.ndarray]:
-            """Rows of each view and batch segments of buffer ``j``, relative to the
-            buffer's first used item."""
-            seg = buffer_segments(j, sizes, bs, n_batches, start_batch)
-            a0, z1 = int(seg[0, 0]), int(seg[-1, 1])
-            seg[:, :2] -= a0
-            return views(buffers[j][a0:z1]), seg
-
-        def read_here(j: int) -> list[np.ndarray]:
-            try:
-                v, seg = task(j)
-                return read_segments(self.file, v, self.inputs, seg)[0]
-            except Exception as err:
-                err.add_note(f"while reading buffer {j} of {self.path}")
-                raise
-
-        n_workers = min(self.workers, len(order) - 1)
-        pool: WorkerPool | None = None
-        thread: cf.ThreadPoolExecutor | None = None
-        pending: dict[int, Any] = {}  # buffer -> Future (thread) or worker index
-        cache: dict[int, list[np.ndarray]] = {}
-
-        # a pool that has to start first: this process reads the first buffer meanwhile
-        read_first_here = True
-
-        def submit_ahead(i: int) -> None:
-            """Keep the buffers after ``order[i]`` being read: W in the workers (and
-            ``order[i]`` itself if not read yet), else 1 in the thread."""
-            if pool is not None:
-                skip = 1 if read_first_here else 0
-                for t in range(max(i, skip), min(i + 1 + n_workers, len(order))):
-                    j = order[t]
-                    if j not in pending and j not in cache:
-                        v, seg = task(j)
-                        pool.submit((t - skip) % n_workers, j, v, seg)  # round-robin
-                        pending[j] = (t - skip) % n_workers
-            elif thread is not None and i + 1 < len(order) and order[i + 1] not in pending:
-                pending[order[i + 1]] = thread.submit(read_here, order[i + 1])
-
-        def get(j: int) -> list[np.ndarray]:
-            if j not in cache:
-                i = j - first
-                if pool is not None:
-                    submit_ahead(i)
-                    if j in pending:
-                        cache[j] = pool.result(pending.pop(j), j)
-                    else:  # the first buffer of a pool that is starting
-                        cache[j] = read_here(j)
-                elif j in pending:  # queue the next read, then wait for this one
-                    submit_ahead(i)
-                    cache[j] = pending.pop(j).result()
-                else:
-                    cache[j] = read_here(j)
-                    submit_ahead(i)
-            return cache[j]
-
-        shared = False  # using self._pool (else a pool of this generator's own, if any)
+        reader = _BufferReader(plan, self.file, self.inputs, self.path)
         completed = False
         try:
-            if n_workers > 0 and not self._pool_in_use:
-                if self._pool is None:
-                    self._pool = WorkerPool(self.path, self.inputs, self.workers, self._file_id)
-                else:
-                    read_first_here = False  # running already: it reads every buffer
-                pool, shared, self._pool_in_use = self._pool, True, True
-                pool.trim(keep=n_workers + 2)  # slots an earlier epoch's kept batches needed
-            elif n_workers > 0:  # another epoch of this sampler is being read at the same time
-                pool = WorkerPool(self.path, self.inputs, n_workers, self._file_id)
-            elif self.prefetch and len(order) > 1:
-                thread = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="h5-prefetch")
-            for b in range(start_batch, n_batches):
-                lo, hi = b * bs, min((b + 1) * bs, total)
-                j0 = int(np.searchsorted(ends, lo, side="right"))
-                j1 = int(np.searchsorted(ends, hi - 1, side="right"))
-                for old in [k for k in cache if k < j0]:
-                    del cache[old]
-                parts = []
-                for j in range(j0, j1 + 1):
-                    data = get(j)  # segments of batches max(start_batch, starts[j] // bs), ...
-                    s = (b - max(start_batch, int(starts[j]) // bs)) * per_seg
-                    parts.append(data[s : s + per_seg])
-                items = np.concatenate(
-                    [buffers[j][max(lo, starts[j]) - starts[j] : min(hi, ends[j]) - starts[j]]
-                     for j in range(j0, j1 + 1)]
-                )  # fmt: skip
-                arrays = parts[0] if len(parts) == 1 else _join(parts)
-                m = 2 * len(self.inputs)
-                yield items, [list(arrays[v * m : (v + 1) * m]) for v in range(n_views)]
+            self._start_reading(reader)
+            for b in range(start_batch, plan.n_batches):
+                yield plan.items(b), self._cut(reader, b, n_views)
             completed = True
         finally:
-            if thread is not None:
-                thread.shutdown(wait=True, cancel_futures=True)
-            if pool is not None and not (shared and completed):
-                pool.close()
-                if shared:
-                    self._pool = None
-            if shared:
-                self._pool_in_use = False
+            self._stop_reading(reader, completed)
+
+    def _cut(self, reader: _BufferReader, b: int, n_views: int) -> list[list[np.ndarray]]:
+        """Per view, the ``[values, mask, ...]`` arrays of batch ``b`` (joined and trimmed
+        here if the batch spans buffers)."""
+        plan, m = reader.plan, 2 * len(self.inputs)
+        per_seg = n_views * m  # arrays per batch (piece) of a buffer
+        _, _, j0, j1 = plan.span(b)
+        reader.forget_before(j0)
+        parts = []
+        for j in range(j0, j1 + 1):
+            s = (b - plan.first_batch(j)) * per_seg
+            parts.append(reader.get(j)[s : s + per_seg])
+        arrays = parts[0] if len(parts) == 1 else _join(parts)
+        return [list(arrays[v * m : (v + 1) * m]) for v in range(n_views)]
+
+    def _start_reading(self, reader: _BufferReader) -> None:
+        """Give ``reader`` the sampler's kept worker pool (started now if need be), a pool
+        of its own while another epoch holds that one, or a prefetch thread."""
+        n_workers = min(self.workers, len(reader.plan.order) - 1)
+        reader.n_workers = n_workers
+        if n_workers > 0 and not self._pool_in_use:
+            if self._pool is None:
+                self._pool = WorkerPool(self.path, self.inputs, self.workers, self._file_id)
+            else:
+                reader.read_first_here = False  # running already: it reads every buffer
+            reader.pool, reader.shared, self._pool_in_use = self._pool, True, True
+            reader.pool.trim(keep=n_workers + 2)  # slots an earlier epoch's kept batches needed
+        elif n_workers > 0:  # another epoch of this sampler is being read at the same time
+            reader.pool = WorkerPool(self.path, self.inputs, n_workers, self._file_id)
+        elif self.prefetch and len(reader.plan.order) > 1:
+            reader.thread = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="h5-prefetch")
+
+    def _stop_reading(self, reader: _BufferReader, completed: bool) -> None:
+        """Stop the thread; close the pool unless it is the kept one and the epoch was read
+        to its end (an epoch ended early leaves nothing running)."""
+        if reader.thread is not None:
+            reader.thread.shutdown(wait=True, cancel_futures=True)
+        if reader.pool is not None and not (reader.shared and completed):
+            reader.pool.close()
+            if reader.shared:
+                self._pool = None
+        if reader.shared:
+            self._pool_in_use = False
 
     def close(self) -> None:
         """Stop the loader workers (if any) and close the file."""
@@ -535,7 +623,7 @@ class _H5Sampler:
             self._pool = None
         self.file.close()
 
-    def __enter__(self) -> _H5Sampler:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -566,7 +654,7 @@ def split_pairs(pairs: np.ndarray, val_fraction: float, seed: int) -> tuple[np.n
     """Disjoint sorted (train, validation) pair ids; ``val_fraction`` of the pairs validate."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    n_val = int(round(val_fraction * pairs.size))
+    n_val = round(val_fraction * pairs.size)
     if val_fraction > 0 and pairs.size >= 2:
         n_val = max(n_val, 1)
     perm = np.random.default_rng(seed).permutation(pairs.size)
