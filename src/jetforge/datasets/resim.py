@@ -14,13 +14,20 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import awkward as ak
 import numpy as np
 
-from jetforge import __version__
+from jetforge.datasets.chunk import (
+    ChunkId,
+    chunk_attrs,
+    class_names,
+    interleave,
+    pair_columns,
+    timed,
+    truth_table,
+)
 from jetforge.detector import load_card, simulate
-from jetforge.generation.hard import tagged_objects
 from jetforge.generation.processes import get_process
-from jetforge.generation.seeds import derive_seed
 from jetforge.generation.shower import shower_lhe
 from jetforge.io.h5 import write_jet_dataset
 from jetforge.io.lhe import read_lhe
@@ -28,15 +35,10 @@ from jetforge.jets.cluster import JetSelection, cluster_and_select
 from jetforge.jets.features import RS3L_FEATURES, rs3l_features
 from jetforge.jets.substructure import n2 as n2_of
 
+__all__ = ["build_resim_chunk", "class_names"]
 
-def class_names(ds_cfg: Mapping[str, Any]) -> list[str]:
-    """Class labels of a dataset, in the order its processes are listed (deduplicated)."""
-    out: list[str] = []
-    for name in ds_cfg["processes"]:
-        label = get_process(name).label
-        if label not in out:
-            out.append(label)
-    return out
+#: Per-jet columns every variant fills (zeros where the event's jet failed).
+_JET_KEYS = ("n2", "pt", "eta", "phi", "mass")
 
 
 def build_resim_chunk(
@@ -52,102 +54,108 @@ def build_resim_chunk(
 ) -> dict[str, Any]:
     """Build one chunk file; returns timing and selection statistics."""
     t0 = time.perf_counter()
-    process = get_process(process_name)
     _, events = read_lhe(lhe_path)
     n = len(events)
-    truth = [tagged_objects(ev, process) for ev in events]
-    truth_eta = np.array([[o.eta for o in t] for t in truth], dtype=np.float64).reshape(n, -1)
-    truth_phi = np.array([[o.phi for o in t] for t in truth], dtype=np.float64).reshape(n, -1)
-    parton_pid = np.array([abs(t[0].pid) for t in truth], dtype=np.int32)
-
+    truth_eta, truth_phi, parton_pid = truth_table(events, process_name, lhe_path)
     card, card_sha = load_card(ds_cfg["detector"])
     shower = ds_cfg["shower"]
     variants = list(shower["variants"])
     selection = JetSelection(**ds_cfg["jets"])
-    n_max = int(ds_cfg["n_particles"])
-
+    cid = ChunkId(dataset, process_name, split, chunk, base_seed)
     per_variant: list[dict[str, np.ndarray]] = []
     keep = np.ones(n, dtype=bool)
     timing: dict[str, float] = {}
     for variant in variants:
-        ids = (dataset, process_name, split, chunk, variant)
-        t = time.perf_counter()
-        particles, ok = shower_lhe(
-            lhe_path, n, [*shower["base_settings"], *shower["variants"][variant]],
-            derive_seed(*ids, "shower", base=base_seed), hard_events=events,
-        )
-        timing[f"shower_{variant}"] = time.perf_counter() - t
-        t = time.perf_counter()
-        # Only events whose jet passed in every earlier variant can still form a pair: the
-        # detector, clustering and features run on those alone (the shower cannot be
-        # skipped, it must consume each LHE event to stay aligned).
-        alive = np.flatnonzero(keep & ok)
-        rng = np.random.default_rng(derive_seed(*ids, "detector", base=base_seed))
-        cands = simulate(particles[alive], card, rng)
-        selected, jets, consts = cluster_and_select(
-            cands, truth_eta[alive], truth_phi[alive], selection
-        )
-        passed = alive[selected]
-        x, mask = rs3l_features(jets[selected], consts[selected], n_max=n_max)
-        cols = {
-            "particles": np.zeros((n, n_max, x.shape[-1]), np.float32),
-            "mask": np.zeros((n, n_max), bool),
-            **{k: np.zeros(n, np.float32) for k in ("n2", "pt", "eta", "phi", "mass")},
-        }
-        cols["particles"][passed], cols["mask"][passed] = x, mask
-        cols["n2"][passed] = n2_of(consts[selected])
-        for k in ("pt", "eta", "phi", "mass"):
-            cols[k][passed] = _np(jets[k][selected])
+        with timed(timing, f"shower_{variant}"):
+            particles, ok = shower_lhe(
+                lhe_path, n, [*shower["base_settings"], *shower["variants"][variant]],
+                cid.seed(variant, "shower"), hard_events=events,
+            )  # fmt: skip
+        with timed(timing, f"reco_{variant}"):
+            # Only events whose jet passed in every earlier variant can still form a pair:
+            # the detector, clustering and features run on those alone (the shower cannot
+            # be skipped, it must consume each LHE event to stay aligned).
+            cols, passed = _reco_variant(
+                particles, np.flatnonzero(keep & ok), truth_eta, truth_phi, card,
+                cid.rng(variant, "detector"), selection, int(ds_cfg["n_particles"]),
+            )  # fmt: skip
         per_variant.append(cols)
-        now_passing = np.zeros(n, bool)
-        now_passing[passed] = True
-        keep &= now_passing
-        timing[f"reco_{variant}"] = time.perf_counter() - t
-
+        keep &= np.isin(np.arange(n), passed)
     idx = np.flatnonzero(keep)
-    n_var, n_pairs = len(variants), len(idx)
-    # interleave: row i*V + v is variant v of kept hard event i (data contract 4)
-    stack = lambda key: np.stack([pv[key][idx] for pv in per_variant], axis=1)  # noqa: E731
-    particles = stack("particles").reshape(n_pairs * n_var, n_max, -1)
-    mask = stack("mask").reshape(n_pairs * n_var, n_max)
-    classes = class_names(ds_cfg)
-    jets_cols = {k: stack(k).reshape(-1) for k in ("pt", "eta", "phi", "mass", "n2")}
-    jets_cols.update(
-        label=np.full(n_pairs * n_var, classes.index(process.label)),
-        process=np.full(n_pairs * n_var, list(ds_cfg["processes"]).index(process_name)),
-        variant=np.tile(np.arange(n_var), n_pairs),
-        pair_id=np.repeat(idx, n_var),
-        chunk=np.full(n_pairs * n_var, chunk),
-        event=np.repeat(idx, n_var),
-        parton_pid=np.repeat(parton_pid[idx], n_var),
-    )
-    if process.boson is not None:
-        jets_cols["parton_pid"] = np.full(n_pairs * n_var, process.boson)
-    attrs = {
-        "feature_names": RS3L_FEATURES,
-        "class_names": classes,
-        "process_names": list(ds_cfg["processes"]),
-        "variant_names": variants,
-        "dataset": dataset,
-        "split": split,
-        "detector": ds_cfg["detector"],
-        "detector_sha256": card_sha,
-        "code_version": __version__,
-        "config_json": dict(ds_cfg),
-    }
-    write_jet_dataset(out_path, particles, mask, jets_cols, attrs)
+    _write_pairs(out_path, per_variant, idx, parton_pid, ds_cfg, cid, card_sha)
     total = time.perf_counter() - t0
     return {
         "hard_events": n,
-        "kept_pairs": n_pairs,
-        "efficiency_all_variants": n_pairs / max(n, 1),
+        "kept_pairs": len(idx),
+        "efficiency_all_variants": len(idx) / max(n, 1),
         "seconds": total,
         "hard_events_per_s": n / total,
         "timing": timing,
     }
 
 
-def _np(a) -> np.ndarray:
-    import awkward as ak
+def _reco_variant(
+    particles: Any,
+    alive: np.ndarray,
+    truth_eta: np.ndarray,
+    truth_phi: np.ndarray,
+    card: Mapping[str, Any],
+    rng: np.random.Generator,
+    selection: JetSelection,
+    n_max: int,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Detector, jet selection and features of one variant's ``alive`` events.
 
-    return ak.to_numpy(a).astype(np.float32)
+    Returns the variant's columns over all n events (zeros where no jet passed) and the
+    indices of the events whose jet passed.
+    """
+    n = len(truth_eta)
+    cands = simulate(particles[alive], card, rng)
+    selected, jets, consts = cluster_and_select(
+        cands, truth_eta[alive], truth_phi[alive], selection
+    )
+    passed = alive[selected]
+    x, mask = rs3l_features(jets[selected], consts[selected], n_max=n_max)
+    cols = {
+        "particles": np.zeros((n, n_max, x.shape[-1]), np.float32),
+        "mask": np.zeros((n, n_max), bool),
+        **{k: np.zeros(n, np.float32) for k in _JET_KEYS},
+    }
+    cols["particles"][passed], cols["mask"][passed] = x, mask
+    cols["n2"][passed] = n2_of(consts[selected])
+    for k in ("pt", "eta", "phi", "mass"):
+        cols[k][passed] = ak.to_numpy(jets[k][selected]).astype(np.float32)
+    return cols, passed
+
+
+def _write_pairs(
+    out_path: str | os.PathLike[str],
+    per_variant: list[dict[str, np.ndarray]],
+    idx: np.ndarray,
+    parton_pid: np.ndarray,
+    ds_cfg: Mapping[str, Any],
+    cid: ChunkId,
+    card_sha: str,
+) -> None:
+    """Write the kept hard events ``idx`` as interleaved pairs (data contract 4)."""
+    process = get_process(cid.process)
+    variants = list(ds_cfg["shower"]["variants"])
+    kept = [{k: v[idx] for k, v in cols.items()} for cols in per_variant]
+    classes = class_names(ds_cfg)
+    processes = list(ds_cfg["processes"])
+    jets_cols = {k: interleave(kept, k) for k in ("pt", "eta", "phi", "mass", "n2")}
+    jets_cols.update(
+        pair_columns(
+            len(idx), len(variants), cid.chunk, processes.index(cid.process),
+            label=classes.index(process.label), pair_id=idx, event=idx,
+            parton_pid=parton_pid[idx] if process.boson is None else process.boson,
+        )
+    )  # fmt: skip
+    attrs = chunk_attrs(
+        ds_cfg, cid.dataset, cid.split, feature_names=RS3L_FEATURES, class_names=classes,
+        process_names=processes, variant_names=variants, detector=ds_cfg["detector"],
+        detector_sha256=card_sha,
+    )  # fmt: skip
+    write_jet_dataset(
+        out_path, interleave(kept, "particles"), interleave(kept, "mask"), jets_cols, attrs
+    )

@@ -46,21 +46,24 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from jetforge import __version__
-from jetforge.datasets.resim import class_names
+from jetforge.datasets.chunk import (
+    ChunkId,
+    chunk_attrs,
+    class_names,
+    pair_columns,
+    timed,
+    truth_table,
+)
 from jetforge.detector import load_card, simulate
 from jetforge.detector.eflow import OUTPUT_FIELDS, EflowConfig, impact_parameters, simulate_flat
 from jetforge.detector.eflow import parse_card as parse_eflow_card
 from jetforge.generation.hard import (
     HardCutsConfigError,
-    NoTaggedObject,
     hard_cuts_for,
-    tagged_objects,
     write_hard_chunk,
 )
 from jetforge.generation.processes import get_process
 from jetforge.generation.pythia_setup import make_pythia
-from jetforge.generation.seeds import derive_seed
 from jetforge.generation.shower import INVISIBLE_PIDS, ChargeTable, FlatEvents, final_state_flat
 from jetforge.io.h5 import write_jet_dataset
 from jetforge.io.lhe import LHEEvent, read_lhe
@@ -430,34 +433,6 @@ def select_jets_flat(
 # ----------------------------------------------------------------------------- builder
 
 
-def truth_table(
-    events: Sequence[LHEEvent], process_name: str, lhe_path: str | os.PathLike[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(η [n, k], φ [n, k], |PDG id| of the tagged object [n]) of each hard event.
-
-    The tagged object is the hard parton (QCD; its flavour labels quark/gluon jets) or the
-    resonance (then followed by its visible final decay products).
-    """
-    process = get_process(process_name)
-    truth = []
-    for i, ev in enumerate(events):
-        try:
-            truth.append(tagged_objects(ev, process))
-        except (NoTaggedObject, ValueError) as err:
-            raise ValueError(
-                f"{lhe_path}: event {i} does not contain what process {process_name!r} tags "
-                f"({err}); the file does not hold {process_name} events"
-            ) from None
-    lengths = {len(t) for t in truth}
-    if len(lengths) > 1:
-        raise ValueError(f"{lhe_path}: events tag different numbers of objects {sorted(lengths)}")
-    n = len(events)
-    eta = np.array([[o.eta for o in t] for t in truth], dtype=np.float64).reshape(n, -1)
-    phi = np.array([[o.phi for o in t] for t in truth], dtype=np.float64).reshape(n, -1)
-    pid = np.array([abs(t[0].pid) for t in truth], dtype=np.int32)
-    return eta, phi, pid
-
-
 def build_jets_chunk(
     lhe_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -483,117 +458,40 @@ def build_jets_chunk(
         raise DatasetConfigError(
             f"process {process_name!r} is not in config key processes: {list(ds_cfg['processes'])}"
         )
-    process = get_process(process_name)
-    timing = {"init": 0.0, "read": 0.0, "pythia": 0.0, "extract": 0.0, "detector": 0.0}
-    timing.update(jets=0.0, features=0.0)
-    t = time.process_time()
-    _, events = read_lhe(lhe_path)
+    timing = dict.fromkeys(
+        ("init", "read", "pythia", "extract", "detector", "jets", "features"), 0.0
+    )
+    with timed(timing, "read", time.process_time):
+        _, events = read_lhe(lhe_path)
+        truth_eta, truth_phi, parton_pid = truth_table(events, process_name, lhe_path)
     n = len(events)
-    truth_eta, truth_phi, parton_pid = truth_table(events, process_name, lhe_path)
-    timing["read"] = time.process_time() - t
-    eflow_cfg: EflowConfig | None = None
-    if cfg.detector == PARTICLE_LEVEL:
-        card, card_sha = None, ""
-    else:
-        card, card_sha = load_card(cfg.detector)
-        if card.get("model") == "eflow":
-            eflow_cfg = parse_eflow_card(card)  # once per chunk, not per batch
-    # candidate columns the chunk needs: four-momenta (clustering) and the feature set's
-    needed = tuple(dict.fromkeys(("px", "py", "pz", "E", *cfg.feature_set.needs)))
-    ids = (dataset, process_name, split, chunk, cfg.variant)
-    kept_x, kept_mask, kept_cols = [], [], []
+    detector = _Detector.load(cfg)
+    cid = ChunkId(dataset, process_name, split, chunk, base_seed)
+    kept: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
     n_failed = 0
-    for start, particles, ok, cpu in shower_batches(
-        lhe_path,
-        events,
-        cfg.settings,
-        derive_seed(*ids, "shower", base=base_seed),
-        cfg.batch_events,
-    ):
+    batches = shower_batches(
+        lhe_path, events, cfg.settings, cid.seed(cfg.variant, "shower"), cfg.batch_events
+    )
+    for start, particles, ok, cpu in batches:
         for k, v in cpu.items():
             timing[k] += v
-        t = time.process_time()
         n_failed += int((~ok).sum())
         alive = np.flatnonzero(ok)
-        particles = particles.take(alive)
-        if card is None:
-            cands = particle_candidates_flat(particles, needed)
-        else:
-            rng = np.random.default_rng(derive_seed(*ids, "detector", start, base=base_seed))
-            if eflow_cfg is not None:
-                fields = tuple(f for f in needed if f in OUTPUT_FIELDS)
-                cols, counts = simulate_flat(
-                    particles.cols, particles.counts, eflow_cfg, rng, fields=fields
-                )
-                cands = FlatEvents(cols, counts)
-            else:  # another detector model: its awkward interface
-                cands = FlatEvents.from_awkward(simulate(particles.to_awkward(), card, rng), needed)
+        with timed(timing, "detector", time.process_time):
+            rng = cid.rng(cfg.variant, "detector", start) if detector.card is not None else None
+            cands = detector.candidates(particles.take(alive), rng)
         del particles
-        timing["detector"] += time.process_time() - t
-        t = time.process_time()
         rows = start + alive
-        selected, jet, consts = select_jets_flat(
-            cands, truth_eta[rows], truth_phi[rows], cfg.cuts
+        kept.append(
+            _batch_jets(cands, detector.needed, rows, truth_eta[rows], truth_phi[rows], cfg, timing)
         )
-        rows = rows[selected]
         del cands
-        cols = {k: jet[k].astype(np.float32) for k in ("pt", "eta", "phi", "mass")}
-        jets_ak = ak.zip({k: jet[k] for k in ("pt", "eta", "phi", "mass", "E", "y")})
-        consts_ak = consts.to_awkward(needed)
-        cols["n2"] = (
-            n2_of(consts_ak) if cfg.compute_n2 else np.full(len(rows), np.nan, np.float32)
-        )
-        cols["event"] = rows
-        timing["jets"] += time.process_time() - t
-        t = time.process_time()
-        x, mask = cfg.feature_set.compute(jets_ak, consts_ak, cfg.n_particles)
-        kept_x.append(x)
-        kept_mask.append(mask)
-        kept_cols.append(cols)
-        timing["features"] += time.process_time() - t
         if progress:
             print(
                 f"{process_name} chunk {chunk}: {start + len(ok)}/{n} events showered", flush=True
             )
-
-    n_feat = len(cfg.feature_set.feature_names)
-    x = np.concatenate(kept_x) if kept_x else np.zeros((0, cfg.n_particles, n_feat), np.float32)
-    mask = np.concatenate(kept_mask) if kept_mask else np.zeros((0, cfg.n_particles), bool)
-    names = ("pt", "eta", "phi", "mass", "n2", "event")
-    col = {
-        k: np.concatenate([c[k] for c in kept_cols]) if kept_cols else np.zeros(0) for k in names
-    }
-    n_jets = len(x)
-    classes = class_names(ds_cfg)
-    jets_cols = {
-        **{k: col[k] for k in ("pt", "eta", "phi", "mass", "n2")},
-        "label": np.full(n_jets, classes.index(process.label)),
-        "process": np.full(n_jets, list(ds_cfg["processes"]).index(process_name)),
-        "variant": np.zeros(n_jets),
-        "pair_id": col["event"],  # V = 1: every jet is its own "pair"
-        "chunk": np.full(n_jets, chunk),
-        "event": col["event"],
-        "parton_pid": parton_pid[col["event"].astype(np.int64)],
-    }
-    attrs = {
-        "feature_names": cfg.feature_set.feature_names,
-        "class_names": classes,
-        "process_names": list(ds_cfg["processes"]),
-        "variant_names": [cfg.variant],
-        "dataset": dataset,
-        "split": split,
-        "detector": cfg.detector,
-        "detector_sha256": card_sha,
-        "code_version": __version__,
-        "config_json": dict(ds_cfg),
-        "feature_set": cfg.feature_set.name,
-        "feature_standardisation": {
-            k: (None if v is None else list(v)) for k, v in cfg.feature_set.standardisation.items()
-        },
-    }
-    t = time.process_time()
-    write_jet_dataset(out_path, x, mask, jets_cols, attrs)
-    timing["write"] = time.process_time() - t
+    with timed(timing, "write", time.process_time):
+        n_jets = _write_jets(out_path, kept, parton_pid, ds_cfg, cfg, cid, detector.sha256)
     total, cpu_total = time.perf_counter() - t0, time.process_time() - c0
     pythia = timing["init"] + timing["pythia"]
     return {
@@ -608,3 +506,106 @@ def build_jets_chunk(
         "overhead_over_pythia": cpu_total / pythia - 1 if pythia > 0 else math.nan,
         "timing": timing,
     }
+
+
+@dataclass(frozen=True)
+class _Detector:
+    """The chunk's detector: none (particle level), the flat eflow model, or another card.
+
+    Loaded once per chunk (the eflow card is parsed once, not per batch); ``needed`` are
+    the candidate columns the chunk reads: four-momenta (clustering) and the feature set's.
+    """
+
+    card: Mapping[str, Any] | None
+    sha256: str
+    eflow: EflowConfig | None
+    needed: tuple[str, ...]
+
+    @classmethod
+    def load(cls, cfg: SingleConfig) -> _Detector:
+        needed = tuple(dict.fromkeys(("px", "py", "pz", "E", *cfg.feature_set.needs)))
+        if cfg.detector == PARTICLE_LEVEL:
+            return cls(None, "", None, needed)
+        card, sha = load_card(cfg.detector)
+        eflow = parse_eflow_card(card) if card.get("model") == "eflow" else None
+        return cls(card, sha, eflow, needed)
+
+    def candidates(self, particles: FlatEvents, rng: np.random.Generator | None) -> FlatEvents:
+        """Reconstructed candidates (or particle-level ones) of the showered ``particles``."""
+        if self.card is None:
+            return particle_candidates_flat(particles, self.needed)
+        if self.eflow is not None:
+            fields = tuple(f for f in self.needed if f in OUTPUT_FIELDS)
+            cols, counts = simulate_flat(
+                particles.cols, particles.counts, self.eflow, rng, fields=fields
+            )
+            return FlatEvents(cols, counts)
+        # another detector model: its awkward interface
+        return FlatEvents.from_awkward(
+            simulate(particles.to_awkward(), self.card, rng), self.needed
+        )
+
+
+def _batch_jets(
+    cands: FlatEvents,
+    needed: tuple[str, ...],
+    rows: np.ndarray,
+    truth_eta: np.ndarray,
+    truth_phi: np.ndarray,
+    cfg: SingleConfig,
+    timing: dict[str, float],
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Selected jets of one batch: (features, mask, jet columns incl. ``event`` = LHE row)."""
+    with timed(timing, "jets", time.process_time):
+        selected, jet, consts = select_jets_flat(cands, truth_eta, truth_phi, cfg.cuts)
+        rows = rows[selected]
+        cols = {k: jet[k].astype(np.float32) for k in ("pt", "eta", "phi", "mass")}
+        jets_ak = ak.zip({k: jet[k] for k in ("pt", "eta", "phi", "mass", "E", "y")})
+        consts_ak = consts.to_awkward(needed)
+        cols["n2"] = n2_of(consts_ak) if cfg.compute_n2 else np.full(len(rows), np.nan, np.float32)
+        cols["event"] = rows
+    with timed(timing, "features", time.process_time):
+        x, mask = cfg.feature_set.compute(jets_ak, consts_ak, cfg.n_particles)
+    return x, mask, cols
+
+
+def _write_jets(
+    out_path: str | os.PathLike[str],
+    kept: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]],
+    parton_pid: np.ndarray,
+    ds_cfg: Mapping[str, Any],
+    cfg: SingleConfig,
+    cid: ChunkId,
+    card_sha: str,
+) -> int:
+    """Write the batches' jets as one chunk (data contract 4, V = 1); returns the jet count."""
+    n_feat = len(cfg.feature_set.feature_names)
+    if kept:
+        x = np.concatenate([k[0] for k in kept])
+        mask = np.concatenate([k[1] for k in kept])
+    else:
+        x = np.zeros((0, cfg.n_particles, n_feat), np.float32)
+        mask = np.zeros((0, cfg.n_particles), bool)
+    names = ("pt", "eta", "phi", "mass", "n2", "event")
+    col = {k: np.concatenate([c[k] for _, _, c in kept]) if kept else np.zeros(0) for k in names}
+    classes = class_names(ds_cfg)
+    event = col["event"]
+    jets_cols = {k: col[k] for k in ("pt", "eta", "phi", "mass", "n2")}
+    jets_cols.update(
+        pair_columns(
+            len(x), 1, cid.chunk, list(ds_cfg["processes"]).index(cid.process),
+            label=classes.index(get_process(cid.process).label),
+            pair_id=event,  # V = 1: every jet is its own "pair"
+            event=event, parton_pid=parton_pid[event.astype(np.int64)],
+        )
+    )  # fmt: skip
+    standardisation = cfg.feature_set.standardisation.items()
+    attrs = chunk_attrs(
+        ds_cfg, cid.dataset, cid.split, feature_names=cfg.feature_set.feature_names,
+        class_names=classes, process_names=list(ds_cfg["processes"]),
+        variant_names=[cfg.variant], detector=cfg.detector, detector_sha256=card_sha,
+        feature_set=cfg.feature_set.name,
+        feature_standardisation={k: (None if v is None else list(v)) for k, v in standardisation},
+    )  # fmt: skip
+    write_jet_dataset(out_path, x, mask, jets_cols, attrs)
+    return len(x)
