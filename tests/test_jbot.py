@@ -20,7 +20,8 @@ import torch
 from jetforge.jets.features import RS3L_FEATURES
 from jetforge.methods import METHODS
 from jetforge.methods.distill_ce import Centre
-from jetforge.methods.jbot import JBOT, ema_momentum
+from jetforge.methods.ema import ema_momentum as _ema_momentum
+from jetforge.methods.jbot import JBOT
 from jetforge.methods.jbot_augment import (
     JetAugment,
     JetFeatures,
@@ -340,6 +341,11 @@ def _jbot(**kw) -> JBOT:
     torch.manual_seed(0)
     cfg = {"feature_names": "rs3l", **kw}
     return METHODS["jbot"].from_config(tiny_vit(), cfg)
+
+
+def ema_momentum(k: int, total: int) -> float:
+    """jBOT's momentum of update ``k`` (0-based) of ``total`` (Table 1)."""
+    return _ema_momentum(k, total, 0.996, 1.0, schedule="cosine")
 
 
 def test_ema_update_exact_and_teacher_gets_no_gradient() -> None:

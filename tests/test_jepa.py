@@ -17,7 +17,8 @@ from scipy.integrate import quad
 from jetforge.evaluation.ssl_metrics import auc_emb, effective_rank
 from jetforge.jets.features import RS3L_FEATURES
 from jetforge.methods import METHODS
-from jetforge.methods.jepa import JPJEPA, ema_momentum, ema_update_
+from jetforge.methods.ema import ema_momentum as _ema_momentum
+from jetforge.methods.jepa import JPJEPA
 from jetforge.methods.jepa_masking import compact, greedy_sequence, sample_blocks
 from jetforge.methods.jepa_probes import pid_labels
 from jetforge.methods.koleo_loss import KoLeoLoss
@@ -112,6 +113,11 @@ def test_pid_labels_eight_classes() -> None:
 
 
 # ----------------------------------------------------------------------------- teacher
+
+
+def ema_momentum(step: int, total: int) -> float:
+    """JP-JEPA's tau after optimiser step ``step`` (1-based) of ``total`` (Table 7)."""
+    return _ema_momentum(step - 1, total, 0.9995, 0.99999, schedule="linear")
 
 
 def test_ema_update_exact_and_schedule_endpoints() -> None:
@@ -299,7 +305,7 @@ def test_pretrain_resume_after_kill_is_bit_identical(tmp_path: Path) -> None:
     class Kill(RuntimeError):
         pass
 
-    def kill_after_5(state) -> None:  # noqa: ANN001
+    def kill_after_5(state) -> None:
         if state.step == 5:
             raise Kill
 

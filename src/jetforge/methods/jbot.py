@@ -30,7 +30,6 @@ The teacher runs in eval mode (no dropout), as in the authors' code.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jetforge.methods.distill_ce import entropy, student_log_probs
+from jetforge.methods.ema import ema_momentum, ema_update_
 from jetforge.methods.jbot_augment import JetAugment, JetFeatures
 from jetforge.methods.jbot_cls_loss import ClsDistillationLoss
 from jetforge.methods.jbot_masking import pt_fraction_mask
@@ -81,14 +81,6 @@ class ProjectionHead(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         return F.normalize(self.mlp(h), dim=-1, eps=1e-8)
-
-
-def ema_momentum(step: int, total: int, start: float = 0.996, end: float = 1.0) -> float:
-    """Cosine schedule ``end - (end - start) (1 + cos(pi k / K)) / 2`` for k = 0..K-1."""
-    if total <= 0:
-        return start
-    k = min(max(step, 0), total)
-    return end - (end - start) * (1.0 + math.cos(math.pi * k / total)) / 2.0
 
 
 def _stack_views(views: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
@@ -214,12 +206,8 @@ class JBOT(nn.Module):
     def on_step(self, step: int, total_steps: int) -> None:
         """After optimiser step ``step`` (1-based) of ``total_steps``: EMA teacher update with
         the scheduled momentum, then the centre updates recorded by the last forward."""
-        m = ema_momentum(step - 1, total_steps, *self.ema)
-        for teacher, student in self.student_pairs():
-            for pt, ps in zip(teacher.parameters(), student.parameters(), strict=True):
-                pt.mul_(m).add_(ps.detach(), alpha=1.0 - m)
-            for bt, bs in zip(teacher.buffers(), student.buffers(), strict=True):
-                bt.copy_(bs)
+        m = ema_momentum(step - 1, total_steps, *self.ema, schedule="cosine")
+        ema_update_(self.student_pairs(), m, fused=True)
         self.last_momentum.fill_(m)
         if self._pending is not None:
             cls_mean, part_mean = self._pending

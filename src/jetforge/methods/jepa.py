@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.methods.ema import ema_momentum, ema_update_
 from jetforge.methods.jepa_latent_loss import global_loss, local_loss
 from jetforge.methods.jepa_masking import compact, gather_slots, greedy_sequence, sample_blocks
 from jetforge.methods.jepa_predictor import JEPAPredictor
@@ -49,27 +50,6 @@ from jetforge.models.part import PREDICTOR_SIZES, ParticleTransformer, fourvec_i
 
 #: Table 7 / §4.4: lambda_5 per regulariser.
 DEFAULT_LAMBDA_REG = {"koleo": 0.1, "sigreg": 0.05}
-
-
-def ema_momentum(step: int, total: int, start: float = 0.9995, end: float = 0.99999) -> float:
-    """tau of the EMA update after optimiser step ``step`` (1-based) of ``total``.
-
-    Linear in the step (Table 7, "linear on total steps"): exactly ``start`` for the first
-    update and ``end`` for the last one.
-    """
-    if total <= 1:
-        return float(end)
-    f = (min(max(int(step), 1), int(total)) - 1) / (int(total) - 1)
-    return float(start + (end - start) * f)
-
-
-@torch.no_grad()
-def ema_update_(teacher: nn.Module, student: nn.Module, tau: float) -> None:
-    """Eq. (9) on every parameter; buffers (batch-norm statistics) are copied."""
-    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
-        t.mul_(tau).add_((1.0 - tau) * s.detach())
-    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
-        t.copy_(s)
 
 
 def _indices(names: Sequence[str], wanted: Sequence[str]) -> list[int]:
@@ -139,9 +119,7 @@ class JPJEPA(nn.Module):
                 f"the predictor reuses the encoder's pair embedder, so it needs as many heads "
                 f"({self.predictor.num_heads} vs {backbone.num_heads})"
             )
-        self.probes = (
-            OnlineProbes(backbone.embed_dim, pid_idx, self.td_group) if probes else None
-        )
+        self.probes = OnlineProbes(backbone.embed_dim, pid_idx, self.td_group) if probes else None
         self.target_ratio = tuple(float(r) for r in target_ratio)
         self.context_ratio = (
             None if context_ratio is None else tuple(float(r) for r in context_ratio)
@@ -184,8 +162,8 @@ class JPJEPA(nn.Module):
 
     def on_step(self, step: int, total: int) -> None:
         """EMA teacher update after optimiser step ``step`` of ``total`` (engine hook)."""
-        tau = ema_momentum(step, total, self.ema_start, self.ema_end)
-        ema_update_(self.teacher, self.backbone, tau)
+        tau = ema_momentum(step - 1, total, self.ema_start, self.ema_end, schedule="linear")
+        ema_update_([(self.teacher, self.backbone)], tau)
         self.ema_tau.fill_(tau)
 
     # ------------------------------------------------------------------ forward
