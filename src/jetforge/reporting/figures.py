@@ -4,7 +4,9 @@ Each function reads training outputs (data contract format 5) and writes
 ``{out_stem}.png`` and ``{out_stem}.pdf`` atomically, so a killed job never leaves a
 half-drawn figure that Snakemake would take as done. Styles follow the paper: fine-tunings
 in reds (dark = fixed backbone, light = floating), fully-supervised in blues, N_2 in black,
-Higgs jets in magenta; bands are the standard deviation over repeated trainings.
+Higgs jets in magenta; bands are the standard deviation over repeated trainings. The
+house style (mplhep, "Simulation" label) comes from :mod:`jetforge.reporting.style`;
+distributions and the corner plot are drawn with seaborn, histograms with mplhep.
 """
 
 from __future__ import annotations
@@ -15,22 +17,20 @@ import math
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import matplotlib
+import h5py
+import matplotlib.pyplot as plt
+import mplhep as hep
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-
-import h5py  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from jetforge.evaluation.metrics import roc  # noqa: E402
-from jetforge.io.atomic import atomic_path  # noqa: E402
-from jetforge.reporting.tables import (  # noqa: E402
+from jetforge.evaluation.metrics import roc
+from jetforge.reporting.style import apply_style, save_figure
+from jetforge.reporting.style import label as simulation_label
+from jetforge.reporting.tables import (
     N2_SETUP,
     NOMINAL,
     PredictionFormatError,
@@ -40,6 +40,9 @@ from jetforge.reporting.tables import (  # noqa: E402
     setup_label,
     tagger_score,
 )
+
+__all__ = ["corner_figure", "pretrain_history_figure", "roc_figure", "save_figure",
+           "score_ratio_figure", "tsne_figure"]
 
 PathLike = str | os.PathLike[str]
 
@@ -60,27 +63,6 @@ CATEGORY_COLORS = {  # also the legend order
     "QCD (other)": "#999999",
 }
 SHOWER_COLORS = {NOMINAL: "#1f78b4", "alt_shower": "#ff7f00"}
-
-
-# --------------------------------------------------------------------------- output
-
-
-def save_figure(fig: Figure, out_stem: PathLike) -> list[Path]:
-    """Write ``fig`` to ``{out_stem}.png`` and ``.pdf`` atomically, then close it.
-
-    The suffix is appended to the string (not ``with_suffix``) so stems containing dots,
-    e.g. ``roc_eff0.5``, are kept whole.
-    """
-    written = []
-    try:
-        for ext in ("png", "pdf"):
-            path = Path(f"{os.fspath(out_stem)}.{ext}")
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-            written.append(path)
-    finally:
-        plt.close(fig)
-    return written
 
 
 # --------------------------------------------------------------------------- styles
@@ -172,6 +154,7 @@ def roc_figure(setups: Mapping[str, Sequence[PathLike]], out_stem: PathLike, tit
     """
     grid = np.linspace(0.01, 1.0, 199)
     styles = _setup_styles(list(setups))
+    apply_style()
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
     ymax = 1.0
     order = [s for s in setups if s != N2_SETUP] + ([N2_SETUP] if N2_SETUP in setups else [])
@@ -202,12 +185,12 @@ def roc_figure(setups: Mapping[str, Sequence[PathLike]], out_stem: PathLike, tit
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel(r"Signal efficiency $\varepsilon_\mathrm{S}$")
     ax.set_ylabel(r"Background rejection $1/\varepsilon_\mathrm{B}$")
-    ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
     ax.text(0.98, 0.97, "nominal jets only\nband: ±1 std over repeats", ha="right", va="top",
             transform=ax.transAxes, fontsize=8, color="0.3")
     ax.legend(loc="lower left", fontsize=8, frameon=False)
+    simulation_label(ax, rlabel=title)
     save_figure(fig, out_stem)
 
 
@@ -278,6 +261,7 @@ def pretrain_history_figure(history_csvs: Sequence[PathLike], out_stem: PathLike
             ax.fill_between(ep, mean - std, mean + std, color=line.get_color(), alpha=0.25, lw=0)
 
     classes = [c[len("cos_pos_"):] for c in hists[0] if c.startswith("cos_pos_")]
+    apply_style()
     fig, axes = plt.subplots(3, 1, figsize=(6.4, 8.4), sharex=True,
                              gridspec_kw={"height_ratios": [1.2, 1, 1]})
     for cls in classes:
@@ -285,8 +269,9 @@ def pretrain_history_figure(history_csvs: Sequence[PathLike], out_stem: PathLike
         band(axes[0], f"cos_pos_{cls}", color=CATEGORY_COLORS.get(pretty), label=pretty)
     axes[0].set_ylabel(r"$\langle\cos\theta\rangle$ positive pairs")
     axes[0].legend(frameon=False, fontsize=9)
-    axes[0].set_title(f"RS3L pre-training convergence ({len(hists)} repeat"
-                      f"{'s' if len(hists) != 1 else ''}, band ±1 std)")
+    repeats = f"{len(hists)} repeat{'s' if len(hists) != 1 else ''}, band ±1 std"
+    simulation_label(axes[0], rlabel=repeats)
+    fig.suptitle("RS3L pre-training convergence")
     band(axes[1], "cos_class_means", color="0.2")
     axes[1].axhline(0.0, color="0.6", lw=0.8, ls=":")
     axes[1].set_ylabel(
@@ -340,19 +325,20 @@ def _embedding_categories(emb: Mapping[str, Any]) -> np.ndarray:
 
 def _scatter_by(ax: Any, xy: np.ndarray, groups: np.ndarray, colors: Mapping[str, str],
                 labels: Mapping[str, str], rng: np.random.Generator, s: float = 6) -> None:
-    """One scatter call in random order so no group is systematically drawn on top."""
+    """A seaborn scatter by group, points in random order so no group is systematically
+    drawn on top; the legend gives each group's jet count."""
     order = rng.permutation(len(xy))
     fallback = plt.get_cmap("tab10")
     known = list(colors)
     present = sorted(dict.fromkeys(groups[order]),
                      key=lambda g: (known.index(g) if g in known else len(known), str(g)))
-    cmap = {g: colors.get(g, fallback(i % 10)) for i, g in enumerate(present)}
-    ax.scatter(xy[order, 0], xy[order, 1], c=[cmap[g] for g in groups[order]], s=s,
-               alpha=0.6, lw=0, rasterized=True)
-    handles = [Line2D([], [], ls="", marker="o", color=cmap[g],
-                      label=f"{labels.get(g, g)} ({int((groups == g).sum())})")
-               for g in present]
-    ax.legend(handles=handles, frameon=False, fontsize=8, loc="best")
+    names = {g: f"{labels.get(g, g)} ({int((groups == g).sum())})" for g in present}
+    palette = {names[g]: colors.get(g, fallback(i % 10)) for i, g in enumerate(present)}
+    df = pd.DataFrame({"x": xy[order, 0], "y": xy[order, 1],
+                       "group": [names[g] for g in groups[order]]})
+    sns.scatterplot(data=df, x="x", y="y", hue="group", hue_order=list(palette),
+                    palette=palette, s=s, alpha=0.6, linewidth=0, rasterized=True, ax=ax)
+    ax.legend(frameon=False, fontsize=8, loc="best", markerscale=1.5)
 
 
 def tsne_figure(embedding_h5: PathLike, out_stem: PathLike, n_jets: int, seed: int) -> None:
@@ -400,30 +386,25 @@ def tsne_figure(embedding_h5: PathLike, out_stem: PathLike, n_jets: int, seed: i
     cats = _embedding_categories(emb)[sel]
     is_nom = var[sel] == vnames.index(NOMINAL)
     shower = np.where(is_nom, NOMINAL, "alt_shower").astype(object)
+    apply_style()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.0, 5.6), sharex=True, sharey=True)
     _scatter_by(a1, xy[is_nom], cats[is_nom], CATEGORY_COLORS, {}, rng)
-    a1.set_title("Nominal jets by class")
+    simulation_label(a1, rlabel="Nominal jets by class")
     _scatter_by(a2, xy, shower, SHOWER_COLORS,
                 {NOMINAL: "Pythia 8 (nominal)", "alt_shower": "Vincia (alt. shower)"}, rng)
     a2.set_title("Jets by shower program" if alt_idx.size else
-                 "Jets by shower program (no alt_shower variant in file)")
+                 "Jets by shower program (no alt_shower variant in file)", loc="right")
     for ax in (a1, a2):
         ax.set_xlabel("t-SNE dimension 1 (a.u.)")
+        ax.set_ylabel("t-SNE dimension 2 (a.u.)")
         ax.grid(True, alpha=0.2)
-    a1.set_ylabel("t-SNE dimension 2 (a.u.)")
     fig.suptitle(f"t-SNE of the {emb['z'].shape[1]}-d RS3L space "
                  f"({len(sel)} jets, perplexity {perplexity:.0f}, seed {seed})")
     save_figure(fig, out_stem)
 
 
-def corner_figure(embedding_h5: PathLike, out_stem: PathLike, max_points: int = 1500) -> None:
-    """Paper Fig. 4: pairwise distributions of the D RS3L features, QCD vs signal class.
-
-    Diagonal: normalised histograms per class; lower triangle: scatter (at most
-    ``max_points`` per class, rasterised to keep the PDF small) with the Pearson
-    correlation of each class computed on *all* its nominal jets. Nominal jets only, so the
-    correlations describe the space, not the shower variations.
-    """
+def _nominal_classes(embedding_h5: PathLike) -> tuple[np.ndarray, list[str]]:
+    """(z of the nominal jets, their pretty class names), QCD first so it is drawn under."""
     emb = _read_embeddings(embedding_h5, ["label", "variant"])
     vnames = emb["variant_names"]
     if NOMINAL not in vnames:
@@ -431,61 +412,75 @@ def corner_figure(embedding_h5: PathLike, out_stem: PathLike, max_points: int = 
     nom = emb["variant"].astype(np.int64) == vnames.index(NOMINAL)
     if not nom.any():
         raise PredictionFormatError(f"{embedding_h5}: no nominal jets")
-    z = emb["z"][nom]
-    labels = emb["label"].astype(np.int64)[nom]
     names = [_pretty_class(n) for n in emb["class_names"]]
-    present = [int(c) for c in np.unique(labels)]
-    present.sort(key=lambda c: names[c] != "QCD")  # QCD first, drawn underneath
-    sig_cmap = ["#e31a1c", "#d6249f", "#ff7f00", "#7b3294"]
-    colors = {c: ("#1f78b4" if names[c] == "QCD" else sig_cmap[i % len(sig_cmap)])
-              for i, c in enumerate(present)}
+    return emb["z"][nom], [names[int(c)] for c in emb["label"].astype(np.int64)[nom]]
+
+
+def _corner_palette(classes: Sequence[str]) -> dict[str, str]:
+    """QCD blue, signal classes in the paper's reds / magentas, QCD listed first."""
+    sig = ["#e31a1c", "#d6249f", "#ff7f00", "#7b3294"]
+    order = sorted(dict.fromkeys(classes), key=lambda c: c != "QCD")
+    return {c: "#1f78b4" if c == "QCD" else sig[i % len(sig)] for i, c in enumerate(order)}
+
+
+def _annotate_correlations(grid: Any, df: pd.DataFrame, cols: list[str],
+                           palette: Mapping[str, str]) -> None:
+    """Pearson ρ of each class in each lower panel, computed on all its nominal jets."""
+    for i, j in zip(*np.tril_indices(len(cols), -1), strict=True):
+        ax = grid.axes[i, j]
+        for k, (cls, color) in enumerate(palette.items()):
+            sub = df.loc[df["class"] == cls, [cols[j], cols[i]]]
+            r = sub.corr().iloc[0, 1] if len(sub) > 2 else math.nan
+            ax.text(0.04, 0.95 - 0.12 * k, f"ρ={r:+.2f}", transform=ax.transAxes, fontsize=7,
+                    va="top", color=color,
+                    bbox={"facecolor": "white", "alpha": 0.6, "lw": 0, "pad": 0.5})
+
+
+def corner_figure(embedding_h5: PathLike, out_stem: PathLike, max_points: int = 1500) -> None:
+    """Paper Fig. 4: pairwise distributions of the D RS3L features, QCD vs signal class.
+
+    A seaborn corner ``PairGrid``: diagonal, normalised step histograms per class (all
+    nominal jets); lower triangle, scatter of at most ``max_points`` jets per class
+    (rasterised to keep the PDF small) with each class's Pearson correlation computed on
+    *all* its nominal jets. Nominal jets only, so the correlations describe the space,
+    not the shower variations.
+    """
+    z, classes = _nominal_classes(embedding_h5)
     d = z.shape[1]
-    rng = np.random.default_rng(0)
+    cols = [f"$z_{{{i}}}$ (a.u.)" for i in range(d)]
+    df = pd.DataFrame(z, columns=cols).assign(**{"class": classes})
+    palette = _corner_palette(classes)
+    counts = df["class"].value_counts()
+
+    def thin_scatter(x: pd.Series, y: pd.Series, color: Any = None, label: Any = None,
+                     **kw: Any) -> None:
+        keep = np.random.default_rng(0).permutation(len(x))[:max_points]
+        plt.scatter(x.iloc[keep], y.iloc[keep], s=2.0, alpha=0.4, color=color, lw=0,
+                    rasterized=True)
+
+    apply_style()
+    grid = sns.PairGrid(df, vars=cols, hue="class", hue_order=list(palette), palette=palette,
+                        corner=True, height=1.6, diag_sharey=False)
+    grid.map_diag(sns.histplot, stat="density", common_norm=False, element="step",
+                  fill=False, bins=30, lw=1.3)
+    grid.map_lower(thin_scatter)
     lo, hi = np.nanpercentile(z, 0.5, axis=0), np.nanpercentile(z, 99.5, axis=0)
     hi = np.where(hi > lo, hi, lo + 1.0)
-    fig, axes = plt.subplots(d, d, figsize=(1.6 * d + 0.8, 1.6 * d + 0.8), squeeze=False)
     for i in range(d):
-        for j in range(d):
-            ax = axes[i, j]
-            if j > i:
-                ax.set_axis_off()
-                continue
-            for k, c in enumerate(present):
-                zc = z[labels == c]
-                if i == j:
-                    ax.hist(zc[:, i], bins=30, range=(lo[i], hi[i]), density=True,
-                            histtype="step", color=colors[c], lw=1.3)
-                    continue
-                show = zc if len(zc) <= max_points else zc[rng.choice(len(zc), max_points,
-                                                                        replace=False)]
-                ax.scatter(show[:, j], show[:, i], s=2.0, alpha=0.4, color=colors[c], lw=0,
-                           rasterized=True)
-                r = np.corrcoef(zc[:, j], zc[:, i])[0, 1] if len(zc) > 2 else math.nan
-                ax.text(0.04, 0.95 - 0.12 * k, f"ρ={r:+.2f}", transform=ax.transAxes,
-                        fontsize=7, va="top", color=colors[c],
-                        bbox={"facecolor": "white", "alpha": 0.6, "lw": 0, "pad": 0.5})
-            ax.set_xlim(lo[j], hi[j])
+        for j in range(i + 1):
+            grid.axes[i, j].set_xlim(lo[j], hi[j])
             if i != j:
-                ax.set_ylim(lo[i], hi[i])
-            ax.tick_params(labelsize=6)
-            if i == d - 1:
-                ax.set_xlabel(f"$z_{{{j}}}$ (a.u.)")
-            else:
-                ax.set_xticklabels([])
-            if j == 0 and i > 0:
-                ax.set_ylabel(f"$z_{{{i}}}$ (a.u.)")
-            elif i != j or j != 0:
-                ax.set_yticklabels([])
-            if i == j == 0:
-                ax.set_ylabel("density")
-    handles = [Line2D([], [], color=colors[c], lw=2,
-                      label=f"{names[c]} ({int((labels == c).sum())})") for c in present]
-    # the empty upper triangle holds the title and legend
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.07, top=0.98, wspace=0.08, hspace=0.08)
-    fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.97, 0.9), frameon=False,
-               fontsize=11, title=f"RS3L space: {d} features, nominal jets\n"
-               "ρ = Pearson correlation per class", title_fontsize=11)
-    save_figure(fig, out_stem)
+                grid.axes[i, j].set_ylim(lo[i], hi[i])
+            # seaborn drops the top/right spines of a corner plot: drop their ticks too
+            grid.axes[i, j].tick_params(labelsize=6, which="both", top=False, right=False)
+    _annotate_correlations(grid, df, cols, palette)
+    handles = [Line2D([], [], color=palette[c], lw=2, label=f"{c} ({int(counts[c])})")
+               for c in palette]
+    grid.figure.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.97, 0.9),
+                       frameon=False, fontsize=11, title=f"RS3L space: {d} features, nominal "
+                       "jets\nρ = Pearson correlation per class", title_fontsize=11)
+    simulation_label(grid.axes[0, 0], fontsize=9)
+    save_figure(grid.figure, out_stem)
 
 
 # --------------------------------------------------------------------------- Fig. 3
@@ -539,6 +534,7 @@ def score_ratio_figure(pred_files: Sequence[PathLike], out_stem: PathLike) -> No
 
     nom = var == vnames.index(NOMINAL)
     panels = _variation_panels(vnames)
+    apply_style()
     fig, axes = plt.subplots(
         1 + len(panels), 1, figsize=(6.4, 4.2 + 1.3 * len(panels)), sharex=True, squeeze=False,
         gridspec_kw={"height_ratios": [3.0] + [1.0] * len(panels)},
@@ -547,13 +543,13 @@ def score_ratio_figure(pred_files: Sequence[PathLike], out_stem: PathLike) -> No
     nominal_h = {}
     for c in order:
         nominal_h[c] = hist(nom & (cats == c))
-        top.stairs(nominal_h[c], edges, color=colors[c], lw=1.6, baseline=None,
-                   label=f"{c} ({int((nom & (cats == c)).sum())})")
+        hep.histplot(nominal_h[c], edges, ax=top, histtype="step", color=colors[c], lw=1.6,
+                     label=f"{c} ({int((nom & (cats == c)).sum())})")
     top.set_yscale("log")
     top.set_ylabel("Normalised jets / unit score")
     top.legend(frameon=False, fontsize=8, title="nominal jets", title_fontsize=8)
-    top.set_title(f"Tagger output and shower variations ({len(preds)} repeat"
-                  f"{'s' if len(preds) != 1 else ''} pooled)")
+    simulation_label(top, rlabel=f"{len(preds)} repeat{'s' if len(preds) != 1 else ''} pooled")
+    fig.suptitle("Tagger output and shower variations")
     for (name, members), ax in zip(panels, axes[1:, 0], strict=True):
         for c in order:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -563,7 +559,7 @@ def score_ratio_figure(pred_files: Sequence[PathLike], out_stem: PathLike) -> No
                 ax.stairs(np.fmax(*ratios), edges, baseline=np.fmin(*ratios), fill=True,
                           color=colors[c], alpha=0.35)
             for r, ls in zip(ratios, ("-", "--"), strict=False):
-                ax.stairs(r, edges, color=colors[c], lw=1.0, ls=ls, baseline=None)
+                hep.histplot(r, edges, ax=ax, histtype="step", color=colors[c], lw=1.0, ls=ls)
         ax.axhline(1.0, color="0.3", lw=0.8)
         if len(members) == 2:
             ax.text(0.99, 0.05, "band: up (solid) to down (dashed)", ha="right", va="bottom",

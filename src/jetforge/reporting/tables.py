@@ -429,8 +429,8 @@ def rejection_table(
     headers = {f"rej@{k}": (f"1/ε_B @ ε_S={k} (ours)", f"@ ε_S={k} (paper)")
                for k in map(_eff_key, effs)}
     notes = [
-        "Ours: QCD rejection 1/ε_B at signal efficiency ε_S on nominal jets only, "
-        "mean ± std (ddof=1) over the [n×] repeated trainings; N_2 uses score = −N_2.",
+        ("Ours: QCD rejection 1/ε_B at signal efficiency ε_S on nominal jets only, "
+         "mean ± std (ddof=1) over the [n×] repeated trainings; N_2 uses score = −N_2."),
         _source_note(reference),
     ]
     write_table(_csv_frame(rows, list(cols)), {"csv": out_csv, "md": out_md}, title, notes,
@@ -479,10 +479,10 @@ def wasserstein_table(
     names = (reference or {}).get("column_labels", {})
     headers = {f"w_{v}": (f"{v} (ours)", f"{names.get(v, v)} (paper)") for v in variants}
     notes = [
-        "Ours: 1-d Wasserstein distance between the tagger-output distributions of nominal "
-        "and varied jets over the whole test sample (signal + background), mean ± std "
-        "(ddof=1) over the [n×] repeats; the N_2 row uses the raw N_2 distribution. "
-        "Our alt_shower (Vincia) stands in for the paper's Herwig 7.",
+        ("Ours: 1-d Wasserstein distance between the tagger-output distributions of nominal "
+         "and varied jets over the whole test sample (signal + background), mean ± std "
+         "(ddof=1) over the [n×] repeats; the N_2 row uses the raw N_2 distribution. "
+         "Our alt_shower (Vincia) stands in for the paper's Herwig 7."),
         _source_note(reference),
     ]
     write_table(_csv_frame(rows, list(cols)), {"csv": out_csv, "md": out_md}, title, notes,
