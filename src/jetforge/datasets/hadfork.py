@@ -1,4 +1,4 @@
-"""Hadronization-fork jet pairs with COCOA-like cells and tracks (seed 001, Rieck et al.).
+"""Hadronization-fork jet pairs with COCOA-like cells and tracks (Rieck et al., "Self-Supervised Learning Strategies for Jet Physics", 2025).
 
 One call turns one chunk of hard events into one HDF5 chunk (data contract 4, V = 2):
 
@@ -45,12 +45,11 @@ import awkward as ak
 import h5py
 import numpy as np
 
-from jetforge import __version__
+from jetforge.datasets.chunk import ChunkId, chunk_attrs, interleave, pair_columns, timed
 from jetforge.detector import load_card, simulate
 from jetforge.generation.hadfork import HadronizationFork, PartonCuts
 from jetforge.generation.pileup import load_library, overlay
 from jetforge.generation.processes import get_process
-from jetforge.generation.seeds import derive_seed
 from jetforge.io.atomic import atomic_path
 from jetforge.io.h5 import ROW_CHUNK, merge_jet_datasets, read_attrs, write_jet_dataset
 from jetforge.jets.kinematics import delta_phi, delta_r, mass, pt_eta_phi
@@ -207,7 +206,9 @@ def _cluster(parts: ak.Array, r: float, pt_min: float) -> tuple[ak.Array, ak.Arr
     jets = cs.inclusive_jets(min_pt=pt_min)
     consts = cs.constituents(min_pt=pt_min)
     pt, eta, phi = pt_eta_phi(jets.px, jets.py, jets.pz)
-    out = ak.zip({"pt": pt, "eta": eta, "phi": phi, "mass": mass(jets.px, jets.py, jets.pz, jets.E)})
+    out = ak.zip(
+        {"pt": pt, "eta": eta, "phi": phi, "mass": mass(jets.px, jets.py, jets.pz, jets.E)}
+    )
     return out, consts
 
 
@@ -389,124 +390,171 @@ def build_hadfork_chunk(
     ``lhe_or_none``: an LHE file of already-filtered hard events (MadGraph, as in the
     paper), or None to let Pythia generate the hard process with ``hard_cuts``.
     ``extra_inputs["pileup_library"]``: the minimum-bias library (required if
-    ``pileup.mu`` > 0).
+    ``pileup.mu`` > 0). The steps are those of the module docstring, one function each.
     """
-    t_start = time.perf_counter()
-    cpu_start = time.process_time()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     cfg = HadforkConfig.from_ds_cfg(ds_cfg)
     proc = get_process(process)
     if process not in cfg.processes:
         raise HadforkConfigError(
             f"process {process!r} is not in this dataset's processes {list(cfg.processes)}"
         )
-    classes = class_names(ds_cfg)
     card, card_sha = load_card(cfg.detector)
     extra_inputs = dict(extra_inputs or {})
-    library = None
-    if cfg.pileup_mu > 0:
-        path = extra_inputs.get("pileup_library")
-        if not path:
-            raise HadforkConfigError(
-                f"pileup.mu = {cfg.pileup_mu} needs extra_inputs['pileup_library'] (a minimum-bias "
-                "library from jetforge.generation.pileup.generate_minbias_library)"
-            )
-        library = load_library(path)
-        lib_pt = float(library.attrs.get("pt_min", 0.0))
-        card_pt = float(card.get("acceptance", {}).get("primary_pt_min", 0.0))
-        if lib_pt > card_pt:
-            raise HadforkConfigError(
-                f"pile-up library {path} keeps particles with pT >= {lib_pt} GeV but detector "
-                f"{cfg.detector!r} sees primaries from {card_pt} GeV; regenerate it with "
-                f"pt_min <= {card_pt}"
-            )
-    ids = (dataset, process, split, chunk)
+    library = _pileup_library(cfg, card, extra_inputs)
+    cid = ChunkId(dataset, process, split, chunk, base_seed)
     timing: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    with timed(timing, "fork"), timed(cpu, "fork", time.process_time):
+        result = _fork(lhe_or_none, cfg, proc, cid)
+    n_ok = len(result.stats["kept_index"])
+    z_pv = cid.rng("vertex").normal(0.0, cfg.sigma_z, n_ok)
+    per_copy: list[tuple[CopyJets, ak.Array]] = []
+    n_pu_mean = 0.0
+    for v, name in enumerate(VARIANTS):
+        with timed(timing, f"pileup_{name}"), timed(cpu, f"pileup_{name}", time.process_time):
+            info: dict[str, Any] = {}
+            parts = overlay(
+                result.copies[v], library, cfg.pileup_mu, cid.rng("pileup", name),
+                sigma_z=cfg.sigma_z, hard_vz=z_pv, info=info,
+            )  # fmt: skip
+            n_pu_mean = float(np.mean(info["n_pu"])) if n_ok else 0.0
+        per_copy.append(
+            _reco_copy(parts, result.copies[v], result.truth, card, cid, name, cfg, timing, cpu)
+        )
+        del parts
+    with timed(timing, "pairs"), timed(cpu, "pairs", time.process_time):
+        pairs = _pairs(per_copy, result.truth, class_names(ds_cfg), cfg)
+    with timed(timing, "features_write"), timed(cpu, "features_write", time.process_time):
+        library_path = os.fspath(extra_inputs.get("pileup_library", ""))
+        extra = _write_pairs(
+            out_path, per_copy, pairs, result, z_pv, ds_cfg, cfg, cid, card_sha, library_path
+        )
+    n_rows = pairs.n * len(VARIANTS)
+    size = os.path.getsize(out_path)
+    cpu_total = time.process_time() - cpu_start
+    return {
+        "hard_events": cfg.events_per_chunk,
+        "forked_events": n_ok,
+        "pair_candidates": pairs.n_candidates,
+        "kept_pairs": pairs.n,
+        "jets_written": n_rows,
+        "seconds": time.perf_counter() - t_start,
+        "cpu_seconds": cpu_total,
+        "hard_events_per_cpu_s": cfg.events_per_chunk / max(cpu_total, 1e-9),
+        "bytes": size,
+        "bytes_per_jet": size / max(n_rows, 1),
+        "mean_pileup": n_pu_mean,
+        "mean_tracks_per_jet": float(np.mean(extra["n_tracks"])) if pairs.n else 0.0,
+        "mean_cells_per_jet": float(np.mean(extra["n_cells"])) if pairs.n else 0.0,
+        "timing": timing,
+        "cpu_timing": cpu,
+        "fork": {k: v for k, v in result.stats.items() if k != "kept_index"},
+    }
 
-    # 1. parton level once, hadron level twice
-    t, c = time.perf_counter(), time.process_time()
+
+def _pileup_library(
+    cfg: HadforkConfig, card: Mapping[str, Any], extra_inputs: Mapping[str, Any]
+) -> Any:
+    """The minimum-bias library (None without pile-up), checked against the detector card.
+
+    A library cut at a higher p_T than the detector's primary threshold would silently
+    miss pile-up particles the detector sees.
+    """
+    if cfg.pileup_mu <= 0:
+        return None
+    path = extra_inputs.get("pileup_library")
+    if not path:
+        raise HadforkConfigError(
+            f"pileup.mu = {cfg.pileup_mu} needs extra_inputs['pileup_library'] (a minimum-bias "
+            "library from jetforge.generation.pileup.generate_minbias_library)"
+        )
+    library = load_library(path)
+    lib_pt = float(library.attrs.get("pt_min", 0.0))
+    card_pt = float(card.get("acceptance", {}).get("primary_pt_min", 0.0))
+    if lib_pt > card_pt:
+        raise HadforkConfigError(
+            f"pile-up library {path} keeps particles with pT >= {lib_pt} GeV but detector "
+            f"{cfg.detector!r} sees primaries from {card_pt} GeV; regenerate it with "
+            f"pt_min <= {card_pt}"
+        )
+    return library
+
+
+def _fork(
+    lhe_or_none: str | os.PathLike[str] | None, cfg: HadforkConfig, proc: Any, cid: ChunkId
+) -> Any:
+    """Step 1: parton level once, hadron level twice (:class:`HadronizationFork`)."""
     settings = [f"Beams:eCM = {cfg.sqrt_s}", *cfg.shower_settings, *proc.settings]
     cuts = None
     if lhe_or_none is None:
         settings.append(f"PhaseSpace:pTHatMin = {cfg.parton_pt_min}")
         cuts = PartonCuts(cfg.parton_pt_min, cfg.parton_eta_max)
-    fork = HadronizationFork(
-        settings, derive_seed(*ids, "pythia", base=base_seed), cuts, lhe_or_none
-    )
+    fork = HadronizationFork(settings, cid.seed("pythia"), cuts, lhe_or_none)
     n = cfg.events_per_chunk
-    event_seeds = np.array([derive_seed(*ids, "parton", k, base=base_seed) for k in range(n)])
+    event_seeds = np.array([cid.seed("parton", k) for k in range(n)])
     copy_seeds = np.array(
-        [
-            [derive_seed(*ids, "hadron", k, v, base=base_seed) for v in range(len(VARIANTS))]
-            for k in range(n)
-        ]
+        [[cid.seed("hadron", k, v) for v in range(len(VARIANTS))] for k in range(n)]
     )
-    result = fork.generate(
-        n,
-        event_seeds,
-        copy_seeds,
-        np.random.default_rng(derive_seed(*ids, "tau", base=base_seed)),
-        block=cfg.fork_block,
-    )
-    del fork
-    timing["fork"] = time.perf_counter() - t
-    cpu["fork"] = time.process_time() - c
-    kept_event = result.stats["kept_index"]
-    n_ok = len(kept_event)
-    truth = result.truth
+    return fork.generate(n, event_seeds, copy_seeds, cid.rng("tau"), block=cfg.fork_block)
 
-    # 2.-3. vertex, pile-up, detector, jets per copy
-    z_pv = np.random.default_rng(derive_seed(*ids, "vertex", base=base_seed)).normal(
-        0.0, cfg.sigma_z, n_ok
-    )
-    per_copy: list[tuple[CopyJets, ak.Array]] = []
-    n_pu_mean = 0.0
-    for v, name in enumerate(VARIANTS):
-        t, c = time.perf_counter(), time.process_time()
-        info: dict[str, Any] = {}
-        parts = overlay(
-            result.copies[v],
-            library,
-            cfg.pileup_mu,
-            np.random.default_rng(derive_seed(*ids, "pileup", name, base=base_seed)),
-            sigma_z=cfg.sigma_z,
-            hard_vz=z_pv,
-            info=info,
-        )
-        n_pu_mean = float(np.mean(info["n_pu"])) if n_ok else 0.0
-        timing[f"pileup_{name}"] = time.perf_counter() - t
-        cpu[f"pileup_{name}"] = time.process_time() - c
-        det_rng = np.random.default_rng(derive_seed(*ids, "detector", name, base=base_seed))
-        t_det = t_jet = c_det = c_jet = 0.0
-        blocks: list[CopyJets] = []
-        tracks: list[ak.Array] = []
-        for start in range(0, n_ok, cfg.cluster_block):  # bounded memory at any pile-up
-            stop = min(n_ok, start + cfg.cluster_block)
-            t, c = time.perf_counter(), time.process_time()
+
+def _reco_copy(
+    parts: ak.Array,
+    hard: ak.Array,
+    truth: ak.Array,
+    card: Mapping[str, Any],
+    cid: ChunkId,
+    name: str,
+    cfg: HadforkConfig,
+    timing: dict[str, float],
+    cpu: dict[str, float],
+) -> tuple[CopyJets, ak.Array]:
+    """Steps 2-3 of one copy: detector and jets, ``cluster_block`` events at a time.
+
+    Blocks bound the memory at any pile-up; only the chosen jets' cells are kept.
+    """
+    det_rng = cid.rng("detector", name)
+    for key in (f"detector_{name}", f"jets_{name}"):
+        timing[key] = cpu[key] = 0.0
+    blocks: list[CopyJets] = []
+    tracks: list[ak.Array] = []
+    for start in range(0, len(truth), cfg.cluster_block):
+        stop = min(len(truth), start + cfg.cluster_block)
+        with timed(timing, f"detector_{name}"), timed(cpu, f"detector_{name}", time.process_time):
             det = simulate(parts[start:stop], card, det_rng)
-            t_det += time.perf_counter() - t
-            c_det += time.process_time() - c
-            t, c = time.perf_counter(), time.process_time()
-            blocks.append(
-                select_jets(det.cells, result.copies[v][start:stop], truth[start:stop], cfg)
-            )
+        with timed(timing, f"jets_{name}"), timed(cpu, f"jets_{name}", time.process_time):
+            blocks.append(select_jets(det.cells, hard[start:stop], truth[start:stop], cfg))
             tracks.append(det.tracks)
             del det
-            t_jet += time.perf_counter() - t
-            c_jet += time.process_time() - c
-        timing[f"detector_{name}"], cpu[f"detector_{name}"] = t_det, c_det
-        timing[f"jets_{name}"], cpu[f"jets_{name}"] = t_jet, c_jet
-        if blocks:
-            per_copy.append((CopyJets.concatenate(blocks), ak.concatenate(tracks)))
-        else:
-            empty = np.zeros((0, 1), np.int64)
-            per_copy.append(
-                (CopyJets(ak.Array([]), ak.Array([]), ak.Array([]), empty, empty), ak.Array([]))
-            )
-        del parts
+    if blocks:
+        return CopyJets.concatenate(blocks), ak.concatenate(tracks)
+    empty = np.zeros((0, 1), np.int64)
+    return CopyJets(ak.Array([]), ak.Array([]), ak.Array([]), empty, empty), ak.Array([])
 
-    # 4. pairs
-    t, c = time.perf_counter(), time.process_time()
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Step 4's result: the kept pairs as (event, hard-particle slot) with their truth."""
+
+    ev: np.ndarray  # forked-event index of each pair
+    part: np.ndarray  # hard-particle slot of each pair
+    pids: np.ndarray  # PDG id of the pair's hard particle
+    labels: np.ndarray  # class index of the pair (truth_label)
+    n_candidates: int  # slots with a jet in both copies, before the similarity cuts
+
+    @property
+    def n(self) -> int:
+        return int(self.ev.size)
+
+
+def _pairs(
+    per_copy: list[tuple[CopyJets, ak.Array]],
+    truth: ak.Array,
+    classes: Sequence[str],
+    cfg: HadforkConfig,
+) -> _Pairs:
+    """Step 4: slots with a jet in both copies whose jets are similar (module docstring)."""
     (ja, _), (jb, _) = per_copy
     n_slots = ja.best.shape[1]
     ev, part = np.nonzero((ja.best >= 0) & (jb.best >= 0))
@@ -524,128 +572,105 @@ def build_hadfork_chunk(
         good = np.zeros(0, dtype=bool)
     n_candidates = int(ev.size)
     ev, part = ev[good], part[good]
-    n_pairs = int(ev.size)
     pids = (
         ak.to_numpy(ak.fill_none(ak.pad_none(truth.pid, n_slots, axis=1), 0)[ev, part])
-        if n_pairs
+        if ev.size
         else np.zeros(0, np.int64)
     )
     labels = truth_label(pids, classes)
     # hard particles that are none of q/g/τ/dark (cannot happen for our processes) are dropped
     known = labels >= 0
-    ev, part, pids, labels = ev[known], part[known], pids[known], labels[known]
-    n_pairs = int(ev.size)
-    timing["pairs"] = time.perf_counter() - t
-    cpu["pairs"] = time.process_time() - c
+    return _Pairs(ev[known], part[known], pids[known], labels[known], n_candidates)
 
-    # 5. features and columns, per copy, then interleaved
-    t, c = time.perf_counter(), time.process_time()
-    rows: list[dict[str, np.ndarray]] = []
-    for (j, tracks), _name in zip(per_copy, VARIANTS, strict=True):
-        jidx = j.best[ev, part]
-        if n_pairs:
-            det_j = j.det[ev, jidx]
-            had_j = j.had[ev, j.had_idx[ev, part]]
-            consts = j.best_consts[ev * n_slots + part]
-            xt, mt, xc, mc, n_trk, n_cell = jet_features(tracks[ev], consts, det_j, z_pv[ev], cfg)
-            cols = {
-                k: ak.to_numpy(det_j[k]).astype(np.float32) for k in ("pt", "eta", "phi", "mass")
-            }
-            cols.update(
-                hadron_pt=ak.to_numpy(had_j.pt),
-                hadron_eta=ak.to_numpy(had_j.eta),
-                hadron_phi=ak.to_numpy(had_j.phi),
-            )
-        else:
-            xt = np.zeros((0, cfg.n_tracks, len(TRACK_FEATURES)), np.float32)
-            mt = np.zeros((0, cfg.n_tracks), bool)
-            xc = np.zeros((0, cfg.n_cells, len(CELL_FEATURES)), np.float32)
-            mc = np.zeros((0, cfg.n_cells), bool)
-            n_trk = n_cell = np.zeros(0, np.int32)
-            cols = {
-                k: np.zeros(0, np.float32)
-                for k in ("pt", "eta", "phi", "mass", "hadron_pt", "hadron_eta", "hadron_phi")
-            }
-        cols.update(particles=xt, mask=mt, cells=xc, cells_mask=mc, n_tracks=n_trk, n_cells=n_cell)
-        rows.append(cols)
+
+def _copy_rows(
+    jets: CopyJets, tracks: ak.Array, pairs: _Pairs, z_pv: np.ndarray, cfg: HadforkConfig
+) -> dict[str, np.ndarray]:
+    """Step 5 for one copy: the pairs' jet columns and track/cell feature blocks."""
+    ev, part = pairs.ev, pairs.part
+    if not pairs.n:
+        cols = {
+            k: np.zeros(0, np.float32)
+            for k in ("pt", "eta", "phi", "mass", "hadron_pt", "hadron_eta", "hadron_phi")
+        }
+        cols.update(
+            particles=np.zeros((0, cfg.n_tracks, len(TRACK_FEATURES)), np.float32),
+            mask=np.zeros((0, cfg.n_tracks), bool),
+            cells=np.zeros((0, cfg.n_cells, len(CELL_FEATURES)), np.float32),
+            cells_mask=np.zeros((0, cfg.n_cells), bool),
+            n_tracks=np.zeros(0, np.int32),
+            n_cells=np.zeros(0, np.int32),
+        )
+        return cols
+    det_j = jets.det[ev, jets.best[ev, part]]
+    had_j = jets.had[ev, jets.had_idx[ev, part]]
+    consts = jets.best_consts[ev * jets.best.shape[1] + part]
+    xt, mt, xc, mc, n_trk, n_cell = jet_features(tracks[ev], consts, det_j, z_pv[ev], cfg)
+    cols = {k: ak.to_numpy(det_j[k]).astype(np.float32) for k in ("pt", "eta", "phi", "mass")}
+    cols.update(
+        hadron_pt=ak.to_numpy(had_j.pt),
+        hadron_eta=ak.to_numpy(had_j.eta),
+        hadron_phi=ak.to_numpy(had_j.phi),
+    )
+    cols.update(particles=xt, mask=mt, cells=xc, cells_mask=mc, n_tracks=n_trk, n_cells=n_cell)
+    return cols
+
+
+def _write_pairs(
+    out_path: str | os.PathLike[str],
+    per_copy: list[tuple[CopyJets, ak.Array]],
+    pairs: _Pairs,
+    result: Any,
+    z_pv: np.ndarray,
+    ds_cfg: Mapping[str, Any],
+    cfg: HadforkConfig,
+    cid: ChunkId,
+    card_sha: str,
+    pileup_library: str,
+) -> dict[str, np.ndarray]:
+    """Step 5: features per copy, interleaved into pairs and written; returns the extra
+    jet columns (for the chunk's statistics)."""
+    rows = [_copy_rows(j, tracks, pairs, z_pv, cfg) for j, tracks in per_copy]
+    ev, part, pids = pairs.ev, pairs.part, pairs.pids
+    n_slots = per_copy[0][0].best.shape[1]
     n_var = len(VARIANTS)
-
-    def interleave(key: str) -> np.ndarray:
-        stacked = np.stack([r[key] for r in rows], axis=1)
-        return stacked.reshape(n_pairs * n_var, *stacked.shape[2:])
-
+    kept_event = result.stats["kept_index"]
     parton_pt = (
-        ak.to_numpy(ak.fill_none(ak.pad_none(truth.pt, n_slots, axis=1), 0.0)[ev, part])
-        if n_pairs
+        ak.to_numpy(ak.fill_none(ak.pad_none(result.truth.pt, n_slots, axis=1), 0.0)[ev, part])
+        if pairs.n
         else np.zeros(0)
     )
     # τ⁻ (pid 15) decays through column 0 of the drawn channels, τ⁺ through column 1
     tau_ch = np.where(
         np.abs(pids) == 15, result.tau_channels[ev, np.where(pids > 0, 0, 1)], -1
     ).astype(np.int16)
-    jets_cols: dict[str, np.ndarray] = {k: interleave(k) for k in ("pt", "eta", "phi", "mass")}
+    jets_cols = {k: interleave(rows, k) for k in ("pt", "eta", "phi", "mass")}
+    jets_cols["n2"] = np.full(pairs.n * n_var, np.nan, np.float32)
     jets_cols.update(
-        n2=np.full(n_pairs * n_var, np.nan, np.float32),
-        label=np.repeat(labels, n_var),
-        process=np.full(n_pairs * n_var, list(cfg.processes).index(process)),
-        variant=np.tile(np.arange(n_var), n_pairs),
-        pair_id=np.repeat(kept_event[ev] * n_slots + part, n_var),
-        chunk=np.full(n_pairs * n_var, chunk),
-        event=np.repeat(kept_event[ev], n_var),
-        parton_pid=np.repeat(np.abs(pids).astype(np.int64), n_var),
-    )
+        pair_columns(
+            pairs.n, n_var, cid.chunk, list(cfg.processes).index(cid.process),
+            label=pairs.labels, pair_id=kept_event[ev] * n_slots + part,
+            event=kept_event[ev], parton_pid=np.abs(pids).astype(np.int64),
+        )
+    )  # fmt: skip
     extra = {
-        k: interleave(k) for k in ("hadron_pt", "hadron_eta", "hadron_phi", "n_tracks", "n_cells")
+        k: interleave(rows, k)
+        for k in ("hadron_pt", "hadron_eta", "hadron_phi", "n_tracks", "n_cells")
     }
     extra["parton_pt"] = np.repeat(parton_pt, n_var)
     extra["tau_channel"] = np.repeat(tau_ch, n_var)
-    attrs = {
-        "feature_names": list(TRACK_FEATURES),
-        "class_names": classes,
-        "process_names": list(cfg.processes),
-        "variant_names": list(VARIANTS),
-        "dataset": dataset,
-        "split": split,
-        "detector": cfg.detector,
-        "detector_sha256": card_sha,
-        "code_version": __version__,
-        "config_json": dict(ds_cfg),
-        "pileup_mu": cfg.pileup_mu,
-        "pileup_library": os.fspath(extra_inputs.get("pileup_library", "")),
-    }
+    attrs = chunk_attrs(
+        ds_cfg, cid.dataset, cid.split, feature_names=TRACK_FEATURES,
+        class_names=class_names(ds_cfg), process_names=cfg.processes, variant_names=VARIANTS,
+        detector=cfg.detector, detector_sha256=card_sha, pileup_mu=cfg.pileup_mu,
+        pileup_library=pileup_library,
+    )  # fmt: skip
+    block = {k: interleave(rows, k) for k in ("particles", "mask", "cells", "cells_mask")}
     write_hadfork_file(
-        out_path,
-        interleave("particles"),
-        interleave("mask"),
-        interleave("cells"),
-        interleave("cells_mask"),
-        jets_cols,
-        extra,
-        attrs,
-    )
-    timing["features_write"] = time.perf_counter() - t
-    cpu["features_write"] = time.process_time() - c
-    total = time.perf_counter() - t_start
-    size = os.path.getsize(out_path)
-    stats = {
-        "hard_events": n,
-        "forked_events": n_ok,
-        "pair_candidates": n_candidates,
-        "kept_pairs": n_pairs,
-        "jets_written": n_pairs * n_var,
-        "seconds": total,
-        "cpu_seconds": time.process_time() - cpu_start,
-        "hard_events_per_cpu_s": n / max(time.process_time() - cpu_start, 1e-9),
-        "bytes": size,
-        "bytes_per_jet": size / max(n_pairs * n_var, 1),
-        "mean_pileup": n_pu_mean,
-        "mean_tracks_per_jet": float(np.mean(extra["n_tracks"])) if n_pairs else 0.0,
-        "mean_cells_per_jet": float(np.mean(extra["n_cells"])) if n_pairs else 0.0,
-        "timing": timing,
-        "cpu_timing": cpu,
-        "fork": {k: v for k, v in result.stats.items() if k != "kept_index"},
-    }
-    return stats
+        out_path, block["particles"], block["mask"], block["cells"], block["cells_mask"],
+        jets_cols, extra, attrs,
+    )  # fmt: skip
+    return extra
 
 
 def write_hadfork_file(

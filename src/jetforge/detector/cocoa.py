@@ -1,6 +1,6 @@
 """COCOA-like detector: calorimeter cells in 3 ECAL + 3 HCAL layers and parametric tracks.
 
-Why not COCOA itself: Rieck et al. (seed 001, §2) pass their events through COCOA
+Why not COCOA itself: Rieck et al. (2025, §2) pass their events through COCOA
 (arXiv:2303.02101), a Geant4 application; Geant4 is not installable from PyPI and costs
 seconds per event. This model keeps COCOA's geometry (layers, cell granularity, noise,
 magnetic field, tracker acceptance; ``resources/detectors/cocoa_cells.yaml`` cites each
@@ -9,7 +9,7 @@ of a block of events:
 
 1. acceptance: invisible particles dropped; primaries with p_T < 1 GeV or |η| > 3
    dropped ("to limit the computational needs ... primary particles are neglected if
-   their transverse momentum is less than 1 GeV", seed 001 §2);
+   their transverse momentum is less than 1 GeV", Rieck et al. §2);
 2. tracks: charged primaries produced inside the first pixel layer, with an efficiency
    table, Gaussian curvature (1/p_T) smearing, θ/φ smearing and straight-line impact
    parameters d0, z0 (:func:`jetforge.detector.eflow.impact_parameters`) smeared with

@@ -1,6 +1,6 @@
 """Pile-up: a minimum-bias library generated once, overlaid by drawing from it.
 
-Rieck et al. (seed 001, §2): "soft interactions of protons are added to every hard
+Rieck et al. (2025, §2): "soft interactions of protons are added to every hard
 scattering event. These pile-up events are generated with Pythia8. Their interaction
 vertex is randomly distributed across the beam axis using a Gaussian distribution with a
 width of 50 mm. The average number of pile-up events per hard scattering event amounts to

@@ -204,7 +204,7 @@ for _p in _BENCHMARK_PROCESSES:
 
 
 # --- Processes of the hadronization-fork dataset (Rieck et al., SSL strategies for jet
-# physics, seed 001; jetforge.datasets.hadfork). The paper generates "pairs of quarks,
+# physics, 2025; jetforge.datasets.hadfork). The paper generates "pairs of quarks,
 # gluons, or tau leptons in the final state" with MadGraph5_aMC@NLO, each with pT > 100 GeV
 # and |eta| < 3 (cuts: the dataset's hard_cuts, applied to every outgoing particle by the
 # fork's process-level veto), in yield ratio 3:3:1 (realised by chunk counts 3:3:1 at equal
@@ -271,21 +271,21 @@ _HADFORK_PROCESSES = [
     Process(
         name="hadfork_qq",
         description="pp -> q q (HardQCD qq2qq, qqbar2qqbarNew, gg2qqbar; 4 new flavours); "
-        "quark jets of the hadronization-fork dataset (seed 001 §2)",
+        "quark jets of the hadronization-fork dataset (Rieck et al. §2)",
         settings=("HardQCD:qq2qq = on", "HardQCD:qqbar2qqbarNew = on", "HardQCD:gg2qqbar = on",
                   "HardQCD:nQuarkNew = 4"),
         label="q", parton_pick="central",
     ),
     Process(
         name="hadfork_gg",
-        description="pp -> g g (HardQCD gg2gg, qqbar2gg); gluon jets (seed 001 §2)",
+        description="pp -> g g (HardQCD gg2gg, qqbar2gg); gluon jets (Rieck et al. §2)",
         settings=("HardQCD:gg2gg = on", "HardQCD:qqbar2gg = on"),
         label="g", parton_pick="central",
     ),
     Process(
         name="hadfork_tautau",
         description="pp -> gamma*/Z -> tau+ tau- (2 -> 2, ffbar2ffbar(s:gmZ)); hadronic tau jets "
-        "(seed 001 §2)",
+        "(Rieck et al. §2)",
         settings=("WeakSingleBoson:ffbar2ffbar(s:gmZ) = on", "23:onMode = off", "23:onIfAny = 15"),
         label="tau",
     ),

@@ -1,6 +1,6 @@
 """Convert a dataset split from one per-particle feature set to another (transfer learning).
 
-Why: a backbone pre-trained on one input convention (JP-JEPA, seed 004: a ParT on JetClass
+Why: a backbone pre-trained on one input convention (JP-JEPA, Letellier et al., arXiv:2606.14813: a ParT on JetClass
 ``part17``) must be fine-tuned on datasets stored in another (``toptag``: ``kinematic4``
 four-momenta; ``quarkgluon``: ``pid_kin``, no track displacement). Rather than a
 hand-written mapping per pair, the conversion goes through the candidates: the source set's
