@@ -62,20 +62,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import awkward as ak
 import h5py
 import matplotlib.pyplot as plt
+import mplhep as hep
 import numpy as np
+import seaborn as sns
 
 from jetforge.io.atomic import write_json
 from jetforge.io.h5 import read_attrs
 from jetforge.jets.featuresets import get_feature_set
 from jetforge.jets.substructure import RECLUSTER_R
-from jetforge.reporting.figures import save_figure
+from jetforge.reporting.style import apply_style, save_figure
+from jetforge.reporting.style import label as simulation_label
 
 #: PDG 2024 masses in GeV (Review of Particle Physics, Phys. Rev. D 110 (2024) 030001):
 #: W 80.3692 ± 0.0133, Z 91.1880 ± 0.0020, t 172.57 ± 0.29 (direct), H 125.20 ± 0.11.
@@ -297,44 +296,43 @@ def file_soft_drop_mass(f: h5py.File, R0: float, batch: int = 8192) -> np.ndarra
 # ----------------------------------------------------------------------------- figures
 
 
+_OVERVIEW_PANELS = [
+    ("pt", r"jet $p_T$ [GeV]", None),
+    ("eta", r"jet $\eta$", None),
+    ("sd_mass", "soft-drop jet mass [GeV]", (0.0, 300.0)),
+    ("multiplicity", "stored constituents", None),
+]
+
+
+def _overview_bins(key: str, allv: np.ndarray, rng: tuple[float, float] | None) -> np.ndarray:
+    lo, hi = rng if rng else (float(allv.min()), float(allv.max()) + 1e-6)
+    if key == "multiplicity":  # integer counts: one bin per value (or per few values)
+        return np.arange(lo - 0.5, hi + 1.5, max(1.0, round((hi - lo) / 60)))
+    return np.linspace(lo, hi, 61)
+
+
 def _plot_overview(
     data: Mapping[str, Mapping[str, np.ndarray]], title: str, out_stem: Path
 ) -> list[Path]:
+    """Jet p_T, η, soft-drop mass (plain mass dashed) and multiplicity per class, as
+    normalised mplhep step histograms in the house style (``reporting.style``)."""
+    apply_style()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
-    panels = [
-        ("pt", r"jet $p_T$ [GeV]", None),
-        ("eta", r"jet $\eta$", None),
-        ("sd_mass", "soft-drop jet mass [GeV]", (0.0, 300.0)),
-        ("multiplicity", "stored constituents", None),
-    ]
-    for ax, (key, xlabel, rng) in zip(axes.flat, panels, strict=True):
+    for ax, (key, xlabel, rng) in zip(axes.flat, _OVERVIEW_PANELS, strict=True):
         values = [v[key] for v in data.values() if len(v[key])]
         if not values:
             continue
-        allv = np.concatenate(values)
-        lo, hi = rng if rng else (float(allv.min()), float(allv.max()) + 1e-6)
-        if key == "multiplicity":
-            bins = np.arange(lo - 0.5, hi + 1.5, max(1.0, round((hi - lo) / 60)))
-        else:
-            bins = np.linspace(lo, hi, 61)
-        for label, cols in data.items():
-            if len(cols[key]):
-                *_, patches = ax.hist(
-                    cols[key], bins=bins, histtype="step", density=True, label=label
-                )
-                if key == "sd_mass":  # plain mass dashed, same colour
-                    ax.hist(
-                        cols["mass"],
-                        bins=bins,
-                        histtype="step",
-                        density=True,
-                        ls="--",
-                        color=patches[0].get_edgecolor(),
-                        alpha=0.6,
-                    )
-        if key == "sd_mass":
-            xlabel += " (dashed: plain mass)"
-        ax.set_xlabel(xlabel)
+        bins = _overview_bins(key, np.concatenate(values), rng)
+        for i, (label, cols) in enumerate(data.items()):
+            if not len(cols[key]):
+                continue
+            color = f"C{i % 10}"
+            h, _ = np.histogram(cols[key], bins=bins, density=True)
+            hep.histplot(h, bins, ax=ax, histtype="step", color=color, label=label)
+            if key == "sd_mass":  # plain mass dashed, same colour
+                hm, _ = np.histogram(cols["mass"], bins=bins, density=True)
+                hep.histplot(hm, bins, ax=ax, histtype="step", color=color, ls="--", alpha=0.6)
+        ax.set_xlabel(xlabel + (" (dashed: plain mass)" if key == "sd_mass" else ""))
         ax.set_ylabel("density")
     for resonance, m in PDG_MASS.items():
         axes[1, 0].axvline(m, color="grey", lw=0.6, ls=":")
@@ -342,8 +340,43 @@ def _plot_overview(
             m, axes[1, 0].get_ylim()[1] * 0.95, resonance, fontsize=7, rotation=90, va="top"
         )
     axes[0, 0].legend(fontsize=7, ncol=2)
+    simulation_label(axes[0, 0])
     fig.suptitle(title)
     fig.tight_layout()
+    return save_figure(fig, out_stem)
+
+
+def _plot_pairs(
+    pt: np.ndarray, labels: np.ndarray, jets: Mapping[str, np.ndarray], classes: Sequence[str],
+    variants: Sequence[str], rho: float, title: str, out_stem: Path,
+) -> list[Path]:
+    """Member-vs-member jet p_T (seaborn scatter; seed 001 Fig. 2) and, per class, p_T,
+    track and cell multiplicities of the first members (mplhep step histograms)."""
+    apply_style()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
+    sns.scatterplot(x=pt[:, 0], y=pt[:, 1], s=6, alpha=0.5, linewidth=0, ax=axes[0, 0],
+                    rasterized=True)
+    axes[0, 0].set_xlabel(rf"{variants[0]} jet $p_T$ [GeV]")
+    axes[0, 0].set_ylabel(rf"{variants[1]} jet $p_T$ [GeV]")
+    simulation_label(axes[0, 0], rlabel=rf"$\rho$ = {rho:.2f}")
+    for ax, key, xlabel in [
+        (axes[0, 1], "pt", r"jet $p_T$ [GeV]"),
+        (axes[1, 0], "n_tracks", "tracks per jet"),
+        (axes[1, 1], "n_cells", "cells per jet"),
+    ]:
+        if key not in jets:
+            continue
+        values = jets[key].reshape(-1, 2)[:, 0]
+        bins = np.histogram_bin_edges(values, bins=30)
+        for i, c in enumerate(classes):
+            sel = labels == i
+            if sel.any():
+                h, _ = np.histogram(values[sel], bins=bins, density=True)
+                hep.histplot(h, bins, ax=ax, histtype="step", label=c)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("normalised")
+        ax.legend()
+    fig.suptitle(title)
     return save_figure(fig, out_stem)
 
 
@@ -490,29 +523,9 @@ def validate_pairs(h5_path: str | os.PathLike[str], out_dir: str | os.PathLike[s
         "pt_correlation_err": rho_err, "members_identical": identical,
         "n_pairs_per_class": {c: int((labels == i).sum()) for i, c in enumerate(classes)},
     }  # fmt: skip
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
-    ax = axes[0, 0]
-    ax.scatter(pt[:, 0], pt[:, 1], s=4, alpha=0.5)
-    ax.set_xlabel(rf"{variants[0]} jet $p_T$ [GeV]")
-    ax.set_ylabel(rf"{variants[1]} jet $p_T$ [GeV]")
-    ax.set_title(rf"pair $p_T$ correlation $\rho$ = {rho:.2f}")
-    for ax, key, xlabel in [
-        (axes[0, 1], "pt", r"jet $p_T$ [GeV]"),
-        (axes[1, 0], "n_tracks", "tracks per jet"),
-        (axes[1, 1], "n_cells", "cells per jet"),
-    ]:
-        if key not in jets:
-            continue
-        values = jets[key].reshape(-1, 2)[:, 0]
-        for i, c in enumerate(classes):
-            sel = labels == i
-            if sel.any():
-                ax.hist(values[sel], bins=30, histtype="step", density=True, label=c)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("normalised")
-        ax.legend()
-    fig.suptitle(f"{attrs.get('dataset', '')}: {n} pairs")
-    result["figures"] = [os.fspath(p) for p in save_figure(fig, out / "overview")]
+    result["figures"] = [os.fspath(p) for p in _plot_pairs(
+        pt, labels, jets, classes, variants, rho, f"{attrs.get('dataset', '')}: {n} pairs",
+        out / "overview")]  # fmt: skip
     errors = []
     if identical:
         errors.append("the two members of the first pairs are identical: the fork did not re-hadronize")

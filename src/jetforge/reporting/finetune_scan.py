@@ -131,15 +131,13 @@ def write_table(
 
 def figure(rows: Sequence[dict[str, Any]], out_stem: str, title: str) -> None:
     """Test accuracy against the number of labelled jets, one panel per task, one line
-    per mode (MPM Figs. 3-5)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    per mode (MPM Figs. 3-5), bars = std over repeats; house style, "Simulation" label."""
     import matplotlib.pyplot as plt
 
-    from jetforge.reporting.figures import save_figure
+    from jetforge.reporting.style import apply_style, label, save_figure
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
+    apply_style()
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.8), squeeze=False)
     style = {"fixed": ("tab:green", "s", ":"), "floating": ("tab:blue", "o", "-"),
              "lora": ("tab:purple", "D", "-."), "supervised": ("tab:red", "^", "--")}  # fmt: skip
@@ -156,8 +154,8 @@ def figure(rows: Sequence[dict[str, Any]], out_stem: str, title: str) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("labelled training jets")
         ax.set_ylabel("test accuracy")
-        ax.set_title(task)
         ax.grid(alpha=0.3)
+        label(ax, rlabel=task)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
