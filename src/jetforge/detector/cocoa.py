@@ -178,38 +178,102 @@ class CocoaConfig:
         return np.concatenate([[0.0], np.cumsum([lay.depth_x0 for lay in self.layers])])
 
 
+#: The card's scalar keys: CocoaConfig field -> (key path, lower bound, bound excluded?).
+#: One loop (:func:`_scalars`) reads and checks them all; errors name the path and value.
+_SCALARS: dict[str, tuple[str, float, bool]] = {
+    "eta_max": ("acceptance.eta_max", 0, True),
+    "pt_min": ("acceptance.primary_pt_min", 0, False),
+    "bz": ("geometry.bz_tesla", 0, True),
+    "r_calo": ("geometry.calo_inner_radius_mm", 0, True),
+    "eta_barrel": ("geometry.barrel_eta_max", 0, True),
+    "threshold_sigma": ("noise.threshold_sigma", 0, False),
+    "min_deposit": ("shower.min_deposit", 0, False),
+    "window_sigmas": ("lateral.window_sigmas", 0, True),
+    "max_window": ("lateral.max_window", 0, False),
+    "trk_r_max": ("tracking.production_radius_max", 0, True),
+    "trk_z_max": ("tracking.production_z_max", 0, True),
+}
+#: Scalar groups read as tuples or dicts: (field, group path, keys, lower bound or None).
+_GROUPS: tuple[tuple[str, str, tuple[str, ...], float | None], ...] = (
+    ("em_resp", "response.em", ("stochastic", "constant"), 0),
+    ("had_resp", "response.hadron", ("stochastic", "constant", "h_over_e", "fem_e0", "fem_k"), 0),
+    ("em_shower", "shower.em", ("b", "c_electron", "critical_mev", "photon_conversion_x0"), None),
+    ("had_shower", "shower.hadron", ("first_interaction", "tmax_a", "tmax_b", "att_power"), 0),
+    ("d0_res", "tracking.impact_parameter.d0", ("a_mm", "b_mm_gev"), 0),
+    ("z0_res", "tracking.impact_parameter.z0", ("a_mm", "b_mm_gev"), 0),
+)
+_TUPLE_GROUPS = ("em_resp", "d0_res", "z0_res")
+
+
+def _node(card: Mapping[str, Any], path: str) -> Any:
+    """The mapping at dotted ``path`` (errors name the first missing key)."""
+    node: Any = card
+    where = ""
+    for part in path.split(".") if path else ():
+        node = _get(node, part, where)
+        where = f"{where}.{part}" if where else part
+    return node
+
+
+def _scalars(card: Mapping[str, Any]) -> dict[str, Any]:
+    """Every :data:`_SCALARS` and :data:`_GROUPS` value of the card, checked."""
+    out: dict[str, Any] = {}
+    for name, (path, lo, strict) in _SCALARS.items():
+        where, _, key = path.rpartition(".")
+        out[name] = _num(_node(card, where), key, where, lo, strict)
+    out["max_window"] = int(out["max_window"])
+    for name, path, keys, lo in _GROUPS:
+        node = _node(card, path)
+        values = {k: _num(node, k, path, lo) for k in keys}
+        out[name] = tuple(values.values()) if name in _TUPLE_GROUPS else values
+    em = out["em_shower"]
+    if em["b"] <= 0 or em["critical_mev"] <= 0 or em["photon_conversion_x0"] < 0:
+        raise CardError(
+            f"cocoa card: 'shower.em' needs b > 0, critical_mev > 0, "
+            f"photon_conversion_x0 >= 0, got {em}"
+        )
+    if out["eta_barrel"] >= out["eta_max"]:
+        raise CardError(
+            f"cocoa card: geometry.barrel_eta_max = {out['eta_barrel']} must be below "
+            f"acceptance.eta_max = {out['eta_max']}"
+        )
+    return out
+
+
 def parse_card(card: Mapping[str, Any]) -> CocoaConfig:
     """Validate a ``cocoa`` card; every error names the offending key and value."""
     if card.get("model") != "cocoa":
         raise CardError(f"cocoa card: 'model' must be 'cocoa', got {card.get('model')!r}")
-    acc = _get(card, "acceptance", "")
-    eta_max = _num(acc, "eta_max", "acceptance", 0, True)
-    pt_min = _num(acc, "primary_pt_min", "acceptance", 0)
+    _node(card, "acceptance")
     invisible = np.asarray(_get(card, "invisible_pids", ""), dtype=np.int64).ravel()
     ranges = np.asarray(card.get("invisible_pid_ranges", []), dtype=np.int64).reshape(-1, 2)
     if np.any(ranges[:, 0] > ranges[:, 1]):
         raise CardError(
             f"cocoa card: 'invisible_pid_ranges' need [lo, hi] with lo <= hi, got {ranges.tolist()}"
         )
+    scalars = _scalars(card)
+    layers = _layers(card, scalars["eta_max"], scalars["r_calo"])
+    return CocoaConfig(
+        **scalars,
+        invisible_pids=invisible,
+        invisible_ranges=ranges,
+        layers=layers,
+        n_cells_event=layers[-1].offset + layers[-1].n_cells ** 2,
+        upstream=_upstream(card),
+        lateral_sigma=_lateral_sigma(card),
+        muon_deposit=_array(_get(card, "muon", ""), "deposit", "muon", N_LAYERS),
+        **_tracking(card),
+    )
 
-    geo = _get(card, "geometry", "")
-    bz = _num(geo, "bz_tesla", "geometry", 0, True)
-    r_calo = _num(geo, "calo_inner_radius_mm", "geometry", 0, True)
-    eta_barrel = _num(geo, "barrel_eta_max", "geometry", 0, True)
-    gap = _num(geo, "layer_gap_mm", "geometry", 0)
-    if eta_barrel >= eta_max:
-        raise CardError(
-            f"cocoa card: geometry.barrel_eta_max = {eta_barrel} must be below "
-            f"acceptance.eta_max = {eta_max}"
-        )
 
-    mats = _get(card, "materials", "")
-    ecal_m, hcal_m = _get(mats, "ecal", "materials"), _get(mats, "hcal", "materials")
+def _layers(card: Mapping[str, Any], eta_max: float, r_calo: float) -> tuple[Layer, ...]:
+    """The six calorimeter layers with radii, depths (λ_I and X0) and cell-id offsets."""
+    gap = _num(_node(card, "geometry"), "layer_gap_mm", "geometry", 0)
+    ecal_m, hcal_m = _node(card, "materials.ecal"), _node(card, "materials.hcal")
     x0_ecal = _num(ecal_m, "x0_mm", "materials.ecal", 0, True)
     lam_ecal = _num(ecal_m, "lambda_mm", "materials.ecal", 0, True)
     lam_hcal = _num(hcal_m, "lambda_mm", "materials.hcal", 0, True)
     x0_hcal = _num(hcal_m, "x0_mm", "materials.hcal", 0, True)
-
     raw_layers = _get(card, "layers", "")
     if not isinstance(raw_layers, list) or len(raw_layers) != N_LAYERS:
         raise CardError(
@@ -217,13 +281,11 @@ def parse_card(card: Mapping[str, Any]) -> CocoaConfig:
             f"got {raw_layers!r}"
         )
     layers: list[Layer] = []
-    r = r_calo
-    offset = 0
+    r, offset = r_calo, 0
     for i, raw in enumerate(raw_layers):
         where = f"layers[{i}]"
         calo = _get(raw, "calorimeter", where)
-        expected = "ecal" if i < 3 else "hcal"
-        if calo != expected:
+        if calo != ("ecal" if i < 3 else "hcal"):
             raise CardError(
                 f"cocoa card: '{where}.calorimeter' = {calo!r}; layers 0-2 must be 'ecal', "
                 "3-5 'hcal'"
@@ -233,8 +295,6 @@ def parse_card(card: Mapping[str, Any]) -> CocoaConfig:
         if i == 3:
             r += gap
         thick = depth * (x0_ecal if calo == "ecal" else lam_hcal)
-        depth_lambda = depth * x0_ecal / lam_ecal if calo == "ecal" else depth
-        depth_x0 = depth if calo == "ecal" else depth * lam_hcal / x0_hcal
         layers.append(
             Layer(
                 name=str(raw.get("name", f"L{i}")),
@@ -243,20 +303,22 @@ def parse_card(card: Mapping[str, Any]) -> CocoaConfig:
                 deta=2.0 * eta_max / n,
                 dphi=2.0 * np.pi / n,
                 noise=_num(raw, "noise_mev", where, 0) / 1000.0,
-                depth_lambda=depth_lambda,
-                depth_x0=depth_x0,
+                depth_lambda=depth * x0_ecal / lam_ecal if calo == "ecal" else depth,
+                depth_x0=depth if calo == "ecal" else depth * lam_hcal / x0_hcal,
                 r_mid=r + 0.5 * thick,
                 offset=offset,
             )
         )
         r += thick
         offset += n * n
+    return tuple(layers)
 
-    noise = _get(card, "noise", "")
-    up = _get(card, "upstream", "")
+
+def _upstream(card: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Beta-distribution (mean, sigma) of the upstream energy loss per particle class."""
     upstream = {}
     for cls in ("em", "hadron"):
-        u = _get(up, cls, "upstream")
+        u = _node(card, f"upstream.{cls}")
         m, s = _num(u, "mean", f"upstream.{cls}", 0), _num(u, "sigma", f"upstream.{cls}", 0)
         if not (0 <= m < 1) or (s > 0 and s * s >= m * (1 - m)):
             raise CardError(
@@ -264,43 +326,25 @@ def parse_card(card: Mapping[str, Any]) -> CocoaConfig:
                 "sigma^2 < mean (1 - mean) for a Beta distribution"
             )
         upstream[cls] = (m, s)
-    resp = _get(card, "response", "")
-    em_r = _get(resp, "em", "response")
-    had_r = _get(resp, "hadron", "response")
-    had = {
-        k: _num(had_r, k, "response.hadron", 0)
-        for k in ("stochastic", "constant", "h_over_e", "fem_e0", "fem_k")
-    }
-    sh = _get(card, "shower", "")
-    em_s = {
-        k: _num(_get(sh, "em", "shower"), k, "shower.em")
-        for k in ("b", "c_electron", "critical_mev", "photon_conversion_x0")
-    }
-    had_s = {
-        k: _num(_get(sh, "hadron", "shower"), k, "shower.hadron", 0)
-        for k in ("first_interaction", "tmax_a", "tmax_b", "att_power")
-    }
-    if em_s["b"] <= 0 or em_s["critical_mev"] <= 0 or em_s["photon_conversion_x0"] < 0:
-        raise CardError(
-            f"cocoa card: 'shower.em' needs b > 0, critical_mev > 0, "
-            f"photon_conversion_x0 >= 0, got {em_s}"
-        )
+    return upstream
 
-    lat = _get(card, "lateral", "")
-    sig = _get(lat, "sigma_mm", "lateral")
+
+def _lateral_sigma(card: Mapping[str, Any]) -> np.ndarray:
+    """Lateral shower widths [3 classes, N_LAYERS] in mm (one value per calorimeter)."""
     lateral = np.zeros((3, N_LAYERS))
     for c, cls in enumerate(_CLASS_NAMES):
-        per = _get(sig, cls, "lateral.sigma_mm")
+        per = _node(card, f"lateral.sigma_mm.{cls}")
         e_sig = _num(per, "ecal", f"lateral.sigma_mm.{cls}", 0, True)
         h_sig = _num(per, "hcal", f"lateral.sigma_mm.{cls}", 0, True)
         lateral[c] = [e_sig] * 3 + [h_sig] * 3
+    return lateral
 
-    trk = _get(card, "tracking", "")
-    eff = _get(trk, "efficiency", "tracking")
-    eff_pt, eff_v = (
-        _array(eff, "pt_min", "tracking.efficiency"),
-        _array(eff, "values", "tracking.efficiency"),
-    )
+
+def _tracking(card: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The tracking tables (efficiency, p_T and angle resolution), checked for shape and order."""
+    eff = _node(card, "tracking.efficiency")
+    eff_pt = _array(eff, "pt_min", "tracking.efficiency")
+    eff_v = _array(eff, "values", "tracking.efficiency")
     if (
         eff_pt.size != eff_v.size
         or np.any(np.diff(eff_pt) <= 0)
@@ -308,70 +352,31 @@ def parse_card(card: Mapping[str, Any]) -> CocoaConfig:
     ):
         raise CardError(
             "cocoa card: 'tracking.efficiency' needs increasing pt_min and values in [0, 1] "
-            "of equal length, "
-            f"got {eff_pt.tolist()} / {eff_v.tolist()}"
+            f"of equal length, got {eff_pt.tolist()} / {eff_v.tolist()}"
         )
-    res = _get(trk, "pt_resolution", "tracking")
+    res = _node(card, "tracking.pt_resolution")
     edges = _array(res, "abs_eta_edges", "tracking.pt_resolution")
     if edges.size < 2 or np.any(np.diff(edges) <= 0):
         raise CardError(
             "cocoa card: 'tracking.pt_resolution.abs_eta_edges' must increase, "
             f"got {edges.tolist()}"
         )
-    ang = _get(trk, "angle_resolution", "tracking")
-    ang_pt, ang_sig = (
-        _array(ang, "pt_min", "tracking.angle_resolution"),
-        _array(ang, "sigma", "tracking.angle_resolution"),
-    )
+    ang = _node(card, "tracking.angle_resolution")
+    ang_pt = _array(ang, "pt_min", "tracking.angle_resolution")
+    ang_sig = _array(ang, "sigma", "tracking.angle_resolution")
     if ang_pt.size != ang_sig.size or np.any(np.diff(ang_pt) <= 0):
         raise CardError(
             "cocoa card: 'tracking.angle_resolution' needs increasing pt_min and one sigma per bin"
         )
-    ip = _get(trk, "impact_parameter", "tracking")
-    d0 = _get(ip, "d0", "tracking.impact_parameter")
-    z0 = _get(ip, "z0", "tracking.impact_parameter")
-    return CocoaConfig(
-        eta_max=eta_max,
-        pt_min=pt_min,
-        invisible_pids=invisible,
-        invisible_ranges=ranges,
-        bz=bz,
-        r_calo=r_calo,
-        eta_barrel=eta_barrel,
-        layers=tuple(layers),
-        n_cells_event=offset,
-        threshold_sigma=_num(noise, "threshold_sigma", "noise", 0),
-        upstream=upstream,
-        em_resp=(
-            _num(em_r, "stochastic", "response.em", 0),
-            _num(em_r, "constant", "response.em", 0),
-        ),
-        had_resp=had,
-        em_shower=em_s,
-        had_shower=had_s,
-        min_deposit=_num(sh, "min_deposit", "shower", 0),
-        lateral_sigma=lateral,
-        window_sigmas=_num(lat, "window_sigmas", "lateral", 0, True),
-        max_window=int(_num(lat, "max_window", "lateral", 0)),
-        muon_deposit=_array(_get(card, "muon", ""), "deposit", "muon", N_LAYERS),
-        trk_r_max=_num(trk, "production_radius_max", "tracking", 0, True),
-        trk_z_max=_num(trk, "production_z_max", "tracking", 0, True),
-        eff_pt=eff_pt,
-        eff_values=eff_v,
-        res_eta_edges=edges,
-        res_a=_array(res, "a", "tracking.pt_resolution", edges.size - 1),
-        res_b=_array(res, "b", "tracking.pt_resolution", edges.size - 1),
-        ang_pt=ang_pt,
-        ang_sigma=ang_sig,
-        d0_res=(
-            _num(d0, "a_mm", "tracking.impact_parameter.d0", 0),
-            _num(d0, "b_mm_gev", "tracking.impact_parameter.d0", 0),
-        ),
-        z0_res=(
-            _num(z0, "a_mm", "tracking.impact_parameter.z0", 0),
-            _num(z0, "b_mm_gev", "tracking.impact_parameter.z0", 0),
-        ),
-    )
+    return {
+        "eff_pt": eff_pt,
+        "eff_values": eff_v,
+        "res_eta_edges": edges,
+        "res_a": _array(res, "a", "tracking.pt_resolution", edges.size - 1),
+        "res_b": _array(res, "b", "tracking.pt_resolution", edges.size - 1),
+        "ang_pt": ang_pt,
+        "ang_sigma": ang_sig,
+    }
 
 
 # --------------------------------------------------------------------------------------
