@@ -40,6 +40,9 @@ synthetic file with the current layout (:func:`jetforge.io.h5.write_jet_dataset`
 uncompressed, 256-row chunks; ``--pairs`` pairs x 5 variants x 100 particles x 15
 features), large enough for several prefetch buffers per epoch. Multiplicities are drawn
 from the real file's when present. Writes ``summary.json`` into ``--out``.
+
+``bench/loader_torch.py`` compares this loader with torch's DataLoader over the same rows
+(same batches, jets/s, mid-epoch resumption); its helpers come from here.
 """
 
 from __future__ import annotations

@@ -24,6 +24,34 @@ is decided in the main process before any read, and both paths produce their arr
 the same function (:func:`~jetforge.training.h5loader.read_segments`), so batches are
 identical whatever the number of workers.
 
+**Why not torch's DataLoader** (measured 2026-12, ``bench/loader_torch.py --pairs 3000``,
+batch 256, buffers of 4 blocks; 2 shared cores, load average 4-5, so absolute numbers
+are low and noisy, the ratios are the point). A DataLoader over the same rows in the same
+batch order (a sampler replaying this module's block-shuffle plan) reached, in jets/s:
+
+====================  ========  =================  ===============
+sampler, workers      ours      DataLoader, batch  DataLoader, row
+====================  ========  =================  ===============
+JetSampler, 0         152k      27k (18 %)         1.7k (1 %)
+JetSampler, 2          74k      18k (24 %)         1.6k (2 %)
+PairSampler, 0         45k      12k (25 %)         1.5k (3 %)
+PairSampler, 2         60k      16k (27 %)         1.4k (2 %)
+====================  ========  =================  ===============
+
+("batch": one ``__getitem__`` per batch, read with :func:`read_inputs`; "row": one per
+jet, default collation.) The DataLoader can resume bit-exactly mid-epoch (a sampler that
+starts at ``start_batch``; checked tensor for tensor against ``epoch(e, start_batch)``)
+-- but only when given its own ``generator``: otherwise creating its iterator draws from
+the global torch RNG, which the engine checkpoints and jBOT's augmentations use, so an
+iterator created mid-epoch at resumption would shift every later draw. It loses the
+throughput because its unit of work is a batch (or a jet): the random rows of one batch
+cost many small HDF5 reads, where this loader reads a whole buffer of consecutive blocks
+once and cuts all its batches from memory. A Dataset indexed by buffer would recover
+that, but then the DataLoader only contributes the worker processes, which
+:mod:`~jetforge.training.h5loader` provides without fork, without re-importing torch and
+without copying batches through a pipe. Decision rule (switch at >= 90 % of the
+throughput with bit-exact resume): not met, so we keep this loader.
+
 **Inputs.** What a batch carries per jet is set by the backbone, not by the sampler: a
 backbone's ``inputs`` (:func:`jetforge.models.registry.backbone_inputs`) names the
 datasets it takes, each a (values, mask) pair of :data:`INPUT_DATASETS` -- by default
