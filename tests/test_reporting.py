@@ -164,6 +164,9 @@ def test_rejection_table_gaussian_and_perfect(tmp_path):
     md = (tmp_path / "rej.md").read_text()
     assert md.startswith("## Higgs vs QCD") and "Fine-tuned (n=2000, floating, all)" in md
     assert "1325 ± 31" in md and "±" in md.split("\n")[4]
+    tex = (tmp_path / "rej.tex").read_text()  # the .tex rides next to the .csv
+    assert r"\caption{Higgs vs QCD}" in tex and r"\begin{tabular}" in tex
+    assert r"\end{tabular}" in tex and r"\toprule" in tex and r"1325 $\pm$ 31" in tex
 
 
 def test_rejection_table_without_reference(tmp_path):
@@ -285,7 +288,24 @@ def _write_embeddings(path: Path, n_pairs: int = 120, d: int = 6) -> Path:
     return path
 
 
-def test_figures_are_written(tmp_path):
+@pytest.fixture
+def figure_texts(monkeypatch):
+    """Record every saved figure's strings, to check each carries the "Simulation" label."""
+    from jetforge.reporting import figures, style
+
+    seen: dict[str, list[str]] = {}
+    original = style.save_figure
+
+    def recording(fig, out_stem):
+        seen[Path(str(out_stem)).name] = list(style.figure_texts(fig))
+        return original(fig, out_stem)
+
+    monkeypatch.setattr(figures, "save_figure", recording)
+    monkeypatch.setattr(style, "save_figure", recording)
+    return seen
+
+
+def test_figures_are_written(tmp_path, figure_texts):
     from jetforge.reporting import figures
 
     preds = [write_predictions(tmp_path / f"p{i}.h5", mu=1.5 + 0.2 * i, n=1500, seed=i,
@@ -308,6 +328,25 @@ def test_figures_are_written(tmp_path):
     figures.score_ratio_figure(preds, out / "score.ratio")
     for stem in ("roc", "history", "tsne", "corner", "score.ratio"):
         _assert_figure(out / stem)
+        # drawn by the figure function itself (not added by save_figure's fallback)
+        assert "Simulation" in figure_texts[stem], stem
+        assert not any(t in " ".join(figure_texts[stem]) for t in ("CMS", "ATLAS"))
+
+
+def test_finetune_figure_and_fallback_label(tmp_path, figure_texts):
+    import matplotlib.pyplot as plt
+
+    from jetforge.reporting import finetune_scan, style
+
+    rows = [{"task": "top", "mode": m, "n_train": n, "accuracy": a, "accuracy_std": 0.01}
+            for m, a0 in (("floating", 0.8), ("supervised", 0.7)) for n, a in ((10, a0),
+                                                                               (100, a0 + 0.1))]
+    finetune_scan.figure(rows, str(tmp_path / "scan"), "fine-tuning scan")
+    assert "Simulation" in figure_texts["scan"]
+    fig, ax = plt.subplots()  # a figure drawn elsewhere gets the label when saved
+    ax.plot([0, 1], [0, 1])
+    style.save_figure(fig, tmp_path / "plain")
+    assert "Simulation" not in figure_texts["plain"] and style.has_label(fig)
 
 
 def test_roc_curve_agrees_with_rejection_at(tmp_path):
