@@ -1,6 +1,6 @@
 """Anomaly scores on frozen jet representations, one module for every paper.
 
-* **Cosine-loss autoencoder** (Rieck et al., seed 001, §5.5, Fig. 9): an MLP autoencoder
+* **Cosine-loss autoencoder** (Rieck et al., §5.5, Fig. 9): an MLP autoencoder
   on the frozen backbone representation x, encoder 128 -> 64 -> 32 -> 24 -> 20 (the
   "5 layers with 128, 64, 32 and 24 nodes ... a central layer of 20 nodes") and a
   mirrored decoder, trained on Standard-Model jets only with ``L = 1 - cos(x, z)``
@@ -9,7 +9,7 @@
   standardised with the SM training set's per-dimension mean and standard deviation
   (our choice; the paper is silent): the pooled, LayerNorm-ed x shares a large common
   direction across jets, which would make a cosine reconstruction almost trivial.
-* **Embedding-distance scores** of jBOT (seed 000, §4.5, eqs. (5)-(8)), with the
+* **Embedding-distance scores** of jBOT (Tsoi & Rankin, §4.5, eqs. (5)-(8)), with the
   reference set R = SM embeddings, ℓ2-normalised first (jBOT: "z(x) ... is
   ℓ2-normalized"; ``normalise=False`` keeps raw vectors): ``knn`` (mean Euclidean
   distance to the k = 30 nearest references), ``cosine_knn`` (eq. (6),

@@ -151,7 +151,7 @@ def embed_rows(
     """Embeddings ``z`` float32 ``[len(rows), D]`` of ``rows`` (any order, row i of z is
     ``rows[i]``) by a saved backbone (``model.pt``, :func:`load_backbone`) or a module.
 
-    ``represent``: the backbone's pooled pre-head features (e.g. x of seed 001 §5.5)
+    ``represent``: the backbone's pooled pre-head features (e.g. x of Rieck et al. §5.5)
     instead of its output; see :func:`embed_views`.
     """
     view = "pooled" if represent else "output"

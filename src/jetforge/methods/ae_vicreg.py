@@ -1,4 +1,4 @@
-"""Autoencoder pre-training with VICReg-style anti-collapse terms (Rieck et al., seed 001,
+"""Autoencoder pre-training with VICReg-style anti-collapse terms (Rieck et al.,
 §5.4, Fig. 7).
 
 What is reconstructed: Fig. 7 — "The representation x is compressed to obtain another

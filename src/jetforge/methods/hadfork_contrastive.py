@@ -1,4 +1,4 @@
-"""Contrastive pre-training on hadronization-fork pairs (Rieck et al., seed 001, §4, eq. (1)).
+"""Contrastive pre-training on hadronization-fork pairs (Rieck et al., §4, eq. (1)).
 
 The positive pair is the two hadronizations (``fork_a``, ``fork_b``) of one parton
 shower, each with its own detector response (§3, Fig. 1); every other jet of the batch

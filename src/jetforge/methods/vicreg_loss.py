@@ -1,6 +1,6 @@
 """Variance and covariance regularisers of VICReg (Bardes, Ponce, LeCun, arXiv:2105.04906).
 
-Used by the autoencoder of Rieck et al. (seed 001, §5.4): "a variance and covariance term
+Used by the autoencoder of Rieck et al. (§5.4): "a variance and covariance term
 depending on the autoencoder output are added to the loss function to avoid a collapse of
 the network that would result only in trivial representations". Definitions (VICReg
 eqs. (1), (3), (4)) for a batch ``z`` ``[n, d]``:

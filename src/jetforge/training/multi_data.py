@@ -1,4 +1,4 @@
-"""Tracks + calorimeter cells: fork-pair batches, sampler and diagnostics (seed 001, §3-§4).
+"""Tracks + calorimeter cells: fork-pair batches, sampler and diagnostics (Rieck et al., §3-§4).
 
 The hadronization-fork dataset (Rieck et al. §3) is data contract 4 with V = 2 variants
 (``fork_a``, ``fork_b``; row ``2*pair + v``) where ``particles``/``mask`` hold the
