@@ -2,8 +2,9 @@
 
 Rieck et al. ("Self-Supervised Learning Strategies for Jet Physics", §4, §6) fine-tune
 their pre-trained transformer "by means of low-rank adaption" with rank 1: the
-backbone's weights stay frozen and every linear layer's weight becomes ``W0 + (alpha / r) B A`` with ``A`` [r, in] and ``B`` [out, r],
-~1 % of the parameters trained. ``B`` starts at zero, so training starts exactly from
+backbone's weights stay frozen and every linear layer's weight becomes
+``W0 + (alpha / r) B A`` with ``A`` [r, in] and ``B`` [out, r], ~1 % of the parameters
+trained. ``B`` starts at zero, so training starts exactly from
 the pre-trained function.
 
 Why a parametrization (``torch.nn.utils.parametrize``) and not a wrapper module: some
