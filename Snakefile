@@ -16,7 +16,7 @@ include: "workflow/rules/generation.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/reporting.smk"
-include: "workflow/rules/ssl.smk"
+
 
 
 rule all:

@@ -22,7 +22,14 @@ def test_default_config_is_valid(default_config):
         (lambda c: c["datasets"]["rs3l"]["hard_cuts"].update(pt_min=700.0), r"pt_min=700.0 must be below pt_max=600.0"),
         (lambda c: c["datasets"]["rs3l"].__setitem__("detector", "nodetector"), r"datasets\.rs3l\.detector"),
         (lambda c: c["experiments"]["rs3l"]["pretrain"]["augsets"].update(bad=["fsr_sideways"]), r"'fsr_sideways' is not an augmentation"),
-        (lambda c: c["experiments"]["rs3l"]["finetune"]["setups"]["hbb_vs_qcd"].append({"mode": "frozen", "augset": "all", "n_train": 5}), r"value 'frozen' is not allowed"),
+        (lambda c: c["experiments"]["rs3l"]["finetune"]["tasks"]["hbb_vs_qcd"]["grid"].append({"modes": ["frozen"]}), r"value 'frozen' is not allowed"),
+        (lambda c: c["experiments"]["rs3l"]["finetune"]["tasks"]["hbb_vs_qcd"]["grid"].append({"augsets": ["seed_only"]}),
+         r"tasks\.hbb_vs_qcd: augset 'seed_only' is not one of pretrain\.augsets \['all'\]"),
+        (lambda c: c["experiments"]["rs3l"]["tables"]["table2"].__setitem__("task", "zqq"), r"tables\.table2\.task: 'zqq' is not a fine-tuning task"),
+        (lambda c: c["experiments"]["rs3l"]["tables"]["table2"].pop("efficiencies"), r"tables\.table2\.efficiencies: a rejection table needs"),
+        (lambda c: c["experiments"]["jbot"]["pretrain"].__setitem__("method", "byol"), r"pretrain\.method: value 'byol' is not allowed: 'byol' is not one of \['ae_vicreg'"),
+        (lambda c: c["experiments"]["jbot"]["backbone"].__setitem__("name", "resnet"), r"backbone\.name: value 'resnet' is not allowed"),
+        (lambda c: c["experiments"]["jbot"].__setitem__("pretrain_from", "mpm"), r"experiments\.jbot\.backbone: differs from experiments\.mpm\.backbone"),
         (lambda c: c.__setitem__("device", "tpu"), r"config key device: value 'tpu'"),
         (lambda c: c["experiments"]["jbot"]["finetune"]["tasks"]["five_class"]["classes"].append("zprime"),
          r"experiments\.jbot\.finetune\.tasks\.five_class: 'zprime' is not a process of dataset 'jetnet'"),
@@ -47,14 +54,14 @@ def test_bad_values_are_named(default_config, mutate, expected):
 def test_transfer_tasks_read_converted_files(default_config):
     """A task on another dataset in another feature set reads its conversion into the
     backbone's inputs; a task on the experiment's own dataset reads the split itself."""
-    from jetforge.workflow.targets import ssl_task_files
+    from jetforge.workflow.targets import task_files
 
     cfg = copy.deepcopy(default_config)
-    assert ssl_task_files(cfg, "jpjepa", "top") == {
+    assert task_files(cfg, "jpjepa", "top") == {
         "train": "results/datasets/toptag/as_part17/n128/train.h5",
         "test": "results/datasets/toptag/as_part17/n128/test.h5",
     }
-    assert ssl_task_files(cfg, "jbot", "five_class") == {
+    assert task_files(cfg, "jbot", "five_class") == {
         "train": "results/datasets/jetnet/val.h5", "test": "results/datasets/jetnet/test.h5",
     }
 
@@ -77,15 +84,10 @@ def _paper_files(name: str) -> list[Path]:
 
 
 def _merged(name: str) -> dict:
-    """The config Snakemake builds from config/config.yaml + the paper file(s)."""
-    import yaml
-    from snakemake.utils import update_config
+    """The config the workflow composes from config/config.yaml + the paper file(s)."""
+    from jetforge.config import compose_config
 
-    files = _paper_files(name)
-    config = yaml.safe_load(files[0].read_text())
-    for f in files[1:]:
-        update_config(config, yaml.safe_load(f.read_text()))
-    return config
+    return compose_config(_paper_files(name))
 
 
 def test_paper_configs_exist():
@@ -99,68 +101,76 @@ def test_paper_config_is_valid(name):
     validate_config(_merged(name))
 
 
+def test_overlay_merges_settings_and_replaces_sets():
+    """A later file states only what it changes; but the entries of a set (tasks, augsets,
+    tables, chunk counts per process) it names replace the earlier set whole, so a default
+    demo task never survives into a paper run."""
+    from jetforge.config import overlay
+
+    base = {"experiments": {"e": {"finetune": {"lr": 1.0, "epochs": 5,
+                                               "tasks": {"demo": {"classes": ["a", "b"]}}}}},
+            "datasets": {"d": {"chunks": {"train": {"a": 1, "b": 2}}, "n_particles": 30}}}  # fmt: skip
+    over = {"experiments": {"e": {"finetune": {"lr": 2.0, "tasks": {"paper": {"classes": ["c", "d"]}}}}},
+            "datasets": {"d": {"chunks": {"train": {"c": 5}}}}}  # fmt: skip
+    got = overlay(base, over)
+    assert got["experiments"]["e"]["finetune"] == {
+        "lr": 2.0, "epochs": 5, "tasks": {"paper": {"classes": ["c", "d"]}}}
+    assert got["datasets"]["d"] == {"chunks": {"train": {"c": 5}}, "n_particles": 30}
+    assert base["experiments"]["e"]["finetune"]["lr"] == 1.0  # inputs untouched
+
+
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
-def test_paper_config_leaves_no_stale_default_key(name, default_config):
-    """An SSL experiment a paper config reuses by name (jbot, mpm, jpjepa, hadfork, ...) is
-    merged key by key over the default's CPU-sized block: every default key must be
-    restated, or a default value (a task, a dropout, a demo batch size) would survive into
-    the paper run. The merged block must equal the paper file's block."""
+def test_paper_config_sets_are_the_paper_files(name):
+    """Every task, augset and table set a paper file names is exactly the file's."""
     import yaml
 
     paper = yaml.safe_load((REPO / "config" / "paper" / name).read_text())
     merged = _merged(name)
     for exp, block in paper.get("experiments", {}).items():
-        default = default_config["experiments"].get(exp)
-        if default is None or default.get("kind") != "ssl":
-            continue  # a new name, or the RS3L experiment (its paper file overrides sizes only)
         got = merged["experiments"][exp]
-        assert got == block, (
-            f"{name}: experiments.{exp} keeps default keys the paper file does not restate "
-            f"under {sorted(k for k in got if got[k] != block.get(k))}"
-        )
+        if (block.get("finetune") or {}).get("tasks"):
+            assert got["finetune"]["tasks"] == block["finetune"]["tasks"], exp
+        if block.get("pretrain", {}).get("augsets"):
+            assert got["pretrain"]["augsets"] == block["pretrain"]["augsets"], exp
+        if block.get("tables"):
+            assert got["tables"] == block["tables"], exp
 
 
-@pytest.mark.parametrize("name", ["config.yaml", *PAPER_CONFIGS])
-def test_experiments_sharing_a_pretraining_agree_on_it(name, default_config):
-    """SSL experiments with the same (method, backbone id, dataset) share one pre-training
-    directory, trained with the first one's config: they must not differ in anything the
-    pre-training reads (else the later ones silently get another pre-training)."""
-    from jetforge.workflow.ssl import splits
-    from jetforge.workflow.targets import is_ssl, ssl_key
+def test_schema_enums_are_the_registries():
+    """Methods, backbones, dataset kinds and feature sets are listed once, in their
+    registries; the schema takes its enums from there."""
+    from jetforge.config import load_schema
+    from jetforge.datasets import BUILDERS
+    from jetforge.jets.featuresets import FEATURE_SETS
+    from jetforge.methods import METHODS
+    from jetforge.models import BACKBONES
 
-    config = default_config if name == "config.yaml" else _merged(name)
-    seen: dict[tuple, tuple[str, tuple]] = {}
-    for exp_name, exp in config["experiments"].items():
-        if not is_ssl(exp):
-            continue
-        key = tuple(ssl_key(exp).values())
-        what = (exp["backbone"], exp["pretrain"], exp.get("tokenizer"), splits(exp)["pretrain"])
-        if key in seen:
-            first, first_what = seen[key]
-            assert what == first_what, (
-                f"{name}: experiments {first} and {exp_name} share the pre-training {key} but "
-                "differ in backbone / pretrain / tokenizer / pre-training split; give one a "
-                "backbone `id`"
-            )
-        else:
-            seen[key] = (exp_name, what)
+    schema = load_schema()
+    exp = schema["$defs"]["experiment"]["properties"]
+    assert exp["pretrain"]["properties"]["method"]["enum"] == sorted(METHODS)
+    assert exp["backbone"]["properties"]["name"]["enum"] == sorted(BACKBONES)
+    assert schema["$defs"]["dataset"]["properties"]["kind"]["enum"] == sorted(BUILDERS)
+    feats = schema["$defs"]["single_dataset"]["properties"]["features"]["enum"]
+    assert feats == sorted(FEATURE_SETS)
+    assert "'x-registry':" not in str(schema)
 
 
-def test_null_finetune_drops_the_default_tasks():
-    """config/paper/jpjepa.yaml sets `jpjepa.finetune: null`: the default's demo tasks
-    (top, qg at n_train 100 / 250) must not run at paper scale; the paper's fine-tunings are
-    their own experiments sharing its pre-training."""
-    from jetforge.workflow.targets import all_targets, ssl_finetune_runs, ssl_models
+def test_pretrain_from_shares_the_owners_pretrainings():
+    """config/paper/jpjepa.yaml: `jpjepa.finetune: null` drops the default's demo tasks; the
+    paper's fine-tunings are their own experiments reusing its pre-trainings
+    (`pretrain_from: jpjepa`)."""
+    from jetforge.workflow.targets import all_targets, finetune_predictions, pretrained_models
 
     config = _merged("jpjepa.yaml")
     assert config["experiments"]["jpjepa"]["finetune"] is None
-    assert ssl_finetune_runs(config, "jpjepa") == []
+    assert finetune_predictions(config, "jpjepa") == []
     targets = all_targets(config)
     assert "results/tables/jpjepa/finetune.md" not in targets
     assert "results/tables/jpjepa/probes.md" in targets
     for exp in ("jpjepa_jetclass", "jpjepa_top", "jpjepa_qg"):
         assert f"results/tables/{exp}/finetune.md" in targets
-        assert ssl_models(config, exp) == ssl_models(config, "jpjepa")
+        assert pretrained_models(config, exp) == pretrained_models(config, "jpjepa")
+        assert pretrained_models(config, exp)[0].startswith("results/pretrain/jpjepa/")
 
 
 @pytest.mark.parametrize("name", PAPER_CONFIGS)

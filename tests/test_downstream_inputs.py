@@ -176,7 +176,7 @@ def test_probe_embeddings_use_tracks_and_cells_and_ignore_padding(
 def test_probe_table_on_a_hadfork_model(files: dict[str, Path], tmp_path: Path) -> None:
     """The workflow's probe step (k-NN + linear on frozen y, vs a random init) runs on a
     pre-trained tracks + cells backbone."""
-    from jetforge.workflow.ssl import probe_table
+    from jetforge.evaluation.probe_table import probe_table
 
     run_pretrain(str(files["train"]), str(tmp_path / "pre"), EXP, None, 0, 3, "cpu")
     exp = {**EXP, "dataset": "hadfork_test", "probe": {"k": 5, "n_jets": 100}}
@@ -350,17 +350,46 @@ def test_eval_chunk_caps_attention_heavy_backbones():
     assert eval_chunk(Classifier(Heavy(), frozen=False, n_out=1), 1024) == 32
 
 
-def test_backbone_id_names_a_directory_not_a_constructor_argument():
-    from jetforge.models.registry import backbone_config, build_backbone
+def test_backbones_declare_their_data_preprocessing(files, monkeypatch):
+    """A backbone says what it needs from the data (``config_for_data``) and fits what it
+    must on the training jets (``fit_preprocessing``); ``build_backbone_for`` knows no
+    backbone class. A toy backbone registered under a new name is built the same way."""
+    from torch import nn
 
-    cfg = backbone_config({"name": "vit", "size": "S", "id": "vit_top"}, in_dim=4)
-    assert "id" not in cfg
-    build_backbone(cfg)
+    from jetforge.models import BACKBONES
+    from jetforge.models.registry import build_backbone_for
+
+    calls: dict[str, object] = {}
+
+    class Toy(nn.Module):
+        inputs = ("particles", "cells")
+
+        def __init__(self, width: int, n_cells_features: int) -> None:
+            super().__init__()
+            self.lin = nn.Linear(width, n_cells_features)
+
+        @classmethod
+        def config_for_data(cls, cfg, h5_path):
+            from jetforge.training.data import CellsInfo
+
+            return {**cfg, "n_cells_features": CellsInfo.read(h5_path).n_features}
+
+        def fit_preprocessing(self, h5_path, rows, norm_jets):
+            calls["fit"] = (h5_path, None if rows is None else len(rows), norm_jets)
+
+    monkeypatch.setitem(BACKBONES, "toy", Toy)
+    net, cfg = build_backbone_for({"name": "toy", "width": 3}, str(files["train"]), None, 7)
+    assert cfg == {"name": "toy", "width": 3, "n_cells_features": 4}
+    assert isinstance(net, Toy) and calls["fit"] == (str(files["train"]), None, 7)
+    # the tracks + cells transformer sizes its two inputs from the file and fits its
+    # normalisation; particle-only backbones get in_dim
+    ct, ct_cfg = build_backbone_for({"name": "cells_tracks", **SMALL}, str(files["train"]))
+    assert (ct_cfg["track_dim"], ct_cfg["cell_dim"]) == (5, 4) and "in_dim" not in ct_cfg
 
 
 def test_random_probe_baseline_takes_input_preprocessing_not_batchnorm_statistics():
     from jetforge.models.registry import build_backbone
-    from jetforge.workflow.ssl import input_preprocessing
+    from jetforge.evaluation.probe_table import input_preprocessing
 
     vit = build_backbone({"name": "vit", "size": "S", "in_dim": 4,
                           "input_shift": [1.0, 2.0, 3.0, 4.0], "input_scale": [1.0] * 4})  # fmt: skip

@@ -25,10 +25,43 @@ def _path(parts) -> str:
     return ".".join(str(p) for p in parts) or "<top level>"
 
 
+def _registry_names(name: str) -> list[str]:
+    """Names of one registry, without importing what they name (torch, generators)."""
+    if name == "methods":
+        from jetforge.methods import METHODS as reg
+    elif name == "backbones":
+        from jetforge.models import BACKBONES as reg
+    elif name == "dataset_kinds":
+        from jetforge.datasets import BUILDERS as reg
+    elif name == "feature_sets":
+        from jetforge.jets.featuresets import FEATURE_SETS as reg
+    else:
+        raise KeyError(f"schema names unknown registry {name!r}")
+    return sorted(reg)
+
+
+def _fill_registry_enums(node: Any) -> Any:
+    """Replace every ``{x-registry: NAME}`` of the schema by the registry's names as an
+    enum: the registries are the one list of methods, backbones, dataset kinds and feature
+    sets, so adding one never touches the schema."""
+    if isinstance(node, dict):
+        out = {k: _fill_registry_enums(v) for k, v in node.items() if k != "x-registry"}
+        if "x-registry" in node:
+            out["enum"] = _registry_names(node["x-registry"])
+        return out
+    if isinstance(node, list):
+        return [_fill_registry_enums(v) for v in node]
+    return node
+
+
+def load_schema(schema_path: str | os.PathLike[str] = SCHEMA_PATH) -> dict[str, Any]:
+    return _fill_registry_enums(yaml.safe_load(Path(schema_path).read_text()))
+
+
 def schema_errors(config: dict[str, Any], schema_path: str | os.PathLike[str] = SCHEMA_PATH) -> list[str]:
     import jsonschema
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     out = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
@@ -90,55 +123,78 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
             except (KeyError, FileNotFoundError) as exc:
                 errs.append(f"config key {key}.detector: {exc}")
     for name, exp in config.get("experiments", {}).items():
-        key = f"experiments.{name}"
-        ds = config.get("datasets", {}).get(exp.get("dataset"))
-        if ds is None:
-            errs.append(
-                f"config key {key}.dataset: {exp.get('dataset')!r} is not a dataset; defined: "
-                f"{sorted(config.get('datasets', {}))}"
-            )
-            continue
-        if exp.get("kind") == "ssl":
-            from jetforge.workflow.ssl import splits
-
-            for role, split in splits(exp).items():
-                if split not in ds.get("chunks", {}):
-                    errs.append(
-                        f"config key {key}.splits.{role}: dataset {exp['dataset']!r} has no split "
-                        f"{split!r}; it has {sorted(ds.get('chunks', {}))}"
-                    )
-            errs += _ssl_finetune_errors(config, key, exp)
-            continue
-        procs, variants = ds["processes"], list(ds["shower"]["variants"])
-        pre = exp.get("pretrain", {})
-        for p in pre.get("processes", []):
-            if p not in procs:
-                errs.append(f"config key {key}.pretrain.processes: {p!r} not in dataset processes {procs}")
-        for aug, vs in pre.get("augsets", {}).items():
-            for v in vs:
-                if v not in variants or v == "nominal":
-                    errs.append(
-                        f"config key {key}.pretrain.augsets.{aug}: {v!r} is not an augmentation "
-                        f"variant of dataset {exp['dataset']!r}; choose from {variants[1:]}"
-                    )
-        ft = exp.get("finetune", {})
-        for task, t in ft.get("tasks", {}).items():
-            for role in ("signal", "background"):
-                if t.get(role) not in procs:
-                    errs.append(f"config key {key}.finetune.tasks.{task}.{role}: {t.get(role)!r} not in {procs}")
-        for task, setups in ft.get("setups", {}).items():
-            if task not in ft.get("tasks", {}):
-                errs.append(f"config key {key}.finetune.setups.{task}: no such task; tasks: {sorted(ft.get('tasks', {}))}")
-            for i, s in enumerate(setups):
-                if s.get("augset") not in pre.get("augsets", {}):
-                    errs.append(
-                        f"config key {key}.finetune.setups.{task}[{i}].augset: {s.get('augset')!r} "
-                        f"is not one of pretrain.augsets {sorted(pre.get('augsets', {}))}"
-                    )
-        for split in ("pretrain", "finetune", "test"):
-            if split not in ds.get("chunks", {}):
-                errs.append(f"config key datasets.{exp['dataset']}.chunks: split {split!r} is required by {key}")
+        errs += _experiment_errors(config, f"experiments.{name}", exp)
     return errs
+
+
+def _dataset_variants(ds: dict[str, Any]) -> list[str]:
+    """Variant names a dataset's files hold (first = nominal)."""
+    if ds.get("kind", "resim") == "resim":
+        return list(ds.get("shower", {}).get("variants", {}))
+    if ds.get("kind") == "hadfork":
+        return ["fork_a", "fork_b"]
+    return ["nominal"]
+
+
+def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) -> list[str]:
+    """Cross-references of one experiment: its dataset, splits, processes, augmentation
+    sets, fine-tuning tasks, grids and tables."""
+    from jetforge import experiment as X
+
+    ds = config.get("datasets", {}).get(exp.get("dataset"))
+    if ds is None:
+        return [f"config key {key}.dataset: {exp.get('dataset')!r} is not a dataset; defined: "
+                f"{sorted(config.get('datasets', {}))}"]  # fmt: skip
+    errs: list[str] = []
+    for role, split in X.splits(exp).items():
+        if split not in ds.get("chunks", {}):
+            errs.append(f"config key {key}.splits.{role}: dataset {exp['dataset']!r} has no split "
+                        f"{split!r}; it has {sorted(ds.get('chunks', {}))}")  # fmt: skip
+    procs, variants = ds.get("processes", []), _dataset_variants(ds)
+    for p in exp["pretrain"].get("processes") or []:
+        if p not in procs:
+            errs.append(f"config key {key}.pretrain.processes: {p!r} not in dataset processes {procs}")
+    for aug, vs in (exp["pretrain"].get("augsets") or {}).items():
+        for v in vs:
+            if v not in variants[1:]:
+                errs.append(f"config key {key}.pretrain.augsets.{aug}: {v!r} is not an "
+                            f"augmentation variant of dataset {exp['dataset']!r}; choose from "
+                            f"{variants[1:]}")  # fmt: skip
+    errs += _finetune_errors(config, key, exp)
+    errs += _shared_pretraining_errors(config, key, exp)
+    tasks = (exp.get("finetune") or {}).get("tasks", {})
+    for t, spec in exp.get("tables", {}).items():
+        if spec["kind"] == "rejection" and not spec.get("efficiencies"):
+            errs.append(f"config key {key}.tables.{t}.efficiencies: a rejection table needs the "
+                        "signal efficiencies it quotes, e.g. [0.3, 0.5, 0.7]")  # fmt: skip
+        if spec["task"] not in tasks:
+            errs.append(f"config key {key}.tables.{t}.task: {spec['task']!r} is not a fine-tuning "
+                        f"task; tasks: {sorted(tasks)}")  # fmt: skip
+    return errs
+
+
+def _shared_pretraining_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) -> list[str]:
+    """``pretrain_from: OTHER`` reuses OTHER's pre-trainings (results/pretrain/OTHER/...):
+    OTHER must pre-train itself, and both must agree on everything the pre-training reads,
+    or this experiment would silently fine-tune a backbone its config does not describe."""
+    from jetforge import experiment as X
+
+    owner = exp.get("pretrain_from")
+    if not owner:
+        return []
+    other = config.get("experiments", {}).get(owner)
+    if other is None or other.get("pretrain_from"):
+        return [f"config key {key}.pretrain_from: {owner!r} is not an experiment that pre-trains "
+                f"itself; experiments: {sorted(config.get('experiments', {}))}"]  # fmt: skip
+    reads = {"dataset": lambda e: e["dataset"], "backbone": lambda e: e["backbone"],
+             "pretrain": lambda e: e["pretrain"], "tokenizer": lambda e: e.get("tokenizer"),
+             "splits.pretrain": lambda e: X.splits(e)["pretrain"]}  # fmt: skip
+    return [
+        f"config key {key}.{what}: differs from experiments.{owner}.{what}, whose pre-trainings "
+        f"this experiment reuses (pretrain_from); make them equal or drop pretrain_from"
+        for what, get in reads.items()
+        if get(exp) != get(other)
+    ]
 
 
 def _builder_errors(kind: str, ds: dict[str, Any]) -> list[str]:
@@ -167,27 +223,83 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+#: mappings an overlay replaces whole instead of merging key by key: their entries form a
+#: set (tasks, augmentation sets, tables, chunk counts per process, shower variants), so an
+#: entry of the default that a paper file does not name must not survive into the paper run
+REPLACED = (
+    "experiments.*.pretrain.augsets",
+    "experiments.*.finetune.tasks",
+    "experiments.*.tables",
+    "datasets.*.chunks.*",
+    "datasets.*.shower.variants",
+)
+
+
+def _replaced(path: tuple[str, ...]) -> bool:
+    return any(
+        len(pat) == len(path) and all(p in ("*", k) for p, k in zip(pat, path))
+        for pat in (r.split(".") for r in REPLACED)
+    )
+
+
+def overlay(base: dict[str, Any], over: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``base`` with ``over`` laid on top: mappings merge key by key (a paper file states
+    only what the paper states), except the :data:`REPLACED` ones, which ``over`` replaces
+    whole; anything else (lists, values, null) replaces."""
+    import copy
+
+    out = dict(base)
+    for k, v in over.items():
+        p = (*path, str(k))
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and not _replaced(p):
+            out[k] = overlay(out[k], v, p)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         config = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    return validate_config(config or {})
+    if config is not None and not isinstance(config, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(config).__name__}")
+    return config or {}
 
 
-def _ssl_finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
-    """Fine-tuning tasks of an SSL experiment: their dataset, classes, splits and whether
-    the task's dataset can be read in the backbone's input convention."""
+def compose_config(paths: list[str | os.PathLike[str]]) -> dict[str, Any]:
+    """The config of a run: each file laid over the previous ones (:func:`overlay`), e.g.
+    config/config.yaml, then config/paper/jbot.yaml."""
+    config: dict[str, Any] = {}
+    for path in paths:
+        config = overlay(config, read_config_file(path))
+    return config
+
+
+def load_config(*paths: str | os.PathLike[str]) -> dict[str, Any]:
+    return validate_config(compose_config(list(paths)))
+
+
+def _finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
+    """Fine-tuning tasks: their dataset, classes, splits, grid augsets and whether the
+    task's dataset can be read in the backbone's input convention."""
+    from jetforge import experiment as X
     from jetforge.jets.featuresets import FEATURE_SETS
-    from jetforge.workflow.targets import dataset_feature_set
+    from jetforge.datasets import feature_set
 
     errs: list[str] = []
     datasets = config.get("datasets", {})
-    own = dataset_feature_set(config, exp["dataset"])
+    own = feature_set(datasets[exp["dataset"]])
     for task, spec in (exp.get("finetune") or {}).get("tasks", {}).items():
         tkey = f"config key {key}.finetune.tasks.{task}"
+        for g in X.task_grids(exp, task):
+            for a in g["augsets"]:
+                if a not in X.augsets(exp):
+                    errs.append(f"{tkey}: augset {a!r} is not one of pretrain.augsets "
+                                f"{sorted(X.augsets(exp))}")  # fmt: skip
         name = spec.get("dataset", exp["dataset"])
         ds = datasets.get(name)
         if ds is None:
@@ -204,7 +316,7 @@ def _ssl_finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
                         f"{tkey}.splits.{role}: dataset {name!r} has no split {split!r}; it has "
                         f"{sorted(ds.get('chunks', {}))}"
                     )
-            theirs = dataset_feature_set(config, name)
+            theirs = feature_set(ds)
             if theirs != own:
                 for what, fs in (("task dataset " + repr(name), theirs),
                                  ("pre-training dataset " + repr(exp["dataset"]), own)):  # fmt: skip

@@ -1,9 +1,82 @@
-# The papers' tables and figures, each one file a user can ask for.
+# Every experiment's tables and figures, each one file a user can ask for: frozen-embedding
+# probes, fine-tuned vs from scratch, the papers' numbered tables (ours beside the paper's),
+# pre-training histories and the figures an experiment lists under `figures`.
+
+
+rule probe_table:
+    input:
+        models=lambda wc: T.pretrained_models(config, wc.experiment),
+        train=lambda wc: T.split_path(config, wc.experiment, "probe_train"),
+        test=lambda wc: T.split_path(config, wc.experiment, "probe_test"),
+    output:
+        csv=report(
+            "results/tables/{experiment}/probes.csv",
+            caption="../report/probes.rst",
+            category="{experiment}",
+            subcategory="probes",
+        ),
+        md="results/tables/{experiment}/probes.md",
+    log:
+        "logs/tables/{experiment}/probes.log",
+    benchmark:
+        "benchmarks/tables/{experiment}/probes.tsv"
+    params:
+        exp=experiment_cfg,
+        seed=config["seed"],
+        device=config.get("device", "auto"),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/experiment.py"
+
+
+rule finetune_summary:
+    input:
+        lambda wc: T.finetune_predictions(config, wc.experiment),
+    output:
+        csv=report(
+            "results/tables/{experiment}/finetune.csv",
+            caption="../report/finetune.rst",
+            category="{experiment}",
+            subcategory="fine-tuning",
+        ),
+        md="results/tables/{experiment}/finetune.md",
+        png=report(
+            "results/figures/{experiment}/finetune.png",
+            caption="../report/finetune.rst",
+            category="{experiment}",
+            subcategory="fine-tuning",
+        ),
+        pdf="results/figures/{experiment}/finetune.pdf",
+    log:
+        "logs/tables/{experiment}/finetune.log",
+    benchmark:
+        "benchmarks/tables/{experiment}/finetune.tsv"
+    params:
+        exp=experiment_cfg,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/experiment.py"
 
 
 rule paper_table:
     input:
-        table_inputs,
+        lambda wc: [
+            p
+            for fs in T.predictions_for(
+                config, wc.experiment, config["experiments"][wc.experiment]["tables"][wc.table]["task"]
+            ).values()
+            for p in fs
+        ],
     output:
         csv=report(
             "results/tables/{experiment}/{table}.csv",
@@ -17,7 +90,7 @@ rule paper_table:
     benchmark:
         "benchmarks/tables/{experiment}/{table}.tsv"
     params:
-        exp=lambda wc: config["experiments"][wc.experiment],
+        exp=experiment_cfg,
         ds=lambda wc: config["datasets"][config["experiments"][wc.experiment]["dataset"]],
     threads: 1
     resources:
@@ -31,7 +104,7 @@ rule paper_table:
 
 rule task_figure:
     input:
-        task_predictions,
+        lambda wc: [p for fs in T.predictions_for(config, wc.experiment, wc.task).values() for p in fs],
     output:
         png=report(
             "results/figures/{experiment}/{kind}_{task}.png",
@@ -47,7 +120,7 @@ rule task_figure:
     wildcard_constraints:
         kind="roc|scores",
     params:
-        exp=lambda wc: config["experiments"][wc.experiment],
+        exp=experiment_cfg,
     threads: 1
     resources:
         mem_mb=1000,
@@ -60,7 +133,7 @@ rule task_figure:
 
 rule pretrain_history_figure:
     input:
-        pretrain_histories,
+        lambda wc: T.pretrain_histories(config, wc.experiment, wc.augset),
     output:
         png=report(
             "results/figures/{experiment}/pretrain_history_{augset}.png",
@@ -73,9 +146,6 @@ rule pretrain_history_figure:
         "logs/figures/{experiment}/pretrain_history_{augset}.log",
     benchmark:
         "benchmarks/figures/{experiment}/pretrain_history_{augset}.tsv"
-    params:
-        exp=lambda wc: config["experiments"][wc.experiment],
-        kind="history",
     threads: 1
     resources:
         mem_mb=1000,
@@ -83,12 +153,12 @@ rule pretrain_history_figure:
     conda:
         "../../envs/analysis.yaml"
     script:
-        "../scripts/figures.py"
+        "../scripts/experiment.py"
 
 
 rule embedding_figure:
     input:
-        "results/embeddings/{experiment}/{augset}/r0/test.h5",
+        lambda wc: T.embedding_path(config, wc.experiment, wc.augset),
     output:
         png=report(
             "results/figures/{experiment}/{kind}_{augset}.png",
@@ -104,7 +174,7 @@ rule embedding_figure:
     wildcard_constraints:
         kind="tsne|corner",
     params:
-        exp=lambda wc: config["experiments"][wc.experiment],
+        exp=experiment_cfg,
         seed=config["seed"],
     threads: 1
     resources:

@@ -1,20 +1,21 @@
-# Pre-training (SSL), fine-tuning / supervised baselines, and embedding export.
+# One path for every experiment (jetforge.experiment): [tokenizer] -> pretrain (augset x
+# repeat) -> finetune (task x mode x augset x n_train x repeat), and embedding export.
 # Training rules ask for one GPU (`gpu=1`): unconstrained locally, mapped by the Slurm
 # profile to a GPU partition; the code falls back to CPU when none is present.
 
 
-rule pretrain:
+rule tokenizer:
+    # MPM's token targets (VQ-VAE or K-means, Golling et al. arXiv:2401.13537 §III B)
     input:
-        train=pretrain_split,
+        lambda wc: T.split_path(config, wc.experiment, "pretrain"),
     output:
-        model="results/models/{experiment}/pretrain/{augset}/r{repeat}/model.pt",
-        history="results/models/{experiment}/pretrain/{augset}/r{repeat}/history.csv",
+        "results/pretrain/{experiment}/tokenizer.pt",
     log:
-        "logs/models/{experiment}/pretrain/{augset}/r{repeat}.log",
+        "logs/pretrain/{experiment}/tokenizer.log",
     benchmark:
-        "benchmarks/models/{experiment}/pretrain/{augset}/r{repeat}.tsv"
+        "benchmarks/pretrain/{experiment}/tokenizer.tsv"
     params:
-        exp=lambda wc: config["experiments"][wc.experiment],
+        exp=experiment_cfg,
         seed=config["seed"],
         device=config.get("device", "auto"),
     threads: 2
@@ -25,20 +26,49 @@ rule pretrain:
     conda:
         "../../envs/training.yaml"
     script:
-        "../scripts/pretrain.py"
+        "../scripts/experiment.py"
+
+
+rule pretrain:
+    input:
+        unpack(lambda wc: T.pretrain_inputs(config, wc.experiment)),
+    output:
+        model="results/pretrain/{experiment}/{augset}/r{repeat}/model.pt",
+        history="results/pretrain/{experiment}/{augset}/r{repeat}/history.csv",
+    log:
+        "logs/pretrain/{experiment}/{augset}/r{repeat}.log",
+    benchmark:
+        "benchmarks/pretrain/{experiment}/{augset}/r{repeat}.tsv"
+    params:
+        exp=experiment_cfg,
+        seed=config["seed"],
+        device=config.get("device", "auto"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=1,
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/experiment.py"
 
 
 rule finetune:
     input:
-        unpack(finetune_inputs),
+        unpack(
+            lambda wc: T.finetune_inputs(
+                config, wc.experiment, wc.task, wc.mode, wc.augset, wc.repeat
+            )
+        ),
     output:
-        "results/models/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}/predictions.h5",
+        "results/finetune/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}/predictions.h5",
     log:
-        "logs/models/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}.log",
+        "logs/finetune/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}.log",
     benchmark:
-        "benchmarks/models/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}.tsv"
+        "benchmarks/finetune/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}.tsv"
     params:
-        exp=lambda wc: config["experiments"][wc.experiment],
+        exp=experiment_cfg,
         seed=config["seed"],
         device=config.get("device", "auto"),
     threads: 2
@@ -49,13 +79,15 @@ rule finetune:
     conda:
         "../../envs/training.yaml"
     script:
-        "../scripts/finetune.py"
+        "../scripts/experiment.py"
 
 
 rule embed:
     input:
-        model="results/models/{experiment}/pretrain/{augset}/r{repeat}/model.pt",
-        data=experiment_split,
+        model="results/pretrain/{experiment}/{augset}/r{repeat}/model.pt",
+        data=lambda wc: T.SPLIT_H5.format(
+            dataset=config["experiments"][wc.experiment]["dataset"], split=wc.split
+        ),
     output:
         "results/embeddings/{experiment}/{augset}/r{repeat}/{split}.h5",
     log:
@@ -63,6 +95,7 @@ rule embed:
     benchmark:
         "benchmarks/embeddings/{experiment}/{augset}/r{repeat}/{split}.tsv"
     params:
+        exp=experiment_cfg,
         device=config.get("device", "auto"),
     threads: 2
     resources:
@@ -72,4 +105,4 @@ rule embed:
     conda:
         "../../envs/training.yaml"
     script:
-        "../scripts/embed.py"
+        "../scripts/experiment.py"

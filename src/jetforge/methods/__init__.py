@@ -1,34 +1,40 @@
-"""Self-supervised methods (RS3L SimCLR; later papers add theirs to ``METHODS``).
+"""Self-supervised methods, by config name (``experiments.<exp>.pretrain.method``).
 
 Interface of a method (an ``nn.Module``):
 
 * ``METHODS[name].from_config(backbone, pretrain_cfg)`` builds it from the ``pretrain``
   block of the experiment config; the backbone is kept as ``.backbone``;
-* ``forward(x_a, m_a, x_b, m_b)`` maps a pair batch to a dict of loss terms whose
-  ``loss`` entry is minimised (all terms are logged);
-* ``embed_pair(...)`` and ``loss_from_embeddings(z_a, z_b)`` let validation compute the
-  loss and the embedding diagnostics from one backbone pass.
-* ``sampler = "multi_pairs"`` (tracks + calorimeter cells): ``forward(batch)`` takes a
-  whole :class:`~jetforge.training.multi_data.MultiPairBatch` and ``embed_pair(batch)``
-  returns both views' embeddings; trained by ``training.pretrain.run_pretrain`` (sampler table).
+* ``sampler`` (class attribute) names the batches it trains on
+  (``jetforge.training.pretrain.SAMPLERS``): ``"pairs"`` (``forward(x_a, m_a, x_b, m_b)``
+  plus ``embed_pair`` / ``loss_from_embeddings`` for validation), ``"jets"``
+  (``forward(x, mask)``; the method makes its own views) or ``"multi_pairs"`` (tracks +
+  calorimeter cells, ``forward(batch)``);
+* ``forward`` returns a dict of loss terms whose ``loss`` entry is minimised (all logged).
+
+A new method is its module plus one line below (and its test).
 """
 
-from jetforge.methods.ae_vicreg import AEVICReg
-from jetforge.methods.hadfork_contrastive import HadforkContrastive
-from jetforge.methods.jbot import JBOT
-from jetforge.methods.jepa import JPJEPA
-from jetforge.methods.mpm import MPM
-from jetforge.methods.simclr import SimCLR, nt_xent
+from jetforge.registry import Registry
 
-METHODS = {
-    "simclr": SimCLR,  # RS3L §II A, eq. (2)
-    "mpm": MPM,  # MPM arXiv:2401.13537 §III A (sampler "jets")
-    "jbot": JBOT,  # jBOT (Tsoi & Rankin) §3, eq. (4) (sampler "jets")
-    "hadfork_contrastive": HadforkContrastive,  # Rieck et al. §4 eq. (1) (sampler "multi_pairs")
-    "ae_vicreg": AEVICReg,  # Rieck et al. §5.4, Fig. 7 (sampler "multi_pairs")
-    "jepa": JPJEPA,  # JP-JEPA arXiv:2606.14813 §4.1, eq. (8) (sampler "jets")
-}
+METHODS = Registry("pre-training method", {
+    "simclr": "jetforge.methods.simclr:SimCLR",  # Harris et al. arXiv:2403.07066 §II A, eq. (2)
+    "mpm": "jetforge.methods.mpm:MPM",  # Golling et al. arXiv:2401.13537 §III A
+    "jbot": "jetforge.methods.jbot:JBOT",  # jBOT (Tsoi & Rankin) §3, eq. (4)
+    "hadfork_contrastive": "jetforge.methods.hadfork_contrastive:HadforkContrastive",  # Rieck et al. §4 eq. (1)
+    "ae_vicreg": "jetforge.methods.ae_vicreg:AEVICReg",  # Rieck et al. §5.4, Fig. 7
+    "jepa": "jetforge.methods.jepa:JPJEPA",  # JP-JEPA arXiv:2606.14813 §4.1, eq. (8)
+})  # fmt: skip
 
-__all__ = [
-    "METHODS", "JBOT", "JPJEPA", "MPM", "AEVICReg", "HadforkContrastive", "SimCLR", "nt_xent",
-]  # fmt: skip
+__all__ = ["METHODS"]
+
+
+def __getattr__(name: str):  # PEP 562: the classes by their own names, imported on use
+    lazy = {"SimCLR": "simclr", "MPM": "mpm", "JBOT": "jbot", "HadforkContrastive":
+            "hadfork_contrastive", "AEVICReg": "ae_vicreg", "JPJEPA": "jepa"}  # fmt: skip
+    if name == "nt_xent":
+        from jetforge.methods.simclr import nt_xent
+
+        return nt_xent
+    if name in lazy:
+        return METHODS[lazy[name]]
+    raise AttributeError(f"module 'jetforge.methods' has no attribute {name!r}")

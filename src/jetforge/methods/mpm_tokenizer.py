@@ -293,7 +293,8 @@ def train_tokenizer(
     from jetforge.generation.seeds import derive_seed
     from jetforge.training.data import DatasetInfo, JetSampler
     from jetforge.training.engine import EngineConfig, fit, resolve_device
-    from jetforge.training.pretrain import select_jet_rows, to_plain
+    from jetforge.training.run_key import to_plain
+    from jetforge.training.selection import select_jet_rows
 
     kind = cfg.get("kind")
     if kind not in TOKENIZERS:

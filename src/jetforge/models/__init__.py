@@ -1,25 +1,40 @@
-"""Backbone networks (RS3L EdgeConv, later others) and their name registry."""
+"""Backbone networks, by config name (``experiments.<exp>.backbone.name``).
 
-from jetforge.models.edgeconv import EdgeConvNet
-from jetforge.models.normformer import NormformerNet
-from jetforge.models.part import ParticleTransformer
-from jetforge.models.registry import (
-    BACKBONES,
-    build_backbone,
-    load_backbone,
-    register_backbone,
-    save_backbone,
-)
-from jetforge.models.vit import ParticleViT
+A backbone is an ``nn.Module`` whose constructor takes the other keys of the backbone block.
+It may declare:
 
-__all__ = [
-    "BACKBONES",
-    "EdgeConvNet",
-    "NormformerNet",
-    "ParticleTransformer",
-    "ParticleViT",
-    "build_backbone",
-    "load_backbone",
-    "register_backbone",
-    "save_backbone",
-]
+* ``inputs`` (class attribute): the datasets ``forward`` takes, each as (values, mask);
+  default ``("particles",)`` = ``forward(x, mask)``;
+* ``config_for_data(cfg, h5_path)`` (classmethod): the constructor config completed from
+  a dataset file (input dimensions, fixed standardisations); default: ``in_dim`` = the
+  file's particle features;
+* ``fit_preprocessing(h5_path, rows, norm_jets)``: preprocessing fitted on training jets
+  after construction (e.g. the tracks + cells normalisation).
+
+``jetforge.models.registry.build_backbone_for`` calls these; no training code knows a
+backbone class. A new backbone is its module plus one line below (and its test).
+"""
+
+from jetforge.registry import Registry
+
+BACKBONES = Registry("backbone", {
+    "edgeconv": "jetforge.models.edgeconv:EdgeConvNet",  # Harris et al. arXiv:2403.07066 eq. (1)
+    "normformer": "jetforge.models.normformer:NormformerNet",  # MPM arXiv:2401.13537 App. A
+    "vit": "jetforge.models.vit:ParticleViT",  # jBOT (Tsoi & Rankin) §3, Table 1 (size S | B)
+    "cells_tracks": "jetforge.models.cells_tracks:CellsTracksNet",  # Rieck et al. §4, Fig. 3a
+    "part": "jetforge.models.part:ParticleTransformer",  # arXiv:2202.03772; JP-JEPA Table 6
+})  # fmt: skip
+
+__all__ = ["BACKBONES"]
+
+
+def __getattr__(name: str):  # PEP 562: registry helpers and classes, imported on use
+    classes = {"EdgeConvNet": "edgeconv", "NormformerNet": "normformer", "ParticleViT": "vit",
+               "CellsTracksNet": "cells_tracks", "ParticleTransformer": "part"}  # fmt: skip
+    if name in classes:
+        return BACKBONES[classes[name]]
+    if name in ("build_backbone", "load_backbone", "register_backbone", "save_backbone"):
+        from jetforge.models import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module 'jetforge.models' has no attribute {name!r}")

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,6 +134,29 @@ class CellsTracksNet(nn.Module):
     #: jets per inference chunk (registry.eval_chunk): 32 jets x 8 heads x (1000 tokens)^2
     #: float32 scores = 1 GB, the most a CPU evaluation job should hold
     max_eval_jets = 32
+
+    @classmethod
+    def config_for_data(cls, cfg: dict[str, Any], h5_path: str) -> dict[str, Any]:
+        """Track and cell feature counts from the file (tracks are its ``particles``)."""
+        from jetforge.training.data import CellsInfo, DatasetInfo
+
+        cfg = {k: v for k, v in cfg.items() if k != "in_dim"}
+        cfg["track_dim"] = DatasetInfo.read(h5_path).n_features
+        cfg["cell_dim"] = CellsInfo.read(h5_path).n_features
+        return cfg
+
+    def fit_preprocessing(self, h5_path: str, rows: np.ndarray | None, norm_jets: int) -> None:
+        """Check that tracks and cells share an (η, φ) frame, then fit the log /
+        standardisation on the first ``norm_jets`` of the sorted training ``rows`` (None:
+        all): Rieck et al. §4, inputs "normalised ... over the training dataset"."""
+        from jetforge.training.data import CellsInfo, DatasetInfo
+        from jetforge.training.multi_data import check_same_frame, normalisation_sample
+
+        info = DatasetInfo.read(h5_path)
+        check_same_frame(info.feature_names, CellsInfo.read(h5_path).feature_names,
+                         self.track_eta_phi, self.cell_eta_phi)  # fmt: skip
+        norm_rows = np.arange(info.n_rows) if rows is None else rows
+        fit_normalisation(self, *normalisation_sample(h5_path, norm_rows, int(norm_jets)))
 
     def __init__(
         self,

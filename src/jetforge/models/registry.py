@@ -22,33 +22,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from jetforge.models.cells_tracks import CellsTracksNet
-from jetforge.models.edgeconv import EdgeConvNet
-from jetforge.models.normformer import NormformerNet
-from jetforge.models.part import ParticleTransformer
-from jetforge.models.vit import ParticleViT
+from jetforge.models import BACKBONES
 
 BackboneFactory = Callable[..., nn.Module]
-
-#: name used in ``backbone.name`` -> class or factory taking the remaining keys.
-BACKBONES: dict[str, BackboneFactory] = {
-    "edgeconv": EdgeConvNet,  # RS3L eq. (1)
-    "normformer": NormformerNet,  # MPM App. A (arXiv:2401.13537)
-    "vit": ParticleViT,  # jBOT §3, Table 1 (size: S | B)
-    "cells_tracks": CellsTracksNet,  # Rieck et al. §4, Fig. 3a, Table 1 (tracks + cells)
-    "part": ParticleTransformer,  # ParT arXiv:2202.03772; JP-JEPA Table 6 (size: mini | small)
-}
 
 
 def backbone_inputs(backbone: nn.Module | type | Mapping[str, Any]) -> tuple[str, ...]:
     """The datasets a backbone takes (its ``inputs``; default ``("particles",)``), from a
     module, a class or a backbone config (``name`` looked up in :data:`BACKBONES`)."""
     if isinstance(backbone, Mapping):
-        name = backbone.get("name")
-        if name not in BACKBONES:
-            raise KeyError(f"unknown backbone {name!r}; registered: {sorted(BACKBONES)}")
-        backbone = BACKBONES[name]
+        backbone = BACKBONES[_name(backbone)]
     return tuple(getattr(backbone, "inputs", ("particles",)))
+
+
+def _name(cfg: Mapping[str, Any]) -> str:
+    if "name" not in cfg:
+        raise KeyError(
+            f"backbone config needs a 'name' key (one of {sorted(BACKBONES)}), got {dict(cfg)}"
+        )
+    if cfg["name"] not in BACKBONES:
+        raise KeyError(f"unknown backbone {cfg['name']!r}; registered: {sorted(BACKBONES)}")
+    return str(cfg["name"])
 
 
 def eval_chunk(model: nn.Module, chunk: int) -> int:
@@ -67,20 +61,14 @@ def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]
     """Decorator adding a backbone under ``name``; refuses silent overrides."""
 
     def deco(factory: BackboneFactory) -> BackboneFactory:
-        if name in BACKBONES and BACKBONES[name] is not factory:
-            raise ValueError(f"backbone name {name!r} already registered to {BACKBONES[name]!r}")
-        BACKBONES[name] = factory
-        return factory
+        return BACKBONES.register(name, factory)
 
     return deco
 
 
 def backbone_config(cfg: Mapping[str, Any], in_dim: int | None = None) -> dict[str, Any]:
-    """Plain-data copy of a backbone config (sequences as lists, ``in_dim`` set if given).
-
-    ``id`` names an experiment's pre-training directory (workflow/targets.ssl_key), not the
-    network, so it is dropped: two ids with equal settings build the same backbone."""
-    out = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items() if k != "id"}
+    """Plain-data copy of a backbone config (sequences as lists, ``in_dim`` set if given)."""
+    out = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
     if in_dim is not None:
         out["in_dim"] = int(in_dim)
     return out
@@ -92,18 +80,42 @@ def build_backbone(cfg: Mapping[str, Any], in_dim: int | None = None) -> nn.Modu
     ``in_dim`` (the number of particle features, known from the dataset) overrides any
     ``in_dim`` in ``cfg``. Unknown keys raise from the constructor with their name.
     """
-    if "name" not in cfg:
-        raise KeyError(
-            f"backbone config needs a 'name' key (one of {sorted(BACKBONES)}), got {dict(cfg)}"
-        )
-    name = cfg["name"]
-    if name not in BACKBONES:
-        raise KeyError(f"unknown backbone {name!r}; registered: {sorted(BACKBONES)}")
+    name = _name(cfg)
     kwargs = {k: v for k, v in backbone_config(cfg, in_dim).items() if k != "name"}
     try:
         return BACKBONES[name](**kwargs)
     except TypeError as err:
         raise TypeError(f"backbone {name!r} rejected config {kwargs}: {err}") from err
+
+
+def build_backbone_for(
+    bcfg: Mapping[str, Any],
+    h5_path: str,
+    rows: Any = None,
+    norm_jets: int = 20000,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The backbone of config ``bcfg`` sized for ``h5_path``, its input preprocessing fixed
+    from the file; returns it and its exact constructor config (saved in ``model.pt``).
+
+    The backbone class says what it needs from the data (``config_for_data``, default: the
+    file's particle feature count as ``in_dim``) and fits what it must on the training
+    jets ``rows`` (sorted; None: all) after construction (``fit_preprocessing``, with at
+    most ``norm_jets`` jets). Call ``torch.manual_seed`` first: only the weight
+    initialisation draws random numbers.
+    """
+    cls = BACKBONES[_name(bcfg)]
+    adapt = getattr(cls, "config_for_data", None)
+    if adapt is not None:
+        cfg = backbone_config(adapt(dict(bcfg), h5_path))
+    else:
+        from jetforge.training.data import DatasetInfo
+
+        cfg = backbone_config(bcfg, in_dim=DatasetInfo.read(h5_path).n_features)
+    backbone = build_backbone(cfg)
+    fit = getattr(backbone, "fit_preprocessing", None)
+    if fit is not None:
+        fit(h5_path, rows, int(norm_jets))
+    return backbone, cfg
 
 
 def save_backbone(

@@ -42,6 +42,7 @@ Choices the paper leaves open, and what we do:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -213,6 +214,20 @@ class ParticleViT(nn.Module):
         if n < P:
             parts = torch.cat([parts, parts.new_zeros(B, P - n, parts.shape[-1])], dim=1)
         return h[:, 0], parts
+
+    @classmethod
+    def config_for_data(cls, cfg: dict[str, Any], h5_path: str) -> dict[str, Any]:
+        """``in_dim`` from the file and, with ``standardise_inputs: true``, the fixed
+        per-feature standardisation (``input_shift``/``input_scale``, saved with the model):
+        without it raw O(1-10) features give every jet nearly the same [CLS] direction and
+        self-distillation collapses within tens of steps (measured on the RS3L features)."""
+        from jetforge.training.data import DatasetInfo
+
+        cfg = dict(cfg)
+        if cfg.pop("standardise_inputs", False) and "input_shift" not in cfg:
+            cfg["input_shift"], cfg["input_scale"] = input_standardisation(h5_path)
+        cfg["in_dim"] = DatasetInfo.read(h5_path).n_features
+        return cfg
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """Jet representation: the [CLS] output ``[B, d_model]`` (paper Fig. 2)."""

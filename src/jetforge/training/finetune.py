@@ -48,7 +48,7 @@ Any backbone of the registry: the batches and :func:`predict` carry exactly the 
 the backbone declares (``backbone_inputs``; e.g. tracks + calorimeter cells for the
 seed-001 ``cells_tracks`` backbone on hadronization-fork files), and the ``supervised``
 backbone is built for the training file by
-:func:`~jetforge.training.pretrain.build_backbone_for` (input dimensions, and the input
+:func:`~jetforge.models.registry.build_backbone_for` (input dimensions, and the input
 standardisations a pre-training would fit, from the labelled training jets).
 """
 
@@ -69,7 +69,12 @@ from torch import Tensor, nn
 
 from jetforge.generation.seeds import derive_seed
 from jetforge.io.atomic import atomic_path
-from jetforge.models.registry import backbone_inputs, eval_chunk, load_backbone
+from jetforge.models.registry import (
+    backbone_inputs,
+    build_backbone_for,
+    eval_chunk,
+    load_backbone,
+)
 from jetforge.training.data import (
     DatasetInfo,
     JetSampler,
@@ -81,12 +86,9 @@ from jetforge.training.data import (
     subsample,
 )
 from jetforge.training.engine import EngineConfig, TrainState, fit, resolve_device
-from jetforge.training.pretrain import (
-    LOADER_ONLY_KEYS,
-    augset_variants,
-    build_backbone_for,
-    to_plain,
-)
+from jetforge.training.pretrain import augset_variants
+from jetforge.training.run_key import LOADER_ONLY_KEYS, to_plain
+from jetforge.training.selection import select_class_rows
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,82 @@ def write_predictions(
             g.attrs[k] = v
 
 
+def _check_mode(mode: str, pretrained: str | None) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "supervised" and pretrained is not None:
+        raise ValueError(
+            f"mode 'supervised' trains from scratch but pretrained={pretrained!r} was given"
+        )
+    if mode != "supervised" and not pretrained:
+        raise ValueError(
+            f"mode {mode!r} needs a pre-trained model.pt, got pretrained={pretrained!r}"
+        )
+
+
+def _labelled_rows(
+    h5: str, classes: list[str] | None, signal: str, background: str,
+    variants: Sequence[str] | None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    if classes is None:
+        return select_labelled_rows(h5, signal, background, variants)
+    return select_class_rows(h5, classes, variants)
+
+
+def _build_classifier(
+    exp_cfg: dict, mode: str, pretrained: str | None, train_h5: str, rows: np.ndarray,
+    n_out: int,
+) -> tuple[Classifier, dict[str, Any], list[nn.Parameter]]:  # fmt: skip
+    """The classifier of ``mode`` (pre-trained or fresh backbone, LoRA adapters, head);
+    returns it, the backbone's constructor config and the LoRA parameters."""
+    fcfg = exp_cfg["finetune"]
+    if pretrained:
+        backbone, payload = load_backbone(pretrained)
+        bb_cfg = payload["backbone_cfg"]
+        check_model_features(payload, train_h5, pretrained)
+    else:
+        norm_jets = int(exp_cfg.get("pretrain", {}).get("norm_jets", 20000))
+        backbone, bb_cfg = build_backbone_for(exp_cfg["backbone"], train_h5, rows, norm_jets)
+    D = int(backbone.embed_dim)
+    lora_params: list[nn.Parameter] = []
+    if mode == "lora":  # Rieck et al. §4: frozen backbone + rank-r updates of every linear layer
+        from jetforge.models.lora import apply_lora
+
+        lora_params = apply_lora(
+            backbone, int(fcfg.get("lora_rank", 1)), float(fcfg.get("lora_alpha", 1.0))
+        )
+    model = Classifier(
+        backbone,
+        frozen=(mode == "fixed"),
+        n_out=n_out,
+        hidden=[round(float(k) * D) for k in fcfg.get("head_hidden_mult", [])],
+        dropout=float(fcfg.get("head_dropout", 0.0)),
+    )
+    return model, bb_cfg, lora_params
+
+
+def _param_groups(
+    model: Classifier, fcfg: Mapping[str, Any], mode: str, lora_params: list[nn.Parameter]
+) -> list[dict[str, Any]]:
+    """Optimiser groups of ``mode``: the head at ``lr``; the backbone at ``lr_backbone``
+    (floating), with LLRD if ``llrd`` is set, or at ``lr`` (supervised); LoRA adapters at
+    ``lr_lora``; nothing more for a fixed backbone."""
+    lr = float(fcfg["lr"])
+    llrd = fcfg.get("llrd")
+    if mode == "floating" and llrd is not None:
+        return llrd_param_groups(model, lr, float(llrd))
+    groups: list[dict[str, Any]] = [{"params": list(model.head.parameters()), "lr": lr}]
+    if mode == "floating":
+        groups.append(
+            {"params": list(model.backbone.parameters()), "lr": float(fcfg.get("lr_backbone", lr))}
+        )
+    elif mode == "lora":
+        groups.append({"params": lora_params, "lr": float(fcfg.get("lr_lora", lr))})
+    elif mode == "supervised":
+        groups.append({"params": list(model.backbone.parameters()), "lr": lr})
+    return groups
+
+
 def run_finetune(
     train_h5: str,
     test_h5: str,
@@ -221,147 +299,79 @@ def run_finetune(
 ) -> None:
     """Train a tagger for ``task`` and write test-split predictions to ``out_path``.
 
-    Side files next to ``out_path``: ``checkpoint.pt`` (resume state) and
-    ``history.csv`` (per-epoch loss). ``pretrained`` is a ``model.pt`` from
-    :func:`jetforge.training.pretrain.run_pretrain` (required for fixed/floating, must be
-    None for supervised). ``after_step`` is a test hook.
+    ``augset`` names the fine-tuning's augmentation set (its variants are trained on next
+    to the nominal jets; ``none``: nominal only) and seeds the labelled subset. Side files
+    next to ``out_path``: ``checkpoint.pt`` (resume state) and ``history.csv`` (per-epoch
+    loss). ``pretrained`` is a ``model.pt`` from
+    :func:`jetforge.training.pretrain.run_pretrain` (required for fixed/floating/lora, must
+    be None for supervised). ``after_step`` is a test hook.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if mode == "supervised" and pretrained is not None:
-        raise ValueError(
-            f"mode 'supervised' trains from scratch but pretrained={pretrained!r} was given"
-        )
-    if mode != "supervised" and not pretrained:
-        raise ValueError(
-            f"mode {mode!r} needs a pre-trained model.pt, got pretrained={pretrained!r}"
-        )
+    _check_mode(mode, pretrained)
     fcfg = exp_cfg["finetune"]
     tasks = fcfg["tasks"]
     if task not in tasks:
         raise KeyError(f"task {task!r} not in finetune.tasks (have {sorted(tasks)})")
     classes, signal, background = task_classes(tasks[task], task)
     dev = resolve_device(device)
-    out = Path(out_path)
     info = DatasetInfo.read(train_h5)
     variants = list(dict.fromkeys([info.nominal, *augset_variants(exp_cfg, augset)]))
-
-    if classes is None:
-        rows, labels = select_labelled_rows(train_h5, signal, background, variants)
-    else:
-        rows, labels = select_class_rows(train_h5, classes, variants)
     rows, labels = subsample(
-        rows,
-        labels,
+        *_labelled_rows(train_h5, classes, signal, background, variants),
         int(n_train),
         derive_seed("finetune", task, augset, n_train, "subset", base=seed),
     )
-
     torch.manual_seed(
         derive_seed("finetune", task, mode, augset, n_train, repeat, "init", base=seed)
     )
-    if pretrained:
-        backbone, payload = load_backbone(pretrained)
-        bb_cfg = payload["backbone_cfg"]
-        check_model_features(payload, train_h5, pretrained)
-    else:
-        norm_jets = int(exp_cfg.get("pretrain", {}).get("norm_jets", 20000))
-        backbone, bb_cfg = build_backbone_for(exp_cfg["backbone"], train_h5, rows, norm_jets)
-    D = int(backbone.embed_dim)
-    lora_params: list[nn.Parameter] = []
-    if mode == "lora":  # seed 001 §4: frozen backbone + rank-r updates of every linear layer
-        from jetforge.models.lora import apply_lora
-
-        lora_params = apply_lora(
-            backbone, int(fcfg.get("lora_rank", 1)), float(fcfg.get("lora_alpha", 1.0))
-        )
-    model = Classifier(
-        backbone,
-        frozen=(mode == "fixed"),
-        n_out=1 if classes is None else len(classes),
-        hidden=[round(float(k) * D) for k in fcfg.get("head_hidden_mult", [])],
-        dropout=float(fcfg.get("head_dropout", 0.0)),
-    ).to(dev)
-    lr = float(fcfg["lr"])
-    llrd = fcfg.get("llrd")
-    groups: list[dict[str, Any]] = [{"params": list(model.head.parameters()), "lr": lr}]
-    if mode == "floating" and llrd is not None:
-        groups = llrd_param_groups(model, lr, float(llrd))
-    elif mode == "floating":
-        groups.append(
-            {"params": list(model.backbone.parameters()), "lr": float(fcfg.get("lr_backbone", lr))}
-        )
-    elif mode == "lora":
-        groups.append({"params": lora_params, "lr": float(fcfg.get("lr_lora", lr))})
-    elif mode == "supervised":
-        groups.append({"params": list(model.backbone.parameters()), "lr": lr})
-
-    bs = int(fcfg["batch_size"])
+    n_out = 1 if classes is None else len(classes)
+    model, bb_cfg, lora_params = _build_classifier(exp_cfg, mode, pretrained, train_h5, rows, n_out)
+    model = model.to(dev)
+    groups = _param_groups(model, fcfg, mode, lora_params)
     sampler = JetSampler(
-        train_h5,
-        rows,
-        labels,
-        bs,
+        train_h5, rows, labels, int(fcfg["batch_size"]),
         derive_seed("finetune", task, mode, augset, n_train, repeat, "data", base=seed),
         inputs=model.inputs,
         workers=resolve_loader_workers(fcfg.get("loader_workers"), dev),
         pin_memory=dev.type == "cuda",
-    )
+    )  # fmt: skip
 
     def loss_fn(m: nn.Module, b: Any) -> dict[str, Tensor]:
         if classes is None:
             return {"loss": F.binary_cross_entropy_with_logits(m(*b.inputs).float(), b.y)}
         return {"loss": F.cross_entropy(m(*b.inputs).float(), b.y.long())}
 
-    run_key = to_plain(
-        {
-            "stage": "finetune",
-            "task": task,
-            "mode": mode,
-            "augset": augset,
-            "n_train": int(n_train),
-            "repeat": repeat,
-            "seed": seed,
-            "backbone": bb_cfg,
-            "finetune": {k: v for k, v in fcfg.items() if k not in LOADER_ONLY_KEYS},
-            "pretrained_sha256": _sha256(pretrained) if pretrained else None,
-        }
-    )
+    run_key = to_plain({
+        "stage": "finetune", "task": task, "mode": mode, "augset": augset,
+        "n_train": int(n_train), "repeat": repeat, "seed": seed, "backbone": bb_cfg,
+        "finetune": {k: v for k, v in fcfg.items() if k not in LOADER_ONLY_KEYS},
+        "pretrained_sha256": _sha256(pretrained) if pretrained else None,
+    })  # fmt: skip
+    out = Path(out_path)
     try:
         fit(
-            model,
-            groups,
-            loss_fn,
-            sampler.epoch,
-            len(sampler),
-            EngineConfig.from_dict(fcfg),
-            dev,
-            out.with_name("checkpoint.pt"),
-            out.with_name("history.csv"),
-            run_key=run_key,
-            after_step=after_step,
+            model, groups, loss_fn, sampler.epoch, len(sampler), EngineConfig.from_dict(fcfg),
+            dev, out.with_name("checkpoint.pt"), out.with_name("history.csv"),
+            run_key=run_key, after_step=after_step,
             desc=f"{task}/{mode}/{augset}/n{n_train} r{repeat}",
-        )
+        )  # fmt: skip
     finally:
         sampler.close()
+    _predict_test(model, test_h5, out, dev, classes, signal, background, {
+        "task": task, "mode": mode, "augset": augset, "n_train": int(n_train),
+        "repeat": int(repeat), "train_variants": variants,
+    })  # fmt: skip
 
-    if classes is None:
-        test_rows, test_labels = select_labelled_rows(test_h5, signal, background, None)
-        what = f"{signal}/{background}"
-    else:
-        test_rows, test_labels = select_class_rows(test_h5, classes, None)
-        what = "/".join(classes)
+
+def _predict_test(
+    model: Classifier, test_h5: str, out: Path, dev: torch.device, classes: list[str] | None,
+    signal: str, background: str, attrs: dict[str, Any],
+) -> None:  # fmt: skip
+    """Scores of every jet of the task's classes in the test split (all variants)."""
+    test_rows, test_labels = _labelled_rows(test_h5, classes, signal, background, None)
     if test_rows.size == 0:
+        what = f"{signal}/{background}" if classes is None else "/".join(classes)
         raise ValueError(f"{test_h5} has no {what} jets to predict")
     scores = predict(model, test_h5, test_rows, dev)
-    attrs: dict[str, Any] = {
-        "task": task,
-        "mode": mode,
-        "augset": augset,
-        "n_train": int(n_train),
-        "repeat": int(repeat),
-        "train_variants": variants,
-    }
     if classes is None:
         attrs.update(signal=signal, background=background)
     else:
@@ -381,25 +391,6 @@ def task_classes(spec: Mapping[str, Any], task: str = "") -> tuple[list[str] | N
     if "signal" not in spec or "background" not in spec:
         raise KeyError(f"task {task!r} needs signal + background or classes, got {dict(spec)}")
     return None, str(spec["signal"]), str(spec["background"])
-
-
-def select_class_rows(
-    h5_path: str, classes: Sequence[str], variants: Sequence[str] | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the processes ``classes`` in ``variants`` (None: all); label = index in
-    ``classes`` (int8)."""
-    info = DatasetInfo.read(h5_path)
-    idx = [info.process_index(c) for c in classes]
-    with h5py.File(h5_path, "r") as f:
-        proc = read_column(f, "process")
-        var = read_column(f, "variant")
-    keep = np.isin(proc, idx)
-    if variants is not None:
-        keep &= np.isin(var, [info.variant_index(v) for v in variants])
-    rows = np.flatnonzero(keep).astype(np.int64)
-    lut = np.full(max(int(proc.max(initial=0)), max(idx)) + 1, -1, np.int64)
-    lut[idx] = np.arange(len(idx))
-    return rows, lut[proc[rows]].astype(np.int8)
 
 
 def llrd_param_groups(model: Classifier, lr: float, decay: float) -> list[dict[str, Any]]:

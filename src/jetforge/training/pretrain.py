@@ -28,7 +28,6 @@ feeds must be the ones the backbone declares (``backbone_inputs``).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,14 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jetforge.experiment import DEFAULT_AUGSET, NO_AUGSET
 from jetforge.generation.seeds import derive_seed
 from jetforge.methods import METHODS
-from jetforge.models.registry import (
-    backbone_config,
-    backbone_inputs,
-    build_backbone,
-    save_backbone,
-)
+from jetforge.models.registry import backbone_inputs, build_backbone_for, save_backbone
 from jetforge.training.data import (
     CellsInfo,
     DatasetInfo,
@@ -59,36 +54,25 @@ from jetforge.training.data import (
     split_pairs,
 )
 from jetforge.training.engine import EngineConfig, TrainState, fit, resolve_device
-from jetforge.training.multi_data import (
-    MultiPairSampler,
-    check_same_frame,
-    multi_pair_diagnostics,
-    normalisation_sample,
-)
+from jetforge.training.multi_data import MultiPairSampler, multi_pair_diagnostics
+from jetforge.training.run_key import LOADER_ONLY_KEYS, to_plain
+from jetforge.training.selection import select_jet_rows
 
 log = logging.getLogger(__name__)
 
-#: config keys that change how batches are read, not which: left out of run keys, so a
-#: checkpoint resumes whatever they are set to
-LOADER_ONLY_KEYS = ("loader_workers",)
-
-
-def augset_variants(exp_cfg: Mapping[str, Any], augset: str) -> list[str]:
+def augset_variants(exp_cfg: Mapping[str, Any], augset: str | None) -> list[str]:
     """Variant names of augmentation set ``augset`` (``pretrain.augsets`` in the config).
 
-    ``"none"`` is the empty set: single-jet methods (jBOT, MPM, JP-JEPA) fine-tune on the
-    nominal jets only."""
-    if augset == "none":
+    ``"none"`` is the empty set (fine-tuning on nominal jets only); so is the ``default``
+    set of an experiment that declares no ``augsets`` (the method's own pairing: single-jet
+    methods make their own views, fork pairs take every non-nominal variant). None and
+    ``""`` stand for the default set."""
+    sets = exp_cfg["pretrain"].get("augsets") or {}
+    if augset in (None, "", NO_AUGSET) or (augset == DEFAULT_AUGSET and not sets):
         return []
-    sets = exp_cfg["pretrain"].get("augsets", {})
     if augset not in sets:
         raise KeyError(f"augset {augset!r} not in pretrain.augsets (have {sorted(sets)})")
     return list(sets[augset])
-
-
-def to_plain(obj: Any) -> Any:
-    """JSON round trip: tuples -> lists, so run keys compare equal across reloads."""
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
 @torch.no_grad()
@@ -165,71 +149,6 @@ def jet_diagnostics(
     return {f"val_{k}": v / max(n, 1) for k, v in totals.items()}
 
 
-def select_jet_rows(
-    h5_path: str, processes: Sequence[str] | None, variants: Sequence[str] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the given processes (None: all) and variants (None: the first, nominal one)
-    with their class labels; the input of single-jet methods (masked modelling,
-    self-distillation, JEPA), which make their own views of each jet."""
-    import h5py
-
-    info = DatasetInfo.read(h5_path)
-    with h5py.File(h5_path, "r") as f:
-        proc, var, label = (read_column(f, c) for c in ("process", "variant", "label"))
-    keep = np.isin(var, [info.variant_index(v) for v in (variants or info.variant_names[:1])])
-    if processes is not None:
-        keep &= np.isin(proc, [info.process_index(p) for p in processes])
-    rows = np.flatnonzero(keep).astype(np.int64)
-    return rows, label[rows].astype(np.int64)
-
-
-def build_backbone_for(
-    bcfg: Mapping[str, Any],
-    h5_path: str,
-    rows: np.ndarray | None = None,
-    norm_jets: int = 20000,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The backbone of config ``bcfg`` sized for ``h5_path``, its input preprocessing fixed
-    from the file; returns it and its exact constructor config (saved in ``model.pt``).
-
-    * backbones taking particles only get ``in_dim`` = the file's particle features;
-      ``standardise_inputs: true`` (ViT) adds a fixed per-feature standardisation
-      (``input_shift``/``input_scale`` from the file, saved with the model): without it,
-      raw O(1-10) features give every jet nearly the same [CLS] direction and
-      self-distillation collapses within tens of steps (measured on the RS3L features);
-    * backbones taking ``("particles", "cells")`` get ``track_dim``/``cell_dim`` instead;
-      for the tracks + cells transformer the (η, φ) frames of tracks and cells are checked
-      and its log/standardisation is fitted on the first ``norm_jets`` of the sorted
-      ``rows`` (None: all rows) -- seed 001 §4, "normalised ... over the training dataset".
-
-    Call ``torch.manual_seed`` first: only the weight initialisation draws random numbers.
-    """
-    from jetforge.models.cells_tracks import CellsTracksNet, fit_normalisation
-
-    info = DatasetInfo.read(h5_path)
-    bcfg = dict(bcfg)
-    if bcfg.pop("standardise_inputs", False) and "input_shift" not in bcfg:
-        from jetforge.models.vit import input_standardisation
-
-        bcfg["input_shift"], bcfg["input_scale"] = input_standardisation(h5_path)
-    inputs = backbone_inputs(bcfg)
-    if "cells" in inputs:
-        cells = CellsInfo.read(h5_path)
-        bb_cfg = backbone_config(bcfg)
-        bb_cfg.pop("in_dim", None)
-        bb_cfg["track_dim"], bb_cfg["cell_dim"] = info.n_features, cells.n_features
-    else:
-        bb_cfg = backbone_config(bcfg, in_dim=info.n_features)
-    backbone = build_backbone(bb_cfg)
-    if isinstance(backbone, CellsTracksNet):
-        check_same_frame(
-            info.feature_names, cells.feature_names, backbone.track_eta_phi, backbone.cell_eta_phi
-        )
-        norm_rows = np.arange(info.n_rows) if rows is None else rows
-        fit_normalisation(backbone, *normalisation_sample(h5_path, norm_rows, int(norm_jets)))
-    return backbone, bb_cfg
-
-
 @dataclass
 class _Data:
     """What one sampler kind decides: the training / validation items, how to batch them,
@@ -283,7 +202,7 @@ def _multi_pairs(
     pcfg = exp_cfg["pretrain"]
     if info.n_variants < 2:
         raise ValueError(f"{h5} has no second variant (variant_names={info.variant_names})")
-    variants = list(pcfg.get("augset") or info.variant_names[1:])
+    variants = list(augset_variants(exp_cfg, augset) or info.variant_names[1:])
     processes = list(pcfg.get("processes") or info.process_names)
     train, val = split_pairs(
         select_pairs(h5, processes),

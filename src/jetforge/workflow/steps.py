@@ -100,7 +100,7 @@ def paper_table(
     reference = _reference(experiment, spec.get("paper"))
     title = f"{experiment} {table}: {spec['kind']} on {spec['task']}"
     if spec["kind"] == "rejection":
-        rejection_table(setups, list(exp_cfg["efficiencies"]), reference, out_csv, out_md, title)
+        rejection_table(setups, list(spec["efficiencies"]), reference, out_csv, out_md, title)
     else:
         variants = list(ds_cfg["shower"]["variants"])[1:]
         wasserstein_table(setups, variants, reference, out_csv, out_md, title)

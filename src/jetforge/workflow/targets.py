@@ -2,23 +2,37 @@
 
 The rules' output patterns and the input functions both come from here, so asking for
 ``results/tables/rs3l/table2.csv`` resolves to exactly the models, predictions and chunks
-that table needs and nothing else.
+that table needs and nothing else. What an experiment runs is decided by
+:mod:`jetforge.experiment`; this module only names the files.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from jetforge import experiment as X
+
 GEN = "results/gen/{dataset}/{process}/{split}"
 HARD_LHE = GEN + "/hard_{chunk}.lhe"
 CHUNK_H5 = GEN + "/jets_{chunk}.h5"
 SPLIT_H5 = "results/datasets/{dataset}/{split}.h5"
+CONVERTED_H5 = "results/datasets/{dataset}/as_{features}/n{nmax}/{split}.h5"
 PILEUP_LIBRARY = "results/gen/{dataset}/minbias_library.h5"
-PRETRAIN_DIR = "results/models/{experiment}/pretrain/{augset}/r{repeat}"
-PREDICTIONS = "results/models/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}/predictions.h5"
+TOKENIZER = "results/pretrain/{experiment}/tokenizer.pt"
+PRETRAIN_DIR = "results/pretrain/{experiment}/{augset}/r{repeat}"
+PREDICTIONS = (
+    "results/finetune/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}/predictions.h5"
+)
 EMBEDDINGS = "results/embeddings/{experiment}/{augset}/r{repeat}/{split}.h5"
 TABLE = "results/tables/{experiment}/{table}"
 FIGURES = "results/figures/{experiment}"
+#: figure kinds an experiment may list under ``figures`` (per task, or per augset)
+TASK_FIGURES = ("roc", "scores")
+EMBEDDING_FIGURES = ("tsne", "corner")
+
+
+def _exp(config: dict, experiment: str) -> dict[str, Any]:
+    return config["experiments"][experiment]
 
 
 def hard_lhe_path(config: dict, dataset: str, process: str, split: str, chunk: str | int) -> str:
@@ -55,66 +69,137 @@ def chunk_h5_paths(config: dict, dataset: str, split: str) -> list[str]:
     ]
 
 
-def split_path(config: dict, experiment: str, split: str) -> str:
-    return SPLIT_H5.format(dataset=config["experiments"][experiment]["dataset"], split=split)
+def split_path(config: dict, experiment: str, role: str) -> str:
+    """The dataset file an experiment reads in ``role`` (pretrain, probe_train, ...)."""
+    exp = _exp(config, experiment)
+    return SPLIT_H5.format(dataset=exp["dataset"], split=X.splits(exp)[role])
 
 
-def setup_id(setup: dict[str, Any]) -> str:
-    return f"{setup['mode']}-{setup['augset']}-n{setup['n_train']}"
+def pretrain_inputs(config: dict, experiment: str) -> dict[str, str]:
+    inputs = {"train": split_path(config, experiment, "pretrain")}
+    if X.needs_tokenizer(_exp(config, experiment)):
+        inputs["tokenizer"] = TOKENIZER.format(experiment=experiment)
+    return inputs
 
 
-def pretrain_repeat_for(exp: dict, repeat: int) -> int:
-    """Fine-tuning repeat r starts from pre-training repeat r mod (number of pre-trainings)."""
-    return int(repeat) % int(exp["pretrain"].get("repeats", 1))
+def pretrain_owner(config: dict, experiment: str) -> str:
+    """The experiment whose pre-trainings this one uses: itself, or ``pretrain_from``."""
+    return str(_exp(config, experiment).get("pretrain_from") or experiment)
+
+
+def pretrained_models(config: dict, experiment: str, augset: str | None = None) -> list[str]:
+    """``model.pt`` of every pre-training (each augset, or one, x repeats)."""
+    exp = _exp(config, experiment)
+    sets = [augset] if augset else list(X.augsets(exp))
+    owner = pretrain_owner(config, experiment)
+    return [
+        PRETRAIN_DIR.format(experiment=owner, augset=a, repeat=r) + "/model.pt"
+        for a in sets
+        for r in range(X.pretrain_repeats(exp))
+    ]
 
 
 def pretrained_model(config: dict, experiment: str, augset: str, repeat: int | str) -> str:
-    exp = config["experiments"][experiment]
-    r = pretrain_repeat_for(exp, int(repeat))
-    return PRETRAIN_DIR.format(experiment=experiment, augset=augset, repeat=r) + "/model.pt"
-
-
-def predictions_for(config: dict, experiment: str, task: str) -> dict[str, list[str]]:
-    """Setup id → prediction files (one per repeat) for one task."""
-    exp = config["experiments"][experiment]
-    repeats = int(exp["finetune"]["repeats"])
-    out: dict[str, list[str]] = {}
-    for s in exp["finetune"]["setups"].get(task, []):
-        out[setup_id(s)] = [
-            PREDICTIONS.format(
-                experiment=experiment, task=task, mode=s["mode"], augset=s["augset"],
-                ntrain=s["n_train"], repeat=r,
-            )
-            for r in range(repeats)
-        ]
-    return out
+    """The pre-training a fine-tuning repeat starts from (:func:`X.pretrain_repeat_for`)."""
+    r = X.pretrain_repeat_for(_exp(config, experiment), repeat)
+    owner = pretrain_owner(config, experiment)
+    return PRETRAIN_DIR.format(experiment=owner, augset=augset, repeat=r) + "/model.pt"
 
 
 def pretrain_histories(config: dict, experiment: str, augset: str) -> list[str]:
-    exp = config["experiments"][experiment]
-    return [
-        PRETRAIN_DIR.format(experiment=experiment, augset=augset, repeat=r) + "/history.csv"
-        for r in range(int(exp["pretrain"].get("repeats", 1)))
-    ]
+    return [p.replace("model.pt", "history.csv") for p in pretrained_models(config, experiment, augset)]
 
 
-def figure_paths(config: dict, experiment: str) -> list[str]:
-    exp = config["experiments"][experiment]
-    base = FIGURES.format(experiment=experiment)
-    stems = [f"{base}/roc_{task}" for task in exp["finetune"]["setups"]]
-    stems += [f"{base}/scores_{task}" for task in exp["finetune"]["setups"]]
-    for augset in exp["pretrain"]["augsets"]:
-        stems += [f"{base}/{kind}_{augset}" for kind in ("pretrain_history", "tsne", "corner")]
-    return [f"{s}.{ext}" for s in stems for ext in ("png", "pdf")]
+def dataset_feature_set(config: dict, dataset: str) -> str | None:
+    """The feature set a dataset's files hold (:func:`jetforge.datasets.feature_set`)."""
+    from jetforge.datasets import feature_set
+
+    return feature_set(config["datasets"][dataset])
 
 
-def table_paths(config: dict, experiment: str) -> list[str]:
-    exp = config["experiments"][experiment]
-    return [
-        f"{TABLE.format(experiment=experiment, table=t)}.{ext}"
-        for t in exp.get("tables", {})
-        for ext in ("csv", "md")
-    ]
+def task_files(config: dict, experiment: str, task: str) -> dict[str, str]:
+    """Train and test files of one fine-tuning task.
+
+    A task runs on the experiment's own dataset (splits ``finetune_train`` /
+    ``finetune_test``) unless it names another ``dataset`` (transfer, e.g. JP-JEPA's top
+    tagging and quark–gluon, §4.3; splits ``train`` / ``test`` unless the task sets
+    ``splits``). A dataset stored in another feature set than the pre-training one is read
+    through its conversion into the backbone's convention (rule ``convert_features``):
+    the pre-training dataset's feature set *and* particle count (``n_particles``; e.g.
+    JetClass's 128 for top tagging's 200 constituents, as ParT's top-tagging data config
+    does: it also bounds the O(n^2) pair features).
+    """
+    exp = _exp(config, experiment)
+    spec = exp["finetune"]["tasks"][task]
+    name = spec.get("dataset", exp["dataset"])
+    if name == exp["dataset"]:
+        s = X.splits(exp)
+        roles = {"train": s["finetune_train"], "test": s["finetune_test"]}
+    else:
+        roles = {"train": "train", "test": "test", **spec.get("splits", {})}
+    own, theirs = dataset_feature_set(config, exp["dataset"]), dataset_feature_set(config, name)
+    if theirs == own:
+        return {r: SPLIT_H5.format(dataset=name, split=sp) for r, sp in roles.items()}
+    nmax = config["datasets"][exp["dataset"]]["n_particles"]
+    return {
+        r: CONVERTED_H5.format(dataset=name, features=own, nmax=nmax, split=sp)
+        for r, sp in roles.items()
+    }
+
+
+def finetune_inputs(config: dict, experiment: str, task: str, mode: str, augset: str,
+                    repeat: int | str) -> dict[str, str]:  # fmt: skip
+    inputs = task_files(config, experiment, task)
+    if mode != "supervised":
+        inputs["pretrained"] = pretrained_model(config, experiment, augset, repeat)
+    return inputs
+
+
+def prediction_path(experiment: str, run: dict[str, Any]) -> str:
+    return PREDICTIONS.format(
+        experiment=experiment, task=run["task"], mode=run["mode"], augset=run["augset"],
+        ntrain=run["n_train"], repeat=run["repeat"],
+    )  # fmt: skip
+
+
+def finetune_predictions(config: dict, experiment: str) -> list[str]:
+    return [prediction_path(experiment, r) for r in X.finetune_grid(_exp(config, experiment))]
+
+
+def predictions_for(config: dict, experiment: str, task: str) -> dict[str, list[str]]:
+    """Setup id (``{mode}-{augset}-n{n_train}``) -> prediction files, one per repeat."""
+    out: dict[str, list[str]] = {}
+    for run in X.finetune_grid(_exp(config, experiment), task):
+        out.setdefault(X.setup_id(run), []).append(prediction_path(experiment, run))
+    return out
+
+
+def embedding_path(config: dict, experiment: str, augset: str) -> str:
+    """The embedding of the probe test split by pre-training r0 (t-SNE and corner plots)."""
+    split = X.splits(_exp(config, experiment))["probe_test"]
+    owner = pretrain_owner(config, experiment)
+    return EMBEDDINGS.format(experiment=owner, augset=augset, repeat=0, split=split)
+
+
+def _both(stem: str, exts: tuple[str, ...] = ("png", "pdf")) -> list[str]:
+    return [f"{stem}.{ext}" for ext in exts]
+
+
+def experiment_targets(config: dict, experiment: str) -> list[str]:
+    """Probes, pre-training histories, fine-tuning summary, the paper tables and the
+    figures the experiment lists."""
+    exp = _exp(config, experiment)
+    tables, figures = TABLE.replace("/{table}", ""), FIGURES
+    out = _both(f"{tables}/probes", ("csv", "md"))
+    out += [p for a in X.augsets(exp) for p in _both(f"{figures}/pretrain_history_{a}")]
+    if exp.get("finetune"):
+        out += _both(f"{tables}/finetune", ("csv", "md")) + _both(f"{figures}/finetune")
+    out += [p for t in exp.get("tables", {}) for p in _both(f"{tables}/{t}", ("csv", "md"))]
+    tasks = list((exp.get("finetune") or {}).get("tasks", {}))
+    for kind in exp.get("figures", []):
+        keys = tasks if kind in TASK_FIGURES else list(X.augsets(exp))
+        out += [p for k in keys for p in _both(f"{figures}/{kind}_{k}")]
+    return [p.format(experiment=experiment) for p in out]
 
 
 def dataset_targets(config: dict) -> list[str]:
@@ -127,119 +212,9 @@ def dataset_targets(config: dict) -> list[str]:
     return out
 
 
-SSL_DIR = "results/pretrain/{method}/{backbone}/{dataset}"
-
-
-def is_ssl(exp: dict) -> bool:
-    return exp.get("kind", "rs3l") == "ssl"
-
-
-def ssl_key(exp: dict) -> dict[str, str]:
-    """The (method, backbone, dataset) wildcards naming an SSL experiment's pre-training."""
-    return {
-        "method": exp["pretrain"]["method"],
-        "backbone": exp["backbone"].get("id", exp["backbone"]["name"]),
-        "dataset": exp["dataset"],
-    }
-
-
-def ssl_experiment(config: dict, method: str, backbone: str, dataset: str) -> tuple[str, dict]:
-    key = {"method": method, "backbone": backbone, "dataset": dataset}
-    for name, exp in config.get("experiments", {}).items():
-        if is_ssl(exp) and ssl_key(exp) == key:
-            return name, exp
-    raise KeyError(f"no ssl experiment pre-trains {method} with backbone {backbone} on {dataset}")
-
-
-def ssl_models(config: dict, experiment: str) -> list[str]:
-    exp = config["experiments"][experiment]
-    base = SSL_DIR.format(**ssl_key(exp))
-    return [f"{base}/r{r}/model.pt" for r in range(int(exp["pretrain"].get("repeats", 1)))]
-
-
-SSL_PREDICTIONS = "results/finetune/{experiment}/{task}/{mode}/n{ntrain}/r{repeat}/predictions.h5"
-CONVERTED_H5 = "results/datasets/{dataset}/as_{features}/n{nmax}/{split}.h5"
-
-
-def dataset_feature_set(config: dict, dataset: str) -> str | None:
-    """The feature set a dataset's files hold (:func:`jetforge.datasets.feature_set`)."""
-    from jetforge.datasets import feature_set
-
-    return feature_set(config["datasets"][dataset])
-
-
-def ssl_task_files(config: dict, experiment: str, task: str) -> dict[str, str]:
-    """Train and test files of one fine-tuning task of an SSL experiment.
-
-    A task runs on the experiment's own dataset (splits ``finetune_train`` /
-    ``finetune_test``) unless it names another ``dataset`` (transfer, e.g. JP-JEPA's top
-    tagging and quark–gluon, §4.3; splits ``train`` / ``test`` unless the task sets
-    ``splits``). A dataset stored in another feature set than the pre-training one is read
-    through its conversion into the backbone's convention (rule ``convert_features``):
-    the pre-training dataset's feature set *and* particle count (``n_particles``; e.g.
-    JetClass's 128 for top tagging's 200 constituents, as ParT's top-tagging data config
-    does: it also bounds the O(n^2) pair features).
-    """
-    from jetforge.workflow.ssl import splits
-
-    exp = config["experiments"][experiment]
-    spec = exp["finetune"]["tasks"][task]
-    name = spec.get("dataset", exp["dataset"])
-    if name == exp["dataset"]:
-        s = splits(exp)
-        roles = {"train": s["finetune_train"], "test": s["finetune_test"]}
-    else:
-        roles = {"train": "train", "test": "test", **spec.get("splits", {})}
-    own, theirs = dataset_feature_set(config, exp["dataset"]), dataset_feature_set(config, name)
-    if theirs == own:
-        return {r: SPLIT_H5.format(dataset=name, split=sp) for r, sp in roles.items()}
-    return {
-        r: CONVERTED_H5.format(
-            dataset=name, features=own, nmax=config["datasets"][exp["dataset"]]["n_particles"],
-            split=sp,
-        )
-        for r, sp in roles.items()
-    }
-
-
-def ssl_finetune_runs(config: dict, experiment: str) -> list[dict[str, Any]]:
-    """One entry per fine-tuning job: task, mode, n_train, repeat and its predictions file."""
-    exp = config["experiments"][experiment]
-    ft = exp.get("finetune")
-    if not ft:
-        return []
-    return [
-        {"task": task, "mode": mode, "n_train": int(n), "repeat": r,
-         "path": SSL_PREDICTIONS.format(
-             experiment=experiment, task=task, mode=mode, ntrain=int(n), repeat=r)}
-        for task in ft["tasks"]
-        for n in ft["n_train"]
-        for mode in ft["modes"]
-        for r in range(int(ft.get("repeats", 1)))
-    ]  # fmt: skip
-
-
-def ssl_model_for_repeat(config: dict, experiment: str, repeat: int | str) -> str:
-    """The SSL model a fine-tuning repeat starts from (:func:`pretrain_repeat_for`)."""
-    exp = config["experiments"][experiment]
-    return ssl_models(config, experiment)[pretrain_repeat_for(exp, int(repeat))]
-
-
-def ssl_targets(config: dict, experiment: str) -> list[str]:
-    out = [f"results/tables/{experiment}/probes.{ext}" for ext in ("csv", "md")]
-    out += [f"results/figures/{experiment}/pretrain_loss.{ext}" for ext in ("png", "pdf")]
-    if config["experiments"][experiment].get("finetune"):
-        out += [f"results/tables/{experiment}/finetune.{ext}" for ext in ("csv", "md")]
-        out += [f"results/figures/{experiment}/finetune.{ext}" for ext in ("png", "pdf")]
-    return out
-
-
 def all_targets(config: dict) -> list[str]:
-    """The papers' tables and figures, and every dataset with its validation."""
+    """Every experiment's tables and figures, and every dataset with its validation."""
     out: list[str] = []
-    for experiment, exp in config.get("experiments", {}).items():
-        if is_ssl(exp):
-            out += ssl_targets(config, experiment)
-        else:
-            out += table_paths(config, experiment) + figure_paths(config, experiment)
+    for experiment in config.get("experiments", {}):
+        out += experiment_targets(config, experiment)
     return out + dataset_targets(config)

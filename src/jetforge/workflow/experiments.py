@@ -1,0 +1,136 @@
+"""Entry points of the experiment rules: what each rule of workflow/rules/training.smk and
+reporting.smk does, callable without Snakemake (tests and notebooks call them directly).
+
+Every experiment goes through the same rules (:mod:`jetforge.experiment`); the only thing a
+rule learns from its wildcards is which augset, task, mode, labelled size and repeat.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from jetforge import experiment as X
+
+
+def tokenizer(exp: dict, train_h5: str, out_path: str, seed: int, device: str) -> None:
+    from jetforge.methods.mpm_tokenizer import train_tokenizer
+
+    train_tokenizer(train_h5, out_path, exp["tokenizer"], seed, device)
+
+
+def pretrain(
+    exp: dict, train_h5: str, out_dir: str, augset: str, repeat: int, seed: int, device: str,
+    tokenizer: str | None = None,
+) -> None:  # fmt: skip
+    from jetforge.training.pretrain import run_pretrain
+
+    cfg = copy.deepcopy(exp)
+    if tokenizer:
+        cfg["pretrain"]["tokenizer_path"] = tokenizer
+    run_pretrain(train_h5, out_dir, cfg, augset, repeat=repeat, seed=seed, device=device)
+
+
+def finetune(
+    exp: dict, task: str, mode: str, augset: str, n_train: int, repeat: int, train_h5: str,
+    test_h5: str, out_path: str, pretrained: str | None, seed: int, device: str,
+) -> None:  # fmt: skip
+    """One fine-tuning (or from-scratch) training; the pre-training's ``augset`` decides
+    which jets it trains on (:func:`jetforge.experiment.finetune_variant_set`)."""
+    from jetforge.training.finetune import run_finetune
+
+    run_finetune(
+        train_h5, test_h5, out_path, exp, task, mode, X.finetune_variant_set(exp, augset),
+        n_train, repeat, seed, pretrained if mode != "supervised" else None, device,
+    )  # fmt: skip
+
+
+def finetune_summary(
+    experiment: str, exp: dict, predictions: list[str], out_csv: str, out_md: str, out_png: str
+) -> None:
+    """Fine-tuned vs from-scratch table and accuracy-vs-labelled-jets figure."""
+    from jetforge.reporting import finetune_scan
+
+    rows = finetune_scan.summarise(predictions)
+    title = (f"{experiment}: fine-tuning {exp['pretrain']['method']} "
+             f"({exp['backbone']['name']}, pre-trained on {exp['dataset']}) vs from scratch")  # fmt: skip
+    transfer = {t: s["dataset"] for t, s in exp["finetune"]["tasks"].items() if "dataset" in s}
+    note = "; ".join(f"task {t} runs on dataset {d}" for t, d in transfer.items())
+    finetune_scan.write_table(rows, out_csv, out_md, title, note + ("." if note else ""))
+    finetune_scan.figure(rows, str(Path(out_png).with_suffix("")), title)
+
+
+def history_figure(history_csvs: list[str], out_png: str) -> None:
+    """Pre-training history: RS3L Fig. 2's pair diagnostics where the method logs them
+    (``cos_pos_*``), otherwise every loss term per repeat."""
+    import csv
+
+    from jetforge.reporting import figures as F
+
+    stem = str(Path(out_png).with_suffix(""))
+    with open(history_csvs[0]) as f:
+        header = next(csv.reader(f))
+    if any(c.startswith("cos_pos_") for c in header):
+        F.pretrain_history_figure(history_csvs, stem)
+    else:
+        _loss_figure(history_csvs, stem)
+
+
+def _loss_figure(history_csvs: list[str], stem: str) -> None:
+    """Training and validation loss per epoch, one line per repeat."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from jetforge.reporting.figures import save_figure
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, path in enumerate(history_csvs):
+        with open(path) as f:
+            rows = list(csv.DictReader(f))
+        epochs = [int(r["epoch"]) for r in rows]
+        for key in ("loss", "val_loss"):
+            if key in rows[0]:
+                ax.plot(epochs, [float(r[key]) for r in rows], marker="o",
+                        ls="-" if key == "loss" else "--", label=f"{key} (r{i})")  # fmt: skip
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("pre-training loss")
+    ax.legend()
+    save_figure(fig, stem)
+
+
+def run_rule(
+    rule: str, wildcards: dict[str, str], inputs: dict[str, Any], input_list: list[str],
+    outputs: dict[str, Any], output_list: list[str], params: dict[str, Any],
+) -> None:  # fmt: skip
+    """Dispatch one Snakemake job of the experiment rules (workflow/scripts/experiment.py)."""
+    wc, p = wildcards, params
+    if rule == "tokenizer":
+        tokenizer(p["exp"], input_list[0], output_list[0], p["seed"], p["device"])
+    elif rule == "pretrain":
+        pretrain(p["exp"], inputs["train"], str(Path(outputs["model"]).parent), wc["augset"],
+                 int(wc["repeat"]), p["seed"], p["device"], inputs.get("tokenizer"))  # fmt: skip
+    elif rule == "finetune":
+        finetune(p["exp"], wc["task"], wc["mode"], wc["augset"], int(wc["ntrain"]),
+                 int(wc["repeat"]), inputs["train"], inputs["test"], output_list[0],
+                 inputs.get("pretrained"), p["seed"], p["device"])  # fmt: skip
+    elif rule == "embed":
+        from jetforge.training.embed import export_embeddings
+
+        export_embeddings(inputs["model"], inputs["data"], output_list[0], device=p["device"])
+    elif rule == "probe_table":
+        from jetforge.evaluation.probe_table import probe_table
+
+        probe_table(wc["experiment"], p["exp"], list(inputs["models"]), inputs["train"],
+                    inputs["test"], outputs["csv"], outputs["md"], p["seed"], p["device"])  # fmt: skip
+    elif rule == "finetune_summary":
+        finetune_summary(wc["experiment"], p["exp"], input_list, outputs["csv"], outputs["md"],
+                         outputs["png"])  # fmt: skip
+    elif rule == "pretrain_history_figure":
+        history_figure(input_list, outputs["png"])
+    else:
+        raise ValueError(f"jetforge.workflow.experiments does not handle rule {rule!r}")
