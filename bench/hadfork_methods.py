@@ -99,7 +99,7 @@ def _split(rng: np.random.Generator, shares: np.ndarray, prong: np.ndarray) -> n
     return shares[prong] * w / np.maximum(tot[prong], 1e-12)
 
 
-def _fork(rng: np.random.Generator, cls: str, sh: dict[str, Any], T: int, C: int):  # noqa: ANN202
+def _fork(rng: np.random.Generator, cls: str, sh: dict[str, Any], T: int, C: int):
     """One hadronization + detector response of a shared shower -> padded tracks, cells."""
     s, pt = STYLE[cls], sh["pt"]
     scale = (pt / 100.0) ** 0.3
@@ -168,7 +168,7 @@ def write_toy(path: Path, n_pairs: dict[str, int], seed: int, T: int = 16, C: in
 # ----------------------------------------------------------------------------- helpers
 
 
-def _per_class_knn_efficiency(zt, yt, zs, ys, k: int) -> dict[str, float]:  # noqa: ANN001
+def _per_class_knn_efficiency(zt, yt, zs, ys, k: int) -> dict[str, float]:
     """Fraction of each class's test jets whose k-NN majority is their class (§5.2)."""
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -179,7 +179,7 @@ def _per_class_knn_efficiency(zt, yt, zs, ys, k: int) -> dict[str, float]:  # no
     return {CLASSES[c]: float((pred[ys == c] == c).mean()) for c in np.unique(ys)}
 
 
-def _probe(zt, yt, zs, ys, k: int) -> dict[str, Any]:  # noqa: ANN001
+def _probe(zt, yt, zs, ys, k: int) -> dict[str, Any]:
     names = CLASSES[: int(max(yt.max(), ys.max())) + 1]
     return {
         "knn_eff": _per_class_knn_efficiency(zt, yt, zs, ys, k),

@@ -72,7 +72,7 @@ class Clock:
     def __init__(self) -> None:
         self.stages: dict[str, dict[str, float]] = {}
 
-    def __call__(self, name: str):  # noqa: ANN204
+    def __call__(self, name: str):
         clock = self
 
         class _Stage:

@@ -27,8 +27,7 @@ from jetforge.models import build_backbone
 from jetforge.training.engine import EngineConfig, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_cells_tracks import SMALL, _Batches, overfit_views  # noqa: E402
-
+from test_cells_tracks import SMALL, _Batches, overfit_views
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -105,7 +104,7 @@ def test_ae_vicreg_overfits_64_jets(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- anomaly
 
 
-def _gaussians(seed: int = 0, d: int = 8):  # noqa: ANN202
+def _gaussians(seed: int = 0, d: int = 8):
     """Two SM classes around directions e0 / e1, and a cluster shifted towards e2 by s."""
     rng = np.random.default_rng(seed)
     centres = np.eye(d)[:2] * 3.0

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import torch
 
+from jetforge.evaluation.probes import embed_rows
 from jetforge.methods import METHODS, HadforkContrastive, nt_xent
 from jetforge.models import build_backbone, load_backbone
 from jetforge.models.cells_tracks import CellsTracksNet, delta_r, proximity_mask
 from jetforge.training.data import DatasetInfo
 from jetforge.training.engine import EngineConfig, fit
-from jetforge.evaluation.probes import embed_rows
 from jetforge.training.multi_data import (
     CellsInfo,
     MultiPairBatch,
@@ -291,7 +291,7 @@ def test_nt_xent_pairs_the_two_forks_of_one_shower(files: dict[str, Path]) -> No
     class PairIdBackbone(torch.nn.Module):
         """y = a fixed random vector of the jet's pair id (row tag // 2)."""
 
-        def forward(self, t, tm, c, cm):  # noqa: ANN001, ANN202
+        def forward(self, t, tm, c, cm):
             return table[(t[:, 0, 4].long() // 2)]
 
     method = HadforkContrastive(PairIdBackbone(), tau=0.1)
@@ -320,7 +320,7 @@ class _Batches:
     def __init__(self, views: list[torch.Tensor], bs: int) -> None:
         self.views, self.bs = views, bs
 
-    def __call__(self, epoch: int, start: int):  # noqa: ANN204
+    def __call__(self, epoch: int, start: int):
         n = self.views[0].shape[0]
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch))
         for k in range(start, n // self.bs):
@@ -378,7 +378,7 @@ def test_pretrain_resume_after_kill_is_bit_identical(
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     run_pretrain(h5, str(ref), exp, None, repeat=0, seed=11, device="cpu")
 
-    def kill(state) -> None:  # noqa: ANN001
+    def kill(state) -> None:
         if state.step == 5:  # 32 train pairs / 8 = 4 steps per epoch: mid-epoch 2
             raise _Kill("simulated kill")
 

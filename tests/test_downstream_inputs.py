@@ -29,7 +29,7 @@ from jetforge.training.finetune import Classifier, run_finetune
 from jetforge.training.pretrain import run_pretrain
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_cells_tracks import (  # noqa: E402
+from test_cells_tracks import (
     CELL_NAMES,
     EXP,
     PROCESSES,
@@ -37,8 +37,7 @@ from test_cells_tracks import (  # noqa: E402
     TRACK_NAMES,
     write_hadfork,
 )
-from test_training import write_format4  # noqa: E402
-
+from test_training import write_format4
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -388,8 +387,8 @@ def test_backbones_declare_their_data_preprocessing(files, monkeypatch):
 
 
 def test_random_probe_baseline_takes_input_preprocessing_not_batchnorm_statistics():
-    from jetforge.models.registry import build_backbone
     from jetforge.evaluation.probe_table import input_preprocessing
+    from jetforge.models.registry import build_backbone
 
     vit = build_backbone({"name": "vit", "size": "S", "in_dim": 4,
                           "input_shift": [1.0, 2.0, 3.0, 4.0], "input_scale": [1.0] * 4})  # fmt: skip

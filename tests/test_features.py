@@ -18,7 +18,7 @@ FLAGS = ("is_photon", "is_muon", "is_electron", "is_ch", "is_nh")
 def cand(pt: float, eta: float, phi: float, energy: float | None = None, **extra: float) -> dict:
     """A format-3 candidate; unspecified charge, flags and impact parameters are 0."""
     base = {"charge": 0.0, "d0": 0.0, "dz": 0.0, "d0_err": 0.0, "dz_err": 0.0}
-    base.update({f: 0.0 for f in FLAGS})
+    base.update(dict.fromkeys(FLAGS, 0.0))
     base.update(extra)
     return {
         "px": pt * math.cos(phi), "py": pt * math.sin(phi), "pz": pt * math.sinh(eta),

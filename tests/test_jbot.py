@@ -589,7 +589,7 @@ def test_pretrain_resume_after_kill_is_bit_identical(tmp_path: Path) -> None:
 
 def test_multiclass_finetune_with_llrd(tmp_path: Path) -> None:
     train = write_jets(tmp_path / "ft.h5", PROCS, seed=20)
-    test = write_jets(tmp_path / "te.h5", {k: 6 for k in PROCS}, seed=40)
+    test = write_jets(tmp_path / "te.h5", dict.fromkeys(PROCS, 6), seed=40)
     pre = tmp_path / "pre"
     run_pretrain(
         str(write_jets(tmp_path / "pre.h5", {"qcd_zjet": 20, "hbb_zh": 20})),

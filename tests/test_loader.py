@@ -34,8 +34,8 @@ from jetforge.training.multi_data import MultiPairSampler
 from jetforge.training.pretrain import run_pretrain
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_cells_tracks import write_hadfork  # noqa: E402
-from test_training import EXP, _history, _Kill, _kill_after, write_format4  # noqa: E402
+from test_cells_tracks import write_hadfork
+from test_training import EXP, _history, _Kill, _kill_after, write_format4
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="counts child processes and fds in /proc"
@@ -84,7 +84,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(autouse=True)
-def _reaped():  # noqa: ANN202
+def _reaped():
     """Every test leaves no child process and no open file descriptor behind."""
     kids, fds = _children(), _fds()
     yield
@@ -99,7 +99,7 @@ def pools(monkeypatch: pytest.MonkeyPatch) -> list[WorkerPool]:
     started: list[WorkerPool] = []
 
     class Counted(WorkerPool):
-        def __init__(self, *a, **kw) -> None:  # noqa: ANN002, ANN003
+        def __init__(self, *a, **kw) -> None:
             super().__init__(*a, **kw)
             started.append(self)
 
@@ -134,7 +134,7 @@ def _multi(path: Path, **kw: object) -> MultiPairSampler:
 def test_workers_yield_the_batches_of_the_thread_loader(
     files: dict[str, Path],
     pools: list[WorkerPool],
-    make,  # noqa: ANN001
+    make,
     file: str,
     drop_last: bool,
 ) -> None:

@@ -244,7 +244,7 @@ class _Batches:
     def __init__(self, x: torch.Tensor, m: torch.Tensor, y: torch.Tensor, bs: int) -> None:
         self.x, self.m, self.y, self.bs = x, m, y, bs
 
-    def __call__(self, epoch: int, start: int):  # noqa: ANN204
+    def __call__(self, epoch: int, start: int):
         from jetforge.training.data import JetBatch
 
         perm = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(epoch))
@@ -265,7 +265,7 @@ class _Clf(torch.nn.Module):
         return self.head(self.net(x, m)).squeeze(-1)
 
 
-def _bce(model: torch.nn.Module, b) -> dict[str, torch.Tensor]:  # noqa: ANN001
+def _bce(model: torch.nn.Module, b) -> dict[str, torch.Tensor]:
     return {"loss": torch.nn.functional.binary_cross_entropy_with_logits(model(b.x, b.mask), b.y)}
 
 
@@ -302,7 +302,7 @@ def test_non_finite_loss_names_step_and_keeps_checkpoint(tmp_path: Path) -> None
     model = _Clf()
     calls = {"n": 0}
 
-    def loss(model: torch.nn.Module, b) -> dict[str, torch.Tensor]:  # noqa: ANN001
+    def loss(model: torch.nn.Module, b) -> dict[str, torch.Tensor]:
         calls["n"] += 1
         out = _bce(model, b)
         if calls["n"] == 7:
@@ -334,8 +334,8 @@ class _Kill(RuntimeError):
     pass
 
 
-def _kill_after(n: int):  # noqa: ANN202
-    def hook(state) -> None:  # noqa: ANN001
+def _kill_after(n: int):
+    def hook(state) -> None:
         if state.step == n:
             raise _Kill(f"simulated kill after step {n}")
 

@@ -4,7 +4,7 @@ import logging
 from jetforge.jets.convert import convert_file
 from jetforge.workflow.logging import log_to
 
-sm = snakemake  # noqa: F821
+sm = snakemake
 
 with log_to(sm.log[0]):
     zeroed = convert_file(

@@ -2,10 +2,10 @@
 from jetforge.workflow.logging import log_to
 from jetforge.workflow.steps import minbias_library
 
-with log_to(snakemake.log[0]):  # noqa: F821
+with log_to(snakemake.log[0]):
     minbias_library(
-        snakemake.output[0],  # noqa: F821
-        snakemake.params.ds,  # noqa: F821
-        snakemake.wildcards.dataset,  # noqa: F821
-        snakemake.params.seed,  # noqa: F821
+        snakemake.output[0],
+        snakemake.params.ds,
+        snakemake.wildcards.dataset,
+        snakemake.params.seed,
     )

@@ -213,12 +213,11 @@ def write_hepmc3(
         raise ValueError(f"beam_energy_gev must exceed the proton mass, got {beam_energy_gev}")
     cols, offsets = _flat_columns(particles_events)
     final = Path(path)
-    with atomic_path(final) as tmp:
-        with hep.io.WriterAscii(str(tmp)) as writer:
-            for i in range(offsets.size - 1):
-                sl = slice(offsets[i], offsets[i + 1])
-                event = {k: v[sl] for k, v in cols.items()}
-                writer.write(_hepmc_event(hep, i, event, beam_energy_gev))
+    with atomic_path(final) as tmp, hep.io.WriterAscii(str(tmp)) as writer:
+        for i in range(offsets.size - 1):
+            sl = slice(offsets[i], offsets[i + 1])
+            event = {k: v[sl] for k, v in cols.items()}
+            writer.write(_hepmc_event(hep, i, event, beam_energy_gev))
     return final
 
 

@@ -808,7 +808,7 @@ def _calorimeter(
         phi_n = 0.5 * (phi_lo[sel] + phi_hi[sel])
     pt_n = e_n / np.cosh(eta_n)
     zeros = np.zeros(sel.size)
-    cand = {f: zeros for f in OUTPUT_FIELDS}
+    cand = dict.fromkeys(OUTPUT_FIELDS, zeros)
     cand.update(
         evt=keys[sel] // n_t,
         px=pt_n * np.cos(phi_n),

@@ -27,9 +27,9 @@ from torch import Tensor, nn
 
 from jetforge.models.part import (
     Block,
-    trunc_normal_token,
     attention_mask,
     class_attention_mask,
+    trunc_normal_token,
 )
 
 

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
 from jetforge.models.inputs import check_inputs
 
 

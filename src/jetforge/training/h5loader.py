@@ -161,11 +161,11 @@ def read_segments(
                 m = mask[idx]
                 n = trim_length(m) if trim else m.shape[1]
 
-                def fill_x(out: np.ndarray, values=values, idx=idx, n=n) -> None:  # noqa: ANN001
+                def fill_x(out: np.ndarray, values=values, idx=idx, n=n) -> None:
                     # (np.take on the trimmed view would first copy all of it: 7x slower)
                     out[...] = values[idx, :n]
 
-                def fill_m(out: np.ndarray, m=m, n=n) -> None:  # noqa: ANN001
+                def fill_m(out: np.ndarray, m=m, n=n) -> None:
                     out[...] = m[:, :n]
 
                 specs.append(((idx.size, n, *values.shape[2:]), values.dtype, fill_x))
@@ -302,7 +302,7 @@ def _worker_main(fd: int) -> None:
                     f"{path} changed on disk after the sampler opened it (a rewritten or "
                     "replaced file would not match the rows the main process selected)"
                 )
-        except BaseException as err:  # noqa: BLE001 - reported with the first task
+        except BaseException as err:
             open_error = err
         while True:
             got = _recv(sock)
@@ -335,7 +335,7 @@ def _worker_main(fd: int) -> None:
                 del arrays, rows
                 reply = {"j": task["j"], "slot": slot, "layout": layout,
                          "size": _layout_size(layout)}  # fmt: skip
-            except Exception as err:  # noqa: BLE001 - sent to the main process
+            except Exception as err:
                 reply = {
                     "j": task["j"],
                     "slot": slot,

@@ -48,7 +48,6 @@ from jetforge.training.data import (
     DatasetInfo,
     JetSampler,
     PairSampler,
-    read_column,
     resolve_loader_workers,
     select_pairs,
     split_pairs,
