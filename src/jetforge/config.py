@@ -33,6 +33,8 @@ def _registry_names(name: str) -> list[str]:
         from jetforge.models import BACKBONES as reg
     elif name == "dataset_kinds":
         from jetforge.datasets import BUILDERS as reg
+    elif name == "papers":
+        from jetforge.papers import PAPERS as reg
     elif name == "feature_sets":
         from jetforge.jets.featuresets import FEATURE_SETS as reg
     else:

@@ -55,6 +55,12 @@ def experiment_cfg(wc):
     return config["experiments"][wc.experiment]
 
 
+def paper_category(wc):
+    from jetforge.papers import report_category
+
+    return report_category(wc.experiment, config["experiments"][wc.experiment])
+
+
 def validation_split(wc):
     splits = list(config["datasets"][wc.dataset]["chunks"])
     split = "test" if "test" in splits else splits[0]

@@ -12,10 +12,11 @@ rule probe_table:
         csv=report(
             "results/tables/{experiment}/probes.csv",
             caption="../report/probes.rst",
-            category="{experiment}",
+            category=paper_category,
             subcategory="probes",
         ),
         md="results/tables/{experiment}/probes.md",
+        tex="results/tables/{experiment}/probes.tex",
     log:
         "logs/tables/{experiment}/probes.log",
     benchmark:
@@ -41,14 +42,15 @@ rule finetune_summary:
         csv=report(
             "results/tables/{experiment}/finetune.csv",
             caption="../report/finetune.rst",
-            category="{experiment}",
+            category=paper_category,
             subcategory="fine-tuning",
         ),
         md="results/tables/{experiment}/finetune.md",
+        tex="results/tables/{experiment}/finetune.tex",
         png=report(
             "results/figures/{experiment}/finetune.png",
             caption="../report/finetune.rst",
-            category="{experiment}",
+            category=paper_category,
             subcategory="fine-tuning",
         ),
         pdf="results/figures/{experiment}/finetune.pdf",
@@ -81,10 +83,11 @@ rule paper_table:
         csv=report(
             "results/tables/{experiment}/{table}.csv",
             caption="../report/table.rst",
-            category="{experiment}",
-            subcategory="tables",
+            category=paper_category,
+            subcategory="{table}",
         ),
         md="results/tables/{experiment}/{table}.md",
+        tex="results/tables/{experiment}/{table}.tex",
     log:
         "logs/tables/{experiment}/{table}.log",
     benchmark:
@@ -109,7 +112,7 @@ rule task_figure:
         png=report(
             "results/figures/{experiment}/{kind}_{task}.png",
             caption="../report/task_figure.rst",
-            category="{experiment}",
+            category=paper_category,
             subcategory="{task}",
         ),
         pdf="results/figures/{experiment}/{kind}_{task}.pdf",
@@ -138,7 +141,7 @@ rule pretrain_history_figure:
         png=report(
             "results/figures/{experiment}/pretrain_history_{augset}.png",
             caption="../report/history.rst",
-            category="{experiment}",
+            category=paper_category,
             subcategory="pre-training",
         ),
         pdf="results/figures/{experiment}/pretrain_history_{augset}.pdf",
@@ -146,6 +149,8 @@ rule pretrain_history_figure:
         "logs/figures/{experiment}/pretrain_history_{augset}.log",
     benchmark:
         "benchmarks/figures/{experiment}/pretrain_history_{augset}.tsv"
+    params:
+        exp=experiment_cfg,
     threads: 1
     resources:
         mem_mb=1000,
@@ -163,7 +168,7 @@ rule embedding_figure:
         png=report(
             "results/figures/{experiment}/{kind}_{augset}.png",
             caption="../report/embedding.rst",
-            category="{experiment}",
+            category=paper_category,
             subcategory="embedding",
         ),
         pdf="results/figures/{experiment}/{kind}_{augset}.pdf",

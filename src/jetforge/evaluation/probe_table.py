@@ -9,15 +9,12 @@ binomial errors.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jetforge.generation.seeds import derive_seed
-from jetforge.io.atomic import write_text
 
 
 def input_preprocessing(backbone: Any) -> dict[str, Any]:
@@ -132,37 +129,36 @@ def probe_table(
 
 def _write(experiment: str, exp_cfg: dict, rows: list[dict[str, Any]], k: int, out_csv: str,
            out_md: str) -> None:  # fmt: skip
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    write_text(out_csv, buf.getvalue())
-    md = [
-        f"## {experiment}: frozen-embedding probes ({exp_cfg['pretrain']['method']} on "
-        f"{exp_cfg['dataset']}, backbone {exp_cfg['backbone']['name']})",
-        "",
-        "| embedding | encoder | kNN acc | kNN AUC | linear acc | linear AUC | effective rank "
-        "| AUC_emb |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    md += [
-        f"| {r['embedding']} | {r['encoder']} | {r['knn_acc']:.3f} ± {r['knn_acc_err']:.3f} "
-        f"| {r['knn_auc']:.3f} "
-        f"| {r['linear_acc']:.3f} ± {r['linear_acc_err']:.3f} "
-        f"| {r['linear_auc']:.3f} | {r['effective_rank']:.1f} | {r['auc_emb']:.3f} |"
-        for r in rows
-    ]
-    md += ["", f"k-NN with k = {k} (cosine) and logistic regression on frozen embeddings "
-           f"(jBOT §4.4); {rows[0]['n_train']} training and {rows[0]['n_test']} test jets; "
-           "AUC = macro one-vs-rest; ± = binomial standard error of the test accuracy, "
-           "on the mean rows the standard deviation over the seeds (pre-training repeats, "
-           "random draws). The random-init rows are the same backbone untrained. "
-           "Embedding: output = the backbone's jet representation, what fine-tuning reads "
-           "([CLS] of ParT and ViT, y of Rieck et al.); pooled = mean of its particle (node) "
-           "tokens ([mean] of JP-JEPA Fig. 2(d), x of Rieck et al. Fig. 3a). "
-           "Effective rank and AUC_emb (JP-JEPA App. C) of the test embeddings measure "
-           "dimensional collapse: AUC_emb near 1 = one direction, near 0.5 = isotropic."]
-    write_text(out_md, "\n".join(md) + "\n")
+    """The table through the one writer (csv, md, tex): accuracies with their error."""
+    import pandas as pd
+
+    from jetforge.reporting.table_io import write_table
+
+    df = pd.DataFrame(rows)
+    display = pd.DataFrame({
+        "embedding": df["embedding"], "encoder": df["encoder"],
+        "kNN acc": [f"{a:.3f} ± {e:.3f}" for a, e in zip(df["knn_acc"], df["knn_acc_err"])],
+        "kNN AUC": df["knn_auc"].map("{:.3f}".format),
+        "linear acc": [f"{a:.3f} ± {e:.3f}" for a, e in zip(df["linear_acc"], df["linear_acc_err"])],
+        "linear AUC": df["linear_auc"].map("{:.3f}".format),
+        "effective rank": df["effective_rank"].map("{:.1f}".format),
+        "AUC_emb": df["auc_emb"].map("{:.3f}".format),
+    })  # fmt: skip
+    title = (f"{experiment}: frozen-embedding probes ({exp_cfg['pretrain']['method']} on "
+             f"{exp_cfg['dataset']}, backbone {exp_cfg['backbone']['name']})")  # fmt: skip
+    note = (
+        f"k-NN with k = {k} (cosine) and logistic regression on frozen embeddings (jBOT, "
+        f"Tsoi & Rankin arXiv:2601.11719 §4.4); {rows[0]['n_train']} training and "
+        f"{rows[0]['n_test']} test jets; AUC = macro one-vs-rest; ± = binomial standard error "
+        "of the test accuracy, on the mean rows the standard deviation over the seeds "
+        "(pre-training repeats, random draws). The random-init rows are the same backbone "
+        "untrained. Embedding: output = the backbone's jet representation, what fine-tuning "
+        "reads ([CLS] of ParT and ViT, y of Rieck et al.); pooled = mean of its particle "
+        "(node) tokens ([mean] of JP-JEPA Fig. 2(d), x of Rieck et al. Fig. 3a). Effective "
+        "rank and AUC_emb (JP-JEPA App. C) of the test embeddings measure dimensional "
+        "collapse: AUC_emb near 1 = one direction, near 0.5 = isotropic."
+    )
+    write_table(df, {"csv": out_csv, "md": out_md}, title, note, display=display)
 
 
 _SEED_MEAN_KEYS = ("knn_acc", "knn_auc", "linear_acc", "linear_auc", "effective_rank", "auc_emb")

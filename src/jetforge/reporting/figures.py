@@ -205,18 +205,16 @@ def _quiet_nan_warnings() -> Iterator[None]:
 # --------------------------------------------------------------------------- Fig. 2
 
 
-def _read_history(path: PathLike) -> dict[str, np.ndarray]:
+def _read_history(path: PathLike, required: Sequence[str] = ("epoch", "loss")) -> dict[str, np.ndarray]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         rows = list(reader)
         fields = reader.fieldnames or []
     if not rows:
         raise PredictionFormatError(f"{path}: empty history")
-    missing = [c for c in ("epoch", "loss", "val_loss", "cos_class_means") if c not in fields]
-    if missing or not any(c.startswith("cos_pos_") for c in fields):
-        raise PredictionFormatError(
-            f"{path}: history lacks column(s) {missing or ['cos_pos_<class>']} (format 5)"
-        )
+    missing = [c for c in required if c not in fields]
+    if missing:
+        raise PredictionFormatError(f"{path}: history lacks column(s) {missing} (format 5)")
 
     def num(x: str | None) -> float:
         try:
@@ -225,6 +223,35 @@ def _read_history(path: PathLike) -> dict[str, np.ndarray]:
             return math.nan
 
     return {c: np.array([num(r.get(c)) for r in rows]) for c in fields}
+
+
+class _Bands:
+    """Mean over repeated pre-trainings with a ±1 std band, on the epochs every repeat
+    reached (a resumed or shorter run does not distort the average)."""
+
+    def __init__(self, hists: list[dict[str, np.ndarray]]) -> None:
+        self.hists = hists
+        epochs = sorted(set.intersection(*[set(h["epoch"][np.isfinite(h["epoch"])]) for h in hists]))
+        if not epochs:
+            raise PredictionFormatError("history files share no epoch")
+        self.epochs = epochs
+
+    def stack(self, col: str) -> np.ndarray:
+        out = []
+        for h in self.hists:
+            idx = {e: i for i, e in enumerate(h["epoch"])}  # last row of an epoch wins
+            out.append([h[col][idx[e]] if col in h else math.nan for e in self.epochs])
+        return np.array(out, dtype=np.float64)
+
+    def band(self, ax: Any, col: str, **kw: Any) -> None:
+        arr = self.stack(col)
+        with _quiet_nan_warnings():
+            mean = np.nanmean(arr, axis=0)
+            std = np.nanstd(arr, axis=0, ddof=1) if len(arr) > 1 else np.zeros_like(mean)
+        ep = np.array(self.epochs)
+        (line,) = ax.plot(ep, mean, marker="o", ms=3, **kw)
+        if len(arr) > 1:
+            ax.fill_between(ep, mean - std, mean + std, color=line.get_color(), alpha=0.25, lw=0)
 
 
 def pretrain_history_figure(history_csvs: Sequence[PathLike], out_stem: PathLike) -> None:
@@ -238,28 +265,12 @@ def pretrain_history_figure(history_csvs: Sequence[PathLike], out_stem: PathLike
     """
     if not history_csvs:
         raise ValueError("no history files given")
-    hists = [_read_history(p) for p in history_csvs]
-    epochs = sorted(set.intersection(*[set(h["epoch"][np.isfinite(h["epoch"])]) for h in hists]))
-    if not epochs:
-        raise PredictionFormatError("history files share no epoch")
-    ep = np.array(epochs)
-
-    def stack(col: str) -> np.ndarray:
-        out = []
-        for h in hists:
-            idx = {e: i for i, e in enumerate(h["epoch"])}  # last row of an epoch wins
-            out.append([h[col][idx[e]] if col in h else math.nan for e in epochs])
-        return np.array(out, dtype=np.float64)
-
-    def band(ax: Any, col: str, **kw: Any) -> None:
-        arr = stack(col)
-        with _quiet_nan_warnings():
-            mean = np.nanmean(arr, axis=0)
-            std = np.nanstd(arr, axis=0, ddof=1) if len(arr) > 1 else np.zeros_like(mean)
-        (line,) = ax.plot(ep, mean, marker="o", ms=3, **kw)
-        if len(arr) > 1:
-            ax.fill_between(ep, mean - std, mean + std, color=line.get_color(), alpha=0.25, lw=0)
-
+    hists = [_read_history(p, ("epoch", "loss", "val_loss", "cos_class_means"))
+             for p in history_csvs]  # fmt: skip
+    if not any(c.startswith("cos_pos_") for c in hists[0]):
+        raise PredictionFormatError(f"{history_csvs[0]}: history lacks column(s) ['cos_pos_<class>']")
+    bands = _Bands(hists)
+    band = bands.band
     classes = [c[len("cos_pos_"):] for c in hists[0] if c.startswith("cos_pos_")]
     apply_style()
     fig, axes = plt.subplots(3, 1, figsize=(6.4, 8.4), sharex=True,
@@ -284,6 +295,39 @@ def pretrain_history_figure(history_csvs: Sequence[PathLike], out_stem: PathLike
     for ax in axes:
         ax.grid(True, alpha=0.3)
     fig.align_ylabels(axes)
+    save_figure(fig, out_stem)
+
+
+def loss_history_figure(history_csvs: Sequence[PathLike], out_stem: PathLike, title: str = "") -> None:
+    """Pre-training loss vs epoch for methods without pair diagnostics: the total loss
+    (training, validation) on top, every other logged loss term of the validation below;
+    mean over repeats with a ±1 std band."""
+    if not history_csvs:
+        raise ValueError("no history files given")
+    hists = [_read_history(p) for p in history_csvs]
+    bands = _Bands(hists)
+    terms = [c for c in hists[0] if c.startswith("val_") and c != "val_loss"]
+    apply_style()
+    fig, axes = plt.subplots(2 if terms else 1, 1, figsize=(6.4, 7.2 if terms else 4.6),
+                             sharex=True, squeeze=False)  # fmt: skip
+    top = axes[0, 0]
+    bands.band(top, "loss", color="#1f78b4", label="training")
+    if "val_loss" in hists[0]:
+        bands.band(top, "val_loss", color="#e31a1c", ls="--", label="validation")
+    top.set_ylabel("pre-training loss")
+    top.legend(frameon=False, fontsize=9)
+    repeats = f"{len(hists)} repeat{'s' if len(hists) != 1 else ''}, band ±1 std"
+    simulation_label(top, rlabel=repeats)
+    if title:
+        fig.suptitle(title)
+    if terms:
+        for t in terms:
+            bands.band(axes[1, 0], t, label=t.removeprefix("val_"))
+        axes[1, 0].set_ylabel("validation loss terms")
+        axes[1, 0].legend(frameon=False, fontsize=8, ncol=2)
+    axes[-1, 0].set_xlabel("Epoch")
+    for ax in axes[:, 0]:
+        ax.grid(True, alpha=0.3)
     save_figure(fig, out_stem)
 
 

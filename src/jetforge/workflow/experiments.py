@@ -61,9 +61,9 @@ def finetune_summary(
     finetune_scan.figure(rows, str(Path(out_png).with_suffix("")), title)
 
 
-def history_figure(history_csvs: list[str], out_png: str) -> None:
+def history_figure(experiment: str, exp: dict, history_csvs: list[str], out_png: str) -> None:
     """Pre-training history: RS3L Fig. 2's pair diagnostics where the method logs them
-    (``cos_pos_*``), otherwise every loss term per repeat."""
+    (``cos_pos_*``), otherwise every loss term, mean over repeats."""
     import csv
 
     from jetforge.reporting import figures as F
@@ -74,33 +74,8 @@ def history_figure(history_csvs: list[str], out_png: str) -> None:
     if any(c.startswith("cos_pos_") for c in header):
         F.pretrain_history_figure(history_csvs, stem)
     else:
-        _loss_figure(history_csvs, stem)
-
-
-def _loss_figure(history_csvs: list[str], stem: str) -> None:
-    """Training and validation loss per epoch, one line per repeat."""
-    import csv
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from jetforge.reporting.figures import save_figure
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, path in enumerate(history_csvs):
-        with open(path) as f:
-            rows = list(csv.DictReader(f))
-        epochs = [int(r["epoch"]) for r in rows]
-        for key in ("loss", "val_loss"):
-            if key in rows[0]:
-                ax.plot(epochs, [float(r[key]) for r in rows], marker="o",
-                        ls="-" if key == "loss" else "--", label=f"{key} (r{i})")  # fmt: skip
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("pre-training loss")
-    ax.legend()
-    save_figure(fig, stem)
+        title = f"{experiment}: {exp['pretrain']['method']} pre-training ({exp['backbone']['name']})"
+        F.loss_history_figure(history_csvs, stem, title)
 
 
 def run_rule(
@@ -131,6 +106,6 @@ def run_rule(
         finetune_summary(wc["experiment"], p["exp"], input_list, outputs["csv"], outputs["md"],
                          outputs["png"])  # fmt: skip
     elif rule == "pretrain_history_figure":
-        history_figure(input_list, outputs["png"])
+        history_figure(wc["experiment"], p["exp"], input_list, outputs["png"])
     else:
         raise ValueError(f"jetforge.workflow.experiments does not handle rule {rule!r}")

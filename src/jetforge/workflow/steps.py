@@ -75,12 +75,12 @@ def _with_n2(setups: dict[str, list[str]]) -> dict[str, list[str]]:
     return {"n2": next(iter(setups.values())), **setups}
 
 
-def _reference(experiment: str, paper_table: str | None) -> dict | None:
+def _reference(paper: str, paper_table: str | None) -> dict | None:
     """The paper's numbers for one table, or None (blank paper columns) if we have none."""
     from jetforge.paths import resources_dir
     from jetforge.reporting.tables import load_reference
 
-    path = resources_dir() / "reference" / f"{experiment}.yaml"
+    path = resources_dir() / "reference" / f"{paper}.yaml"
     if paper_table is None or not path.exists():
         return None
     return load_reference(path, paper_table)
@@ -97,7 +97,9 @@ def paper_table(
     missing = [p for files in setups.values() for p in files if not Path(p).exists()]
     if missing:
         raise FileNotFoundError(f"{table}: prediction files missing: {missing}")
-    reference = _reference(experiment, spec.get("paper"))
+    from jetforge.papers import paper_of
+
+    reference = _reference(paper_of(experiment, exp_cfg) or experiment, spec.get("paper"))
     title = f"{experiment} {table}: {spec['kind']} on {spec['task']}"
     if spec["kind"] == "rejection":
         rejection_table(setups, list(spec["efficiencies"]), reference, out_csv, out_md, title)

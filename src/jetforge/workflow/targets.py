@@ -26,6 +26,7 @@ PREDICTIONS = (
 EMBEDDINGS = "results/embeddings/{experiment}/{augset}/r{repeat}/{split}.h5"
 TABLE = "results/tables/{experiment}/{table}"
 FIGURES = "results/figures/{experiment}"
+TABLE_FORMATS = ("csv", "md", "tex")
 #: figure kinds an experiment may list under ``figures`` (per task, or per augset)
 TASK_FIGURES = ("roc", "scores")
 EMBEDDING_FIGURES = ("tsne", "corner")
@@ -190,11 +191,11 @@ def experiment_targets(config: dict, experiment: str) -> list[str]:
     figures the experiment lists."""
     exp = _exp(config, experiment)
     tables, figures = TABLE.replace("/{table}", ""), FIGURES
-    out = _both(f"{tables}/probes", ("csv", "md"))
+    out = _both(f"{tables}/probes", TABLE_FORMATS)
     out += [p for a in X.augsets(exp) for p in _both(f"{figures}/pretrain_history_{a}")]
     if exp.get("finetune"):
-        out += _both(f"{tables}/finetune", ("csv", "md")) + _both(f"{figures}/finetune")
-    out += [p for t in exp.get("tables", {}) for p in _both(f"{tables}/{t}", ("csv", "md"))]
+        out += _both(f"{tables}/finetune", TABLE_FORMATS) + _both(f"{figures}/finetune")
+    out += [p for t in exp.get("tables", {}) for p in _both(f"{tables}/{t}", TABLE_FORMATS)]
     tasks = list((exp.get("finetune") or {}).get("tasks", {}))
     for kind in exp.get("figures", []):
         keys = tasks if kind in TASK_FIGURES else list(X.augsets(exp))
