@@ -115,7 +115,9 @@ def _fork(rng: np.random.Generator, cls: str, sh: dict[str, Any], T: int, C: int
     n_c = min(int(rng.poisson(s["n_cells"] * scale)) + 1, C)
     prong = rng.choice(len(sh["shares"]), size=n_c, p=sh["shares"])
     em = rng.random(n_c) < s["em"]
-    layer = np.where(em, rng.choice(3, n_c, p=[0.3, 0.5, 0.2]), 3 + rng.choice(3, n_c, p=[0.4, 0.4, 0.2]))
+    layer = np.where(
+        em, rng.choice(3, n_c, p=[0.3, 0.5, 0.2]), 3 + rng.choice(3, n_c, p=[0.4, 0.4, 0.2])
+    )
     ce = np.zeros((n_c, 4), np.float32)
     ce[:, 0] = 0.4 * pt * _split(rng, sh["shares"], prong)  # visible calorimeter fraction
     ce[:, 1:3] = sh["dirs"][prong] + rng.normal(0, 1, (n_c, 2)) * LAYER_WIDTH[layer, None]
@@ -129,29 +131,36 @@ def _fork(rng: np.random.Generator, cls: str, sh: dict[str, Any], T: int, C: int
 def write_toy(path: Path, n_pairs: dict[str, int], seed: int, T: int = 16, C: int = 96) -> Path:
     """SYNTHETIC hadfork-layout file (contract 4 + cells), deterministic in ``seed``."""
     arrays: dict[str, list] = {k: [] for k in ("t", "tm", "c", "cm")}
-    cols: dict[str, list] = {k: [] for k in ("process", "variant", "label", "pair_id", "event", "pt", "eta", "phi")}
+    cols: dict[str, list] = {
+        k: [] for k in ("process", "variant", "label", "pair_id", "event", "pt", "eta", "phi")
+    }
     pair = 0
     for p, cls in enumerate(CLASSES):
         for ev in range(n_pairs.get(PROCESSES[p], 0)):
             sh = _shower(np.random.default_rng([seed, p, ev]), cls)
             for v in range(2):
-                for k, a in zip(("t", "tm", "c", "cm"), _fork(np.random.default_rng([seed, p, ev, v + 1]), cls, sh, T, C), strict=True):
+                fork = _fork(np.random.default_rng([seed, p, ev, v + 1]), cls, sh, T, C)
+                for k, a in zip(("t", "tm", "c", "cm"), fork, strict=True):
                     arrays[k].append(a)
                 jet_pt = sh["pt"] * (1 + 0.1 * np.random.default_rng([seed, p, ev, v, 9]).normal())
-                for k, val in (("process", p), ("variant", v), ("label", p), ("pair_id", pair), ("event", ev),
-                               ("pt", jet_pt), ("eta", sh["eta"]), ("phi", sh["phi"])):
+                for k, val in (("process", p), ("variant", v), ("label", p), ("pair_id", pair),
+                               ("event", ev), ("pt", jet_pt), ("eta", sh["eta"]),
+                               ("phi", sh["phi"])):
                     cols[k].append(val)
             pair += 1
     N = len(arrays["t"])
     with h5py.File(path, "w") as f:
         ch = min(N, 256)
-        f.create_dataset("particles", data=np.stack(arrays["t"]), chunks=(ch, T, 5), compression="lzf")
+        f.create_dataset(
+            "particles", data=np.stack(arrays["t"]), chunks=(ch, T, 5), compression="lzf"
+        )
         f.create_dataset("mask", data=np.stack(arrays["tm"]), chunks=(ch, T))
         f.create_dataset("cells", data=np.stack(arrays["c"]), chunks=(ch, C, 4), compression="lzf")
         f.create_dataset("cells_mask", data=np.stack(arrays["cm"]), chunks=(ch, C))
         g = f.create_group("jets")
-        for k, dt in (("process", np.int8), ("variant", np.int8), ("label", np.int8), ("pair_id", np.int64),
-                      ("event", np.int32), ("pt", np.float32), ("eta", np.float32), ("phi", np.float32)):
+        for k, dt in (("process", np.int8), ("variant", np.int8), ("label", np.int8),
+                      ("pair_id", np.int64), ("event", np.int32), ("pt", np.float32),
+                      ("eta", np.float32), ("phi", np.float32)):
             g.create_dataset(k, data=np.asarray(cols[k], dt))
         for k in ("mass", "n2"):
             g.create_dataset(k, data=np.zeros(N, np.float32))
@@ -244,7 +253,10 @@ def build_small_real(tmp: Path, events: int) -> tuple[dict[str, Path], Path]:
     per split with :mod:`jetforge.datasets.hadfork`."""
     from jetforge.datasets.hadfork import build_hadfork_chunk, merge_hadfork_chunks
 
-    n = {"hadfork_qq": 3 * events // 7, "hadfork_gg": 3 * events // 7, "hadfork_tautau": events // 7}
+    n = {
+        "hadfork_qq": 3 * events // 7, "hadfork_gg": 3 * events // 7,
+        "hadfork_tautau": events // 7,
+    }
     files: dict[str, Path] = {}
     for i, split in enumerate(("pretrain", "finetune", "test")):
         scale = 1.0 if split == "pretrain" else 0.5
@@ -291,9 +303,13 @@ def main() -> None:
                     help="auto: real files, else a small Pythia+COCOA-like chunk, else toy")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--pairs", type=int, default=2400, help="toy pre-training pairs (q:g:τ = 3:3:1)")
+    ap.add_argument(
+        "--pairs", type=int, default=2400, help="toy pre-training pairs (q:g:τ = 3:3:1)"
+    )
     ap.add_argument("--labelled", type=int, default=1400, help="toy labelled jets per split")
-    ap.add_argument("--events", type=int, default=1050, help="hard events for --data chunk (pretrain)")
+    ap.add_argument(
+        "--events", type=int, default=1050, help="hard events for --data chunk (pretrain)"
+    )
     ap.add_argument("--out", default=str(REPO / "results" / "bench" / "hadfork_methods.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -309,7 +325,8 @@ def main() -> None:
 
 def _bench(args: argparse.Namespace, tmp: Path) -> None:
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    exp_all = yaml.safe_load((REPO / "config" / "paper" / "hadfork.yaml").read_text())["experiments"]
+    hadfork_yaml = REPO / "config" / "paper" / "hadfork.yaml"
+    exp_all = yaml.safe_load(hadfork_yaml.read_text())["experiments"]
     mode = args.data
     if mode == "auto":
         import importlib.util
@@ -396,13 +413,16 @@ def _bench(args: argparse.Namespace, tmp: Path) -> None:
             dark = _embed_xy(bb, dark_file, dark_rows)
             ae, ae_hist = fit_cosine_ae(tr[rep], CosineAEConfig.from_dict(acfg["cosine_ae"]))
             r["anomaly"] = {
-                "cosine_ae_auc": anomaly_auc(cosine_ae_score(ae, te[rep]), cosine_ae_score(ae, dark[rep])),
+                "cosine_ae_auc": anomaly_auc(
+                    cosine_ae_score(ae, te[rep]), cosine_ae_score(ae, dark[rep])
+                ),
                 "cosine_ae_loss_first_last": [ae_hist[0], ae_hist[-1]],
                 "scores_on_y": {s: v["dark"] for s, v in evaluate_scores(
                     tr["y"], y_tr, te["y"], {"dark": dark["y"]}, acfg["scores"]).items()},
             }
         r["eval_cpu_s"] = time.process_time() - c0
-        print(f"{name}: {json.dumps({k2: v for k2, v in r.items() if k2 != 'history'}, default=float)}")
+        summary = {k2: v for k2, v in r.items() if k2 != "history"}
+        print(f"{name}: {json.dumps(summary, default=float)}")
 
     results["paper_size_step"] = _paper_size_step(args.threads)
     results["cpu_s_total"] = time.process_time() - cpu0
@@ -417,7 +437,8 @@ def _summary(r: dict[str, Any]) -> None:
     print(f"\n## Summary ({r['data']}; {r['epochs']} epochs; {r['threads']} thread(s))\n")
     print(f"pre-training pairs {r['pretrain_pairs']} (mean {r['mean_tracks']:.1f} tracks, "
           f"{r['mean_cells']:.1f} cells per jet); labelled jets {r['labelled_jets']}\n")
-    print("| backbone | kNN acc | kNN eff q/g/τ | linear acc | linear AUC | AE(cos) dark AUC | best jBOT score AUC | train jets/CPU-s | infer jets/CPU-s |")
+    print("| backbone | kNN acc | kNN eff q/g/τ | linear acc | linear AUC | AE(cos) dark AUC "
+          "| best jBOT score AUC | train jets/CPU-s | infer jets/CPU-s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in ("hadfork_contrastive", "ae_vicreg", "random"):
         x = r.get(name, {})
@@ -425,19 +446,24 @@ def _summary(r: dict[str, Any]) -> None:
         eff = p.get("knn_eff", {})
         effs = "/".join(f"{eff.get(c, float('nan')):.2f}" for c in ("q", "g", "tau"))
         an = x.get("anomaly", {})
-        best = max(an.get("scores_on_y", {}).items(), key=lambda kv: kv[1], default=("-", float("nan")))
+        best = max(
+            an.get("scores_on_y", {}).items(), key=lambda kv: kv[1], default=("-", float("nan"))
+        )
         print(
             f"| {name} | {p.get('knn', {}).get('accuracy', float('nan')):.3f} | "
             f"{effs} | "
-            f"{p.get('linear', {}).get('accuracy', float('nan')):.3f} | {p.get('linear', {}).get('auc', float('nan')):.3f} | "
+            f"{p.get('linear', {}).get('accuracy', float('nan')):.3f} | "
+            f"{p.get('linear', {}).get('auc', float('nan')):.3f} | "
             f"{an.get('cosine_ae_auc', float('nan')):.3f} | {best[1]:.3f} ({best[0]}) | "
-            f"{x.get('train_jets_per_cpu_s', float('nan')):.0f} | {x.get('infer_jets_per_cpu_s', float('nan')):.0f} |"
+            f"{x.get('train_jets_per_cpu_s', float('nan')):.0f} | "
+            f"{x.get('infer_jets_per_cpu_s', float('nan')):.0f} |"
         )
     ps = r["paper_size_step"]
     print(f"\npaper-size step (8 tracks + 800 cells, {ps['pairs_per_step']} pairs): "
           f"{ps['cpu_s_per_step']:.2f} CPU-s/step = {ps['jets_per_cpu_s']:.1f} jets/CPU-s "
           f"(wall {ps['s_per_step']:.2f} s/step)")
-    print(f"total CPU {r['cpu_s_total']:.0f} s, wall {r['wall_s_total']:.0f} s, max RSS {r['max_rss_mb']:.0f} MB")
+    print(f"total CPU {r['cpu_s_total']:.0f} s, wall {r['wall_s_total']:.0f} s, "
+          f"max RSS {r['max_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Snakemake script: one of the paper's figures (ROC, scores, pre-training history, t-SNE, corner)."""
+"""Snakemake script: one of the paper's figures (ROC, scores, pre-training history, t-SNE,
+corner)."""
 from jetforge.workflow.logging import log_to
 from jetforge.workflow.steps import paper_figure
 

@@ -1,4 +1,6 @@
-"""Hadronization-fork jet pairs with COCOA-like cells and tracks (Rieck et al., "Self-Supervised Learning Strategies for Jet Physics", 2025).
+"""Hadronization-fork jet pairs with COCOA-like cells and tracks.
+
+Rieck et al., "Self-Supervised Learning Strategies for Jet Physics", 2025.
 
 One call turns one chunk of hard events into one HDF5 chunk (data contract 4, V = 2):
 

@@ -478,7 +478,8 @@ def validate_dataset(
     if QUARK_CLASS in data and GLUON_CLASS in data:
         try:
             result["multiplicity"] = check_multiplicity(
-                data[QUARK_CLASS]["multiplicity"], data[GLUON_CLASS]["multiplicity"], n_max, min_jets
+                data[QUARK_CLASS]["multiplicity"], data[GLUON_CLASS]["multiplicity"],
+                n_max, min_jets,
             )
         except PhysicsValidationError as err:
             errors.append(str(err))
@@ -493,7 +494,9 @@ def validate_dataset(
 # ----------------------------------------------------------------------------- paired data
 
 
-def validate_pairs(h5_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def validate_pairs(
+    h5_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
+) -> dict[str, Any]:
     """Figures and checks of a paired dataset (two hadronizations of one shower, seed 001).
 
     The members of a pair come from the same hard scatter and parton shower, so their
@@ -509,7 +512,9 @@ def validate_pairs(h5_path: str | os.PathLike[str], out_dir: str | os.PathLike[s
         variants = list(attrs["variant_names"])
         if len(variants) != 2:
             raise PhysicsValidationError(f"{h5_path}: pairs need 2 variants, has {variants}")
-        jets = {k: f["jets"][k][:] for k in ("pt", "label", "n_tracks", "n_cells") if k in f["jets"]}
+        jets = {
+            k: f["jets"][k][:] for k in ("pt", "label", "n_tracks", "n_cells") if k in f["jets"]
+        }
         first = f["particles"][: min(len(jets["pt"]), 64)]
     pt = jets["pt"].reshape(-1, 2)
     labels = jets["label"].reshape(-1, 2)[:, 0]
@@ -528,7 +533,9 @@ def validate_pairs(h5_path: str | os.PathLike[str], out_dir: str | os.PathLike[s
         out / "overview")]  # fmt: skip
     errors = []
     if identical:
-        errors.append("the two members of the first pairs are identical: the fork did not re-hadronize")
+        errors.append(
+            "the two members of the first pairs are identical: the fork did not re-hadronize"
+        )
     if n >= 50 and not rho - 3 * rho_err > 0.3:
         errors.append(
             f"member jet p_T correlation {rho:.2f} ± {rho_err:.2f} over {n} pairs; members of a "

@@ -26,7 +26,8 @@ SimulateFn = Callable[[ak.Array, Mapping[str, Any], np.random.Generator], ak.Arr
 DETECTORS: dict[str, SimulateFn] = {
     "eflow": eflow.simulate,
     "delphes": delphes.simulate_delphes,  # real Delphes (needs DelphesHepMC3, the [delphes] extra)
-    "cocoa": cocoa.simulate,  # calorimeter cells + tracks (Rieck et al. 2025); returns {cells, tracks} per event
+    # calorimeter cells + tracks (Rieck et al. 2025); returns {cells, tracks} per event
+    "cocoa": cocoa.simulate,
 }
 
 #: Environment variable overriding where ``resources/`` lives (e.g. an installed package).

@@ -27,6 +27,7 @@ jetforge seed gives one Delphes output (for a fixed Delphes build and card).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -404,10 +405,8 @@ def read_delphes_eflow(
             )
         t = f[tree]
         trk = _read_leaves(path, t, b_trk, TRACK_LEAVES)
-        try:
+        with contextlib.suppress(uproot.KeyInFileError):
             trk["Mass"] = ak.values_astype(t[f"{b_trk}.Mass"].array(library="ak"), np.float64)
-        except uproot.KeyInFileError:
-            pass
         pho = _read_leaves(path, t, b_pho, TOWER_LEAVES)
         nh = _read_leaves(path, t, b_nh, TOWER_LEAVES)
 

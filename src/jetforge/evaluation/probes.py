@@ -197,7 +197,8 @@ def embed_views(
     uniq, inv = np.unique(rows, return_inverse=True)
     parts: dict[str, list[np.ndarray]] = {v: [] for v in views}
     with h5py.File(h5_path, "r") as f:
-        for _, *inputs in iter_rows(f, uniq, eval_chunk(backbone, chunk), backbone_inputs(backbone)):
+        batches = iter_rows(f, uniq, eval_chunk(backbone, chunk), backbone_inputs(backbone))
+        for _, *inputs in batches:
             out = fn(*(t.to(device) for t in inputs))
             for v in views:
                 parts[v].append(out[v].float().cpu().numpy())

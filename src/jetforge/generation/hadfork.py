@@ -1,7 +1,7 @@
 """Hadronization fork: one hard scatter + parton shower, several independent hadronizations.
 
-Rieck et al. ("Self-Supervised Learning Strategies for Jet Physics", 2025, §2) simulate every event twice,
-"using the same evolution up to and including the parton shower, but independent
+Rieck et al. ("Self-Supervised Learning Strategies for Jet Physics", 2025, §2) simulate every
+event twice, "using the same evolution up to and including the parton shower, but independent
 evolutions of the hadronisation and detector interaction", and "enforce the same decay
 channels for each [τ] decay within a pair of events". This module does exactly that with
 one Pythia instance:

@@ -232,7 +232,9 @@ def generate_hard_events(
     return events, run
 
 
-def write_hard_lhe(path: str | os.PathLike[str], events: list[LHEEvent], run: dict, sqrt_s: float) -> None:
+def write_hard_lhe(
+    path: str | os.PathLike[str], events: list[LHEEvent], run: dict, sqrt_s: float
+) -> None:
     sigma = run["sigma_gen_pb"] * run["acceptance"]
     init = LHEInit(
         beam_energies=(sqrt_s / 2, sqrt_s / 2),
@@ -246,7 +248,8 @@ def write_hard_lhe(path: str | os.PathLike[str], events: list[LHEEvent], run: di
 
 
 class HardCutsConfigError(ValueError):
-    """A ``hard_cuts`` / ``hard_cuts_by_process`` config block that gives no cuts (names the key)."""
+    """A ``hard_cuts`` / ``hard_cuts_by_process`` config block that gives no cuts (names the
+    key)."""
 
 
 def hard_cuts_for(ds_cfg: Mapping[str, Any], process_name: str) -> HardCuts:

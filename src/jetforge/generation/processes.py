@@ -99,7 +99,10 @@ PROCESSES: dict[str, Process] = {
         ),
         Process(
             name="wqq_wjet",
-            description="pp → W(→qq̄') + jet with the W as the jet; out-of-distribution task (RS3L §III B 2)",
+            description=(
+                "pp → W(→qq̄') + jet with the W as the jet; out-of-distribution task "
+                "(RS3L §III B 2)"
+            ),
             settings=(
                 "WeakBosonAndParton:qqbar2Wg = on",
                 "WeakBosonAndParton:qg2Wq = on",

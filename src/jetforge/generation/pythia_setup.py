@@ -21,7 +21,9 @@ def make_pythia(settings: Iterable[str], seed: int) -> Any:
     import pythia8mc
 
     py = pythia8mc.Pythia("", False)
-    base = ["Print:quiet = on", "Next:numberCount = 0", "Random:setSeed = on", f"Random:seed = {seed}"]
+    base = [
+        "Print:quiet = on", "Next:numberCount = 0", "Random:setSeed = on", f"Random:seed = {seed}"
+    ]
     for s in [*base, *settings]:
         if not py.readString(s):
             raise PythiaSettingError(

@@ -90,7 +90,9 @@ def read_attrs(f: h5py.File) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in f.attrs.items():
         if key in LIST_ATTRS or key.endswith("feature_names"):
-            out[key] = [v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(value)]
+            out[key] = [
+                v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(value)
+            ]
         else:
             out[key] = value
     return out

@@ -261,13 +261,13 @@ def _parse_events_fast(blocks: list[str]) -> list[LHEEvent] | None:
         return None
     if head[0] != nups:  # NUP as int() read it (it cut the blocks); never differs in practice
         return None
-    particles = list(starmap(LHEParticle, zip(*cols)))
+    particles = list(starmap(LHEParticle, zip(*cols, strict=True)))
     per_event: list[list[LHEParticle]] = []
     start = 0
     for n in nups:
         per_event.append(particles[start : start + n])
         start += n
-    return list(starmap(LHEEvent, zip(per_event, *head[1:], comments)))
+    return list(starmap(LHEEvent, zip(per_event, *head[1:], comments, strict=True)))
 
 
 #: Events converted per np.loadtxt call: bounds the transient copies (line strings,
@@ -324,7 +324,9 @@ def _read(path: Path) -> tuple[LHEInit, list[LHEEvent]]:
     block = re.sub(r"<(\w+)[^>]*>.*?</\1>|<[^>]*/>", "", m.group(1), flags=re.S)
     try:
         rows = [
-            r.split() for r in block.strip().splitlines() if r.strip() and not r.lstrip().startswith("#")
+            r.split()
+            for r in block.strip().splitlines()
+            if r.strip() and not r.lstrip().startswith("#")
         ]
         b = rows[0]
         n_proc = int(b[9]) if len(b) > 9 else len(rows) - 1  # NPRUP

@@ -1,13 +1,14 @@
 """Convert a dataset split from one per-particle feature set to another (transfer learning).
 
-Why: a backbone pre-trained on one input convention (JP-JEPA, Letellier et al., arXiv:2606.14813: a ParT on JetClass
-``part17``) must be fine-tuned on datasets stored in another (``toptag``: ``kinematic4``
-four-momenta; ``quarkgluon``: ``pid_kin``, no track displacement). Rather than a
-hand-written mapping per pair, the conversion goes through the candidates: the source set's
-``four_momenta`` gives back px, py, pz, E; every other candidate field the destination
-set reads is *recovered* from the source where the source stores it exactly, else set to
-0; the destination set's own ``compute`` then produces its features. So the output is by
-construction what the destination builder would have written from those candidates.
+Why: a backbone pre-trained on one input convention (JP-JEPA, Letellier et al.,
+arXiv:2606.14813: a ParT on JetClass ``part17``) must be fine-tuned on datasets stored in
+another (``toptag``: ``kinematic4`` four-momenta; ``quarkgluon``: ``pid_kin``, no track
+displacement). Rather than a hand-written mapping per pair, the conversion goes through the
+candidates: the source set's ``four_momenta`` gives back px, py, pz, E; every other
+candidate field the destination set reads is *recovered* from the source where the source
+stores it exactly, else set to 0; the destination set's own ``compute`` then produces its
+features. So the output is by construction what the destination builder would have written
+from those candidates.
 
 Fields recovered from source features (``_RAW_FROM_FEATURE``):
 

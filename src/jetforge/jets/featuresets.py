@@ -259,7 +259,10 @@ def _part_four_momenta(names: tuple[str, ...], std: Mapping[str, Standardisation
     ) -> dict[str, np.ndarray]:
         _, jet_eta, jet_phi = _jet_axes(jets)
         x = x.astype(np.float64)
-        col = lambda n: unstandardise(x[..., idx[n]], std[n])
+
+        def col(n: str) -> np.ndarray:
+            return unstandardise(x[..., idx[n]], std[n])
+
         eta = jet_eta + col("part_deta") * np.where(jet_eta < 0, -1.0, 1.0)
         return _p4(
             np.exp(col("part_pt_log")),

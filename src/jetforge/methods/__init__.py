@@ -20,7 +20,8 @@ METHODS = Registry("pre-training method", {
     "simclr": "jetforge.methods.simclr:SimCLR",  # Harris et al. arXiv:2403.07066 §II A, eq. (2)
     "mpm": "jetforge.methods.mpm:MPM",  # Golling et al. arXiv:2401.13537 §III A
     "jbot": "jetforge.methods.jbot:JBOT",  # jBOT (Tsoi & Rankin) §3, eq. (4)
-    "hadfork_contrastive": "jetforge.methods.hadfork_contrastive:HadforkContrastive",  # Rieck et al. §4 eq. (1)
+    # Rieck et al. §4 eq. (1)
+    "hadfork_contrastive": "jetforge.methods.hadfork_contrastive:HadforkContrastive",
     "ae_vicreg": "jetforge.methods.ae_vicreg:AEVICReg",  # Rieck et al. §5.4, Fig. 7
     "jepa": "jetforge.methods.jepa:JPJEPA",  # JP-JEPA arXiv:2606.14813 §4.1, eq. (8)
 })  # fmt: skip

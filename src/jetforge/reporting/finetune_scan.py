@@ -87,18 +87,20 @@ def _cell(mean: float, std: float, fmt: str) -> str:
     return f"{mean:{fmt}} ± {std:{fmt}}" if np.isfinite(std) else f"{mean:{fmt}}"
 
 
+def _cells(mean: pd.Series, std: pd.Series, fmt: str) -> list[str]:
+    return [_cell(m, s, fmt) for m, s in zip(mean, std, strict=True)]
+
+
 def _display(rows: pd.DataFrame) -> pd.DataFrame:
     """Human columns; the rejection only where some task is binary (multi-class has none)."""
     out = pd.DataFrame({
         "task": rows["task"], "labelled jets": rows["n_train"].astype(str),
         "model": rows["mode"].map(MODE_LABELS),
-        "accuracy": [_cell(m, s, ".3f") for m, s in zip(rows["accuracy"], rows["accuracy_std"])],
-        "AUC": [_cell(m, s, ".3f") for m, s in zip(rows["auc"], rows["auc_std"])],
+        "accuracy": _cells(rows["accuracy"], rows["accuracy_std"], ".3f"),
+        "AUC": _cells(rows["auc"], rows["auc_std"], ".3f"),
     })  # fmt: skip
     if np.isfinite(rows["rejection"]).any():
-        out["1/ε_B at ε_S = 0.5"] = [
-            _cell(m, s, ".1f") for m, s in zip(rows["rejection"], rows["rejection_std"])
-        ]
+        out["1/ε_B at ε_S = 0.5"] = _cells(rows["rejection"], rows["rejection_std"], ".1f")
     return out
 
 

@@ -362,7 +362,8 @@ def _table_rows(
         row: dict[str, Any] = {"setup": sid, "label": setup_label(sid),
                                "n_repeats": int(stats.at[sid, "n_repeats"]), "paper_row": paper_row}
         for col, key in paper_cols.items():
-            row[col], row[f"{col}_std"] = float(stats.at[sid, col]), float(stats.at[sid, f"{col}_std"])
+            row[col] = float(stats.at[sid, col])
+            row[f"{col}_std"] = float(stats.at[sid, f"{col}_std"])
             row[f"paper_{col}"], row[f"paper_{col}_unc"] = _paper_cell(reference, paper_row, key)
         rows.append(row)
     return rows

@@ -39,23 +39,27 @@ def export_embeddings(
     check_model_features(payload, h5_path, model_pt)
     inputs = backbone_inputs(backbone)
     D = int(backbone.embed_dim)
-    with h5py.File(h5_path, "r") as f, atomic_path(out_path) as tmp:
-        with h5py.File(tmp, "w") as g:
-            z = g.create_dataset(
-                "z",
-                shape=(info.n_rows, D),
-                dtype=np.float32,
-                chunks=(min(max(info.n_rows, 1), 4096), D),
+    with (
+        h5py.File(h5_path, "r") as f,
+        atomic_path(out_path) as tmp,
+        h5py.File(tmp, "w") as g,
+    ):
+        z = g.create_dataset(
+            "z",
+            shape=(info.n_rows, D),
+            dtype=np.float32,
+            chunks=(min(max(info.n_rows, 1), 4096), D),
+        )
+        batches = iter_rows(f, np.arange(info.n_rows), eval_chunk(backbone, chunk), inputs)
+        for rows, *args in batches:
+            z[int(rows[0]) : int(rows[-1]) + 1] = (
+                backbone(*(t.to(dev) for t in args)).float().cpu().numpy()
             )
-            for rows, *args in iter_rows(f, np.arange(info.n_rows), eval_chunk(backbone, chunk), inputs):
-                z[int(rows[0]) : int(rows[-1]) + 1] = (
-                    backbone(*(t.to(dev) for t in args)).float().cpu().numpy()
-                )
-            f.copy(f["jets"], g, "jets")
-            for k, v in f.attrs.items():
-                g.attrs[k] = v
-            g.attrs["model_pt"] = os.fspath(model_pt)
-            for k in ("augset", "repeat", "method"):
-                if k in payload:
-                    g.attrs[k] = payload[k]
+        f.copy(f["jets"], g, "jets")
+        for k, v in f.attrs.items():
+            g.attrs[k] = v
+        g.attrs["model_pt"] = os.fspath(model_pt)
+        for k in ("augset", "repeat", "method"):
+            if k in payload:
+                g.attrs[k] = payload[k]
     log.info("wrote %s (%d x %d)", out_path, info.n_rows, D)

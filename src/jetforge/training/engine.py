@@ -91,7 +91,7 @@ class EngineConfig:
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any], **overrides: Any) -> EngineConfig:
-        names = {f for f in cls.__dataclass_fields__}
+        names = set(cls.__dataclass_fields__)
         kw = {k: v for k, v in {**cfg, **overrides}.items() if k in names}
         out = cls(**kw)
         if out.epochs < 0 or out.lr <= 0 or out.checkpoint_every < 1:

@@ -36,6 +36,7 @@ exception, with its traceback and the file name, as a reply to the task it faile
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import pickle
@@ -387,10 +388,8 @@ def _stop(
         slot.close()
     slots.clear()
     for s in socks:
-        try:
+        with contextlib.suppress(OSError):
             s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         s.close()
     deadline = time.monotonic() + grace
     for p in procs:
