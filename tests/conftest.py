@@ -23,7 +23,9 @@ def hbb_lhe(tmp_path_factory) -> Path:
     from jetforge.generation.processes import get_process
 
     path = tmp_path_factory.mktemp("lhe") / "hbb.lhe"
-    events, run = generate_hard_events(get_process("hbb_zh"), 40, HardCuts(400, 600, 0.1), 17, 13000.0)
+    events, run = generate_hard_events(
+        get_process("hbb_zh"), 40, HardCuts(400, 600, 0.1), 17, 13000.0
+    )
     write_hard_lhe(path, events, run, 13000.0)
     return path
 

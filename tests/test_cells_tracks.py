@@ -358,7 +358,8 @@ EXP = {
 
 
 def _history(path: Path) -> list[dict[str, str]]:
-    rows = list(csv.DictReader(open(path)))
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
     for r in rows:
         for k in [k for k in r if k.endswith("_per_s")]:  # throughput: wall-clock timings
             r.pop(k)

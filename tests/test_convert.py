@@ -240,13 +240,15 @@ def test_convert_file_streams_and_keeps_everything_else(tmp_path, k4_file):
         a.visititems(lambda k, v: names.append(k) if isinstance(v, h5py.Dataset) else None)
         for k in names:
             if k not in ("particles", "mask"):
-                assert b[k].dtype == a[k].dtype and np.array_equal(b[k][:], a[k][:], equal_nan=True), k
+                assert b[k].dtype == a[k].dtype, k
+                assert np.array_equal(b[k][:], a[k][:], equal_nan=True), k
         assert b["cells"].attrs["unit"] == "GeV" and b["particles"].shape[0] == 6
         attrs = read_attrs(b)
         assert attrs["feature_set"] == "part17" and attrs["feature_names"] == list(PART17_FEATURES)
         std = json.loads(attrs["feature_standardisation"])
         assert std["part_pt_log"] == [1.7, 0.7, -5.0, 5.0] and std["part_charge"] is None
-        assert json.loads(attrs["converted_from"]) == {"path": str(src), "feature_set": "kinematic4"}
+        want = {"path": str(src), "feature_set": "kinematic4"}
+        assert json.loads(attrs["converted_from"]) == want
         assert json.loads(attrs["zero_filled_features"]) == zero
         assert attrs["class_names"] == ["qcd", "top"] and attrs["dataset"] == "toptag"
 

@@ -117,7 +117,7 @@ def test_jet_sampler_and_iter_rows_deliver_the_cells_of_the_same_jets(
     with h5py.File(path) as f:
         out = list(iter_rows(f, rows, 4, ("particles", "cells")))
         assert [len(o) for o in out] == [5, 5, 5]
-        for r, t, tm, c, cm in out:
+        for r, t, _tm, c, _cm in out:
             assert torch.equal(t[:, 0, 4].long(), torch.from_numpy(r))
             assert torch.equal(c[:, 0, 0].long(), torch.from_numpy(r))
 
@@ -391,7 +391,8 @@ def test_random_probe_baseline_takes_input_preprocessing_not_batchnorm_statistic
     from jetforge.models.registry import build_backbone
 
     vit = build_backbone({"name": "vit", "size": "S", "in_dim": 4,
-                          "input_shift": [1.0, 2.0, 3.0, 4.0], "input_scale": [1.0] * 4})  # fmt: skip
+                          "input_shift": [1.0, 2.0, 3.0, 4.0],
+                          "input_scale": [1.0] * 4})  # fmt: skip
     assert set(input_preprocessing(vit)) == {"input_shift", "input_scale"}
     part = build_backbone({"name": "part", "size": "mini", "in_dim": 15})
     assert not any("running" in k or "num_batches" in k for k in input_preprocessing(part))

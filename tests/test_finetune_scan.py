@@ -42,7 +42,8 @@ def test_summary_means_over_repeats_and_orders_modes(tmp_path):
             rejection_at(f["score"][:], f["label"][:], 0.5))
     out_csv, out_md = tmp_path / "t.csv", tmp_path / "t.md"
     finetune_scan.write_table(rows, str(out_csv), str(out_md), "title")
-    assert len(list(csv.DictReader(out_csv.open()))) == 2
+    with out_csv.open() as fh:
+        assert len(list(csv.DictReader(fh))) == 2
     md = out_md.read_text()
     delta = rows[0]["accuracy"] - rows[1]["accuracy"]
     assert delta > 0.1 and f"n = 100: {delta:+.3f}" in md and "1/ε_B" in md

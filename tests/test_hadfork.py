@@ -152,7 +152,10 @@ def test_chunk_follows_data_contract_with_cells(chunk):
     path, stats = chunk
     assert stats["kept_pairs"] >= 3
     with h5py.File(path, "r") as f:
-        names = lambda key: [x.decode() if isinstance(x, bytes) else x for x in f.attrs[key]]
+
+        def names(key: str) -> list[str]:
+            return [x.decode() if isinstance(x, bytes) else x for x in f.attrs[key]]
+
         assert names("variant_names") == ["fork_a", "fork_b"]
         assert names("feature_names") == list(TRACK_FEATURES)
         assert names("cells_feature_names") == list(CELL_FEATURES)

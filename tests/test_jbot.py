@@ -155,7 +155,10 @@ def test_cls_loss_matches_hand_made_distributions() -> None:
         _logits_for(pt_u, 0.04),
         _logits_for(pt_v, 0.04),
     )
-    ce = lambda p, q: -(p * np.log(q)).sum(1).mean()
+
+    def ce(p, q):
+        return -(p * np.log(q)).sum(1).mean()
+
     want = 0.5 * (ce(pt_u, ps_v) + ce(pt_v, ps_u))  # eq. (2): teacher u <-> student v
     assert float(got) == pytest.approx(want, rel=1e-5)
     # the centre is subtracted from teacher outputs before the softmax
@@ -280,7 +283,10 @@ def test_augmentations_keep_rs3l_features_consistent() -> None:
     feats = JetFeatures.from_spec("rs3l")
     log_ptj = (x[..., COL["log_pt"]] - x[..., COL["log_pt_rel"]])[:, 0].double()
     log_ej = (x[..., COL["log_e"]] - x[..., COL["log_e_rel"]])[:, 0].double()
-    pt_sum = lambda x, m: (torch.exp(x[..., COL["log_pt"]].double()) * m).sum(1)
+
+    def pt_sum(x, m):
+        return (torch.exp(x[..., COL["log_pt"]].double()) * m).sum(1)
+
     x0 = torch.where(m[..., None], x, 0.0)
     xr = rotate(x0, m, feats)
     _check_rs3l_consistency(xr, m, log_ptj, log_ej)
@@ -477,7 +483,7 @@ def write_jets(path: Path, n: dict[str, int], P: int = 14, seed: int = 0) -> Pat
     """Format-4 file with one variant (``nominal``) of toy RS3L jets; class k has its
     particles spread k+1 times wider in angle so that classifiers can learn."""
     xs, ms, proc = [], [], []
-    for k, (name, count) in enumerate(n.items()):
+    for k, count in enumerate(n.values()):
         x, m = rs3l_jets(count, P, seed=seed + k)
         x[..., COL["deta"]] *= k + 1
         x[..., COL["dphi"]] *= k + 1

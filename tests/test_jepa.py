@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import itertools
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,7 +125,7 @@ def test_ema_update_exact_and_schedule_endpoints() -> None:
     assert ema_momentum(1, 500) == 0.9995 and ema_momentum(500, 500) == 0.99999
     assert ema_momentum(250, 499) == pytest.approx(0.9995 + 0.5 * (0.99999 - 0.9995))
     taus = [ema_momentum(s, 10) for s in range(1, 11)]
-    assert all(b > a for a, b in zip(taus, taus[1:]))
+    assert all(b > a for a, b in itertools.pairwise(taus))
     torch.manual_seed(0)
     model = tiny_jepa()
     assert not model.teacher.training and model.backbone.training
@@ -134,10 +135,11 @@ def test_ema_update_exact_and_schedule_endpoints() -> None:
     model.on_step(3, 10)
     tau = ema_momentum(3, 10)
     assert float(model.ema_tau) == tau
-    for (name, t), s in zip(model.teacher.named_parameters(), model.backbone.parameters()):
+    params = zip(model.teacher.named_parameters(), model.backbone.parameters(), strict=True)
+    for (name, t), s in params:
         assert torch.equal(t, before[name] * tau + (1 - tau) * s), name
         assert not t.requires_grad
-    for (name, t), s in zip(model.teacher.named_buffers(), model.backbone.buffers()):
+    for (name, t), s in zip(model.teacher.named_buffers(), model.backbone.buffers(), strict=True):
         assert torch.equal(t, s), name
     # a real step: the teacher never receives gradients, the engine hook moves it
     x, mask = rs3l_jets(8, 10)
@@ -165,7 +167,7 @@ def test_sigreg_against_quadrature() -> None:
     for x in (torch.randn(64, generator=g), 1.5 * torch.rand(64, generator=g) + 0.5):
         xs = x.double().numpy()
 
-        def integrand(t: float) -> float:
+        def integrand(t: float, xs: np.ndarray = xs) -> float:
             ecf = complex(np.cos(t * xs).mean(), np.sin(t * xs).mean())
             return abs(ecf - math.exp(-t * t / 2)) ** 2 * math.exp(-t * t / 2)
 
@@ -289,7 +291,8 @@ EXP = {
 
 
 def _history(path: Path) -> list[dict[str, str]]:
-    rows = list(csv.DictReader(open(path)))
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
     for r in rows:
         for k in [k for k in r if k.endswith("_per_s")]:  # throughput: wall-clock timings
             r.pop(k)

@@ -41,7 +41,8 @@ def test_hard_events_pass_cuts_and_round_trip(hbb_lhe):
         inc = [p for p in ev.particles if p.status == -1]
         out = [p for p in ev.particles if p.status == 1]
         for comp in ("px", "py", "pz", "e"):
-            assert math.isclose(sum(getattr(p, comp) for p in inc), sum(getattr(p, comp) for p in out),
+            assert math.isclose(sum(getattr(p, comp) for p in inc),
+                                sum(getattr(p, comp) for p in out),
                                 rel_tol=1e-9, abs_tol=1e-6)
 
 

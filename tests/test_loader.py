@@ -154,8 +154,9 @@ def test_two_epochs_read_at_once(files: dict[str, Path], pools: list[WorkerPool]
     """A second generator of the same sampler gets workers of its own."""
     with _pairs(files["tagged"]) as ref, _pairs(files["tagged"], workers=2) as w:
         a, b = w.epoch(0), w.epoch(1, start_batch=2)
-        got = [x for pair in zip(a, b) for x in pair]
-        want = [x for pair in zip(ref.epoch(0), ref.epoch(1, start_batch=2)) for x in pair]
+        got = [x for pair in zip(a, b, strict=False) for x in pair]
+        pairs = zip(ref.epoch(0), ref.epoch(1, start_batch=2), strict=False)
+        want = [x for pair in pairs for x in pair]
         assert _same(got, want) and len(pools) == 2
         assert [len(p) for p in pools] == [2, 2]
 

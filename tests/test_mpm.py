@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_training import _Batches, _history, _Kill, _kill_after, write_format4
 
 from jetforge.methods import METHODS, MPM
 from jetforge.methods.mpm import masked_particle_loss, sample_particle_mask
@@ -27,6 +26,8 @@ from jetforge.methods.mpm_vq import VectorQuantiser, codebook_usage
 from jetforge.models import NormformerNet, build_backbone, load_backbone
 from jetforge.training.engine import EngineConfig, fit
 from jetforge.training.pretrain import run_pretrain
+
+from test_training import _Batches, _history, _Kill, _kill_after, write_format4
 
 F = 15
 EPOCHS = 25  # of the 64-jet overfit tests (2 steps each)

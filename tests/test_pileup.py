@@ -120,9 +120,9 @@ def test_missing_or_broken_library_is_named(tmp_path):
 
 
 def test_builder_names_missing_library(tmp_path):
-    from test_hadfork import small_config  # same directory; plain import of the helper
-
     from jetforge.datasets.hadfork import HadforkConfigError, build_hadfork_chunk
+
+    from test_hadfork import small_config  # same directory; plain import of the helper
 
     cfg = small_config(events=2)
     cfg["pileup"] = {"mu": 5.0, "sigma_z": 50.0}

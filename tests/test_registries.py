@@ -15,6 +15,7 @@ from jetforge.config import ConfigError, validate_config
 from jetforge.methods import METHODS
 from jetforge.registry import Registry
 from jetforge.training.pretrain import run_pretrain
+
 from test_jbot import write_jets
 
 
@@ -35,7 +36,9 @@ class MeanNorm(nn.Module):
         return {"loss": self.backbone(x, mask).pow(2).mean()}
 
 
-def test_a_registered_method_is_valid_config_and_trains(default_config, tmp_path, monkeypatch, one_thread):
+def test_a_registered_method_is_valid_config_and_trains(
+    default_config, tmp_path, monkeypatch, one_thread
+):
     cfg = copy.deepcopy(default_config)
     cfg["experiments"]["jbot"]["pretrain"]["method"] = "mean_norm"
     with pytest.raises(ConfigError, match="'mean_norm' is not one of"):
@@ -46,7 +49,8 @@ def test_a_registered_method_is_valid_config_and_trains(default_config, tmp_path
     h5 = str(write_jets(tmp_path / "pre.h5", {"qcd_zjet": 24, "hbb_zh": 24}))
     exp = {"backbone": {"name": "vit", "d_model": 16, "n_blocks": 1, "n_heads": 2,
                         "standardise_inputs": True},
-           "pretrain": {"method": "mean_norm", "batch_size": 8, "epochs": 1, "lr": 1e-3}}  # fmt: skip
+           "pretrain": {"method": "mean_norm", "batch_size": 8, "epochs": 1,
+                        "lr": 1e-3}}  # fmt: skip
     run_pretrain(h5, str(tmp_path / "out"), exp, None, repeat=0, seed=1, device="cpu")
     payload = torch.load(tmp_path / "out" / "model.pt", weights_only=False)
     assert payload["method"] == "mean_norm"

@@ -19,7 +19,8 @@ def _frame() -> pd.DataFrame:
 def test_writer_writes_csv_md_and_tex_from_a_stem(tmp_path):
     paths = write_table(_frame(), tmp_path / "table2", "RS3L Table II: 1/ε_B", "Note ± 1 %.")
     assert {p.name for p in paths.values()} == {"table2.csv", "table2.md", "table2.tex"}
-    rows = list(csv.DictReader((tmp_path / "table2.csv").open()))
+    with (tmp_path / "table2.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
     assert rows[0]["rej@0.5"] == "12.5" and rows[1]["rej@0.5"] == ""  # blank, not "nan"
     md = (tmp_path / "table2.md").read_text().splitlines()
     assert md[0] == "## RS3L Table II: 1/ε_B" and md[1] == ""

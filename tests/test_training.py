@@ -290,7 +290,8 @@ def test_overfit_64_jets(tmp_path: Path) -> None:
     )
     first, last = state.history[0]["loss"], state.history[-1]["loss"]
     assert last < first / 5, f"loss fell only from {first:.3f} to {last:.3f}"
-    rows = list(csv.DictReader(open(tmp_path / "h.csv")))
+    with open(tmp_path / "h.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert len(rows) == 60 and list(rows[0])[:3] == ["epoch", "step", "loss"]
 
 
@@ -343,7 +344,8 @@ def _kill_after(n: int):
 
 
 def _history(path: Path) -> list[dict[str, str]]:
-    rows = list(csv.DictReader(open(path)))
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
     for r in rows:
         for k in [k for k in r if k.endswith("_per_s")]:  # throughput: wall-clock timings
             r.pop(k)
@@ -381,7 +383,8 @@ def test_pretrain_resume_after_kill_is_bit_identical(
 def test_pretrain_outputs(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "pt"
     run_pretrain(str(files["pretrain"]), str(out), EXP, "seed", repeat=0, seed=5, device="cpu")
-    rows = list(csv.DictReader(open(out / "history.csv")))
+    with open(out / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert len(rows) == 2
     assert list(rows[0]) == [
         "epoch",
@@ -405,7 +408,8 @@ def test_pretrain_outputs(files: dict[str, Path], tmp_path: Path) -> None:
     exp2 = copy.deepcopy(EXP)
     exp2["pretrain"]["lr"] = 2e-3
     run_pretrain(str(files["pretrain"]), str(out), exp2, "seed", repeat=0, seed=5, device="cpu")
-    assert len(list(csv.DictReader(open(out / "history.csv")))) == 2
+    with open(out / "history.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2
 
 
 @pytest.fixture(scope="module")
