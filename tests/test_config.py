@@ -16,32 +16,95 @@ def test_default_config_is_valid(default_config):
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda c: c["datasets"]["rs3l"]["jets"].__setitem__("R", -1), r"datasets\.rs3l\.jets\.R: value -1"),
-        (lambda c: c["datasets"]["rs3l"].__setitem__("colour", 1), r"unknown key\(s\) \['colour'\]"),
-        (lambda c: c["datasets"]["rs3l"]["processes"].append("ttbar_typo"), r"unknown process 'ttbar_typo'"),
-        (lambda c: c["datasets"]["rs3l"]["hard_cuts"].update(pt_min=700.0), r"pt_min=700.0 must be below pt_max=600.0"),
-        (lambda c: c["datasets"]["rs3l"].__setitem__("detector", "nodetector"), r"datasets\.rs3l\.detector"),
-        (lambda c: c["experiments"]["rs3l"]["pretrain"]["augsets"].update(bad=["fsr_sideways"]), r"'fsr_sideways' is not an augmentation"),
-        (lambda c: c["experiments"]["rs3l"]["finetune"]["tasks"]["hbb_vs_qcd"]["grid"].append({"modes": ["frozen"]}), r"value 'frozen' is not allowed"),
-        (lambda c: c["experiments"]["rs3l"]["finetune"]["tasks"]["hbb_vs_qcd"]["grid"].append({"augsets": ["seed_only"]}),
-         r"tasks\.hbb_vs_qcd: augset 'seed_only' is not one of pretrain\.augsets \['all'\]"),
-        (lambda c: c["experiments"]["rs3l"]["tables"]["table2"].__setitem__("task", "zqq"), r"tables\.table2\.task: 'zqq' is not a fine-tuning task"),
-        (lambda c: c["experiments"]["rs3l"]["tables"]["table2"].pop("efficiencies"), r"tables\.table2\.efficiencies: a rejection table needs"),
-        (lambda c: c["experiments"]["jbot"]["pretrain"].__setitem__("method", "byol"), r"pretrain\.method: value 'byol' is not allowed: 'byol' is not one of \['ae_vicreg'"),
-        (lambda c: c["experiments"]["jbot"]["backbone"].__setitem__("name", "resnet"), r"backbone\.name: value 'resnet' is not allowed"),
-        (lambda c: c["experiments"]["jbot"].__setitem__("pretrain_from", "mpm"), r"experiments\.jbot\.backbone: differs from experiments\.mpm\.backbone"),
+        (
+            lambda c: c["datasets"]["rs3l"]["jets"].__setitem__("R", -1),
+            r"datasets\.rs3l\.jets\.R: value -1",
+        ),
+        (
+            lambda c: c["datasets"]["rs3l"].__setitem__("colour", 1),
+            r"unknown key\(s\) \['colour'\]",
+        ),
+        (
+            lambda c: c["datasets"]["rs3l"]["processes"].append("ttbar_typo"),
+            r"unknown process 'ttbar_typo'",
+        ),
+        (
+            lambda c: c["datasets"]["rs3l"]["hard_cuts"].update(pt_min=700.0),
+            r"pt_min=700.0 must be below pt_max=600.0",
+        ),
+        (
+            lambda c: c["datasets"]["rs3l"].__setitem__("detector", "nodetector"),
+            r"datasets\.rs3l\.detector",
+        ),
+        (
+            lambda c: c["experiments"]["rs3l"]["pretrain"]["augsets"].update(bad=["fsr_sideways"]),
+            r"'fsr_sideways' is not an augmentation",
+        ),
+        (
+            lambda c: c["experiments"]["rs3l"]["finetune"]["tasks"]["hbb_vs_qcd"]["grid"].append(
+                {"modes": ["frozen"]}
+            ),
+            r"value 'frozen' is not allowed",
+        ),
+        (
+            lambda c: c["experiments"]["rs3l"]["finetune"]["tasks"]["hbb_vs_qcd"]["grid"].append(
+                {"augsets": ["seed_only"]}
+            ),
+            r"tasks\.hbb_vs_qcd: augset 'seed_only' is not one of pretrain\.augsets \['all'\]",
+        ),
+        (
+            lambda c: c["experiments"]["rs3l"]["tables"]["table2"].__setitem__("task", "zqq"),
+            r"tables\.table2\.task: 'zqq' is not a fine-tuning task",
+        ),
+        (
+            lambda c: c["experiments"]["rs3l"]["tables"]["table2"].pop("efficiencies"),
+            r"tables\.table2\.efficiencies: a rejection table needs",
+        ),
+        (
+            lambda c: c["experiments"]["jbot"]["pretrain"].__setitem__("method", "byol"),
+            r"pretrain\.method: value 'byol' is not allowed: 'byol' is not one of \['ae_vicreg'",
+        ),
+        (
+            lambda c: c["experiments"]["jbot"]["backbone"].__setitem__("name", "resnet"),
+            r"backbone\.name: value 'resnet' is not allowed",
+        ),
+        (
+            lambda c: c["experiments"]["jbot"].__setitem__("pretrain_from", "mpm"),
+            r"experiments\.jbot\.backbone: differs from experiments\.mpm\.backbone",
+        ),
         (lambda c: c.__setitem__("device", "tpu"), r"config key device: value 'tpu'"),
-        (lambda c: c["experiments"]["jbot"]["finetune"]["tasks"]["five_class"]["classes"].append("zprime"),
-         r"experiments\.jbot\.finetune\.tasks\.five_class: 'zprime' is not a process of dataset 'jetnet'"),
-        (lambda c: c["experiments"]["jpjepa"]["finetune"]["tasks"]["top"].__setitem__("dataset", "toptagg"),
-         r"finetune\.tasks\.top\.dataset: 'toptagg' is not a dataset"),
-        (lambda c: c["experiments"]["jpjepa"]["finetune"]["tasks"].__setitem__(
-            "fork", {"dataset": "hadfork", "classes": ["hadfork_qq", "hadfork_gg"]}),
-         r"tasks\.fork\.dataset: the task dataset 'hadfork' stores feature set None, which cannot be converted"),
-        (lambda c: c["experiments"]["jpjepa"]["finetune"]["tasks"]["qg"].__setitem__("splits", {"train": "training"}),
-         r"tasks\.qg\.splits\.train: dataset 'quarkgluon' has no split 'training'"),
-        (lambda c: c["experiments"]["mpm"]["finetune"].__setitem__("modes", ["floating", "frozen"]),
-         r"experiments\.mpm\.finetune\.modes.*'frozen'"),
+        (
+            lambda c: c["experiments"]["jbot"]["finetune"]["tasks"]["five_class"]["classes"].append(
+                "zprime"
+            ),
+            r"experiments\.jbot\.finetune\.tasks\.five_class: 'zprime' is not a process of "
+            r"dataset 'jetnet'",
+        ),
+        (
+            lambda c: c["experiments"]["jpjepa"]["finetune"]["tasks"]["top"].__setitem__(
+                "dataset", "toptagg"
+            ),
+            r"finetune\.tasks\.top\.dataset: 'toptagg' is not a dataset",
+        ),
+        (
+            lambda c: c["experiments"]["jpjepa"]["finetune"]["tasks"].__setitem__(
+                "fork", {"dataset": "hadfork", "classes": ["hadfork_qq", "hadfork_gg"]}
+            ),
+            r"tasks\.fork\.dataset: the task dataset 'hadfork' stores feature set None, "
+            r"which cannot be converted",
+        ),
+        (
+            lambda c: c["experiments"]["jpjepa"]["finetune"]["tasks"]["qg"].__setitem__(
+                "splits", {"train": "training"}
+            ),
+            r"tasks\.qg\.splits\.train: dataset 'quarkgluon' has no split 'training'",
+        ),
+        (
+            lambda c: c["experiments"]["mpm"]["finetune"].__setitem__(
+                "modes", ["floating", "frozen"]
+            ),
+            r"experiments\.mpm\.finetune\.modes.*'frozen'",
+        ),
     ],
 )
 def test_bad_values_are_named(default_config, mutate, expected):
@@ -62,7 +125,8 @@ def test_transfer_tasks_read_converted_files(default_config):
         "test": "results/datasets/toptag/as_part17/n128/test.h5",
     }
     assert task_files(cfg, "jbot", "five_class") == {
-        "train": "results/datasets/jetnet/val.h5", "test": "results/datasets/jetnet/test.h5",
+        "train": "results/datasets/jetnet/val.h5",
+        "test": "results/datasets/jetnet/test.h5",
     }
 
 
@@ -107,15 +171,18 @@ def test_overlay_merges_settings_and_replaces_sets():
     demo task never survives into a paper run."""
     from jetforge.config import overlay
 
-    base = {"experiments": {"e": {"finetune": {"lr": 1.0, "epochs": 5,
-                                               "tasks": {"demo": {"classes": ["a", "b"]}}}}},
-            "datasets": {"d": {"chunks": {"train": {"a": 1, "b": 2}}, "n_particles": 30}}}  # fmt: skip
-    over = {"experiments": {"e": {"finetune": {"lr": 2.0, "tasks": {"paper": {"classes": ["c", "d"]}}}}},
+    demo, paper = {"demo": {"classes": ["a", "b"]}}, {"paper": {"classes": ["c", "d"]}}
+    base = {"experiments": {"e": {"finetune": {"lr": 1.0, "epochs": 5, "tasks": demo}}},
+            "datasets": {"d": {"chunks": {"train": {"a": 1, "b": 2}}, "n": 3}}}  # fmt: skip
+    over = {"experiments": {"e": {"finetune": {"lr": 2.0, "tasks": paper}}},
             "datasets": {"d": {"chunks": {"train": {"c": 5}}}}}  # fmt: skip
     got = overlay(base, over)
     assert got["experiments"]["e"]["finetune"] == {
-        "lr": 2.0, "epochs": 5, "tasks": {"paper": {"classes": ["c", "d"]}}}
-    assert got["datasets"]["d"] == {"chunks": {"train": {"c": 5}}, "n_particles": 30}
+        "lr": 2.0,
+        "epochs": 5,
+        "tasks": {"paper": {"classes": ["c", "d"]}},
+    }
+    assert got["datasets"]["d"] == {"chunks": {"train": {"c": 5}}, "n": 3}
     assert base["experiments"]["e"]["finetune"]["lr"] == 1.0  # inputs untouched
 
 

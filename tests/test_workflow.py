@@ -16,9 +16,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(REPO / "config" / "config.yaml"), str(REPO / "config" / "tiny.yaml"),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(REPO / "config" / "config.yaml"),
+        str(REPO / "config" / "tiny.yaml"),
         *args,
     ]
     env = {**os.environ, "JETFORGE_NO_PROGRESS": "1"}
@@ -45,9 +52,18 @@ def test_bad_config_fails_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasets:\n  rs3l:\n    jets:\n      R: -0.4\n")
     cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(tmp_path), "--configfile", str(REPO / "config" / "config.yaml"),
-        str(bad), "-n", "all",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(REPO / "config" / "config.yaml"),
+        str(bad),
+        "-n",
+        "all",
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode != 0
@@ -59,18 +75,30 @@ def test_bad_config_fails_before_any_job(tmp_path):
 def test_default_all_on_tiny_config(tmp_path):
     res = _snakemake(tmp_path, "--cores", "2", "all")
     if res.returncode != 0:
-        logs = "\n".join(
-            f"--- {p}\n{p.read_text()[-3000:]}" for p in (tmp_path / "logs").rglob("*.log")
-        ) if (tmp_path / "logs").exists() else ""
+        logs = (
+            "\n".join(
+                f"--- {p}\n{p.read_text()[-3000:]}" for p in (tmp_path / "logs").rglob("*.log")
+            )
+            if (tmp_path / "logs").exists()
+            else ""
+        )
         pytest.fail(f"snakemake failed:\n{res.stderr[-6000:]}\n{logs[-6000:]}")
     tables = tmp_path / "results" / "tables" / "rs3l"
     for t in ("table2", "table3", "table4", "table5"):
         assert (tables / f"{t}.md").stat().st_size > 100
-        rows = list(csv.DictReader((tables / f"{t}.csv").open()))
+        with (tables / f"{t}.csv").open() as fh:
+            rows = list(csv.DictReader(fh))
+        assert (tables / f"{t}.tex").read_text().count("\\begin{tabular}") == 1
         assert len(rows) >= 3
         for row in rows:
-            ours = {k: v for k, v in row.items() if k and not k.startswith("paper") and "@" in k or k.startswith("w_")}
-            values = [float(v) for k, v in ours.items() if v not in ("", None) and not k.endswith("_std")]
+            ours = {
+                k: v
+                for k, v in row.items()
+                if k and not k.startswith("paper") and "@" in k or k.startswith("w_")
+            }
+            values = [
+                float(v) for k, v in ours.items() if v not in ("", None) and not k.endswith("_std")
+            ]
             assert values, row
             assert all(math.isfinite(v) for v in values), row
             if t in ("table2", "table4"):
@@ -78,8 +106,20 @@ def test_default_all_on_tiny_config(tmp_path):
             else:
                 assert all(v >= 0 for v in values), row
     figures = tmp_path / "results" / "figures" / "rs3l"
-    for stem in ("roc_hbb_vs_qcd", "roc_wqq_vs_qcd", "pretrain_history_all", "tsne_all", "corner_all", "scores_hbb_vs_qcd"):
+    for stem in (
+        "roc_hbb_vs_qcd",
+        "roc_wqq_vs_qcd",
+        "pretrain_history_all",
+        "tsne_all",
+        "corner_all",
+        "scores_hbb_vs_qcd",
+    ):
         for ext in ("png", "pdf"):
             assert (figures / f"{stem}.{ext}").stat().st_size > 5000, stem
+    # RS3L's 8-d space is probed like every other method's (one experiment path)
+    with (tables / "probes.csv").open() as fh:
+        probes = list(csv.DictReader(fh))
+    assert {r["encoder"] for r in probes} >= {"pre-trained r0", "random init (mean of 3)"}
+    assert all(0 <= float(r["knn_acc"]) <= 1 for r in probes)
     # nothing half-written left behind
     assert not list((tmp_path / "results").rglob("*.tmp*"))

@@ -60,7 +60,9 @@ def load_schema(schema_path: str | os.PathLike[str] = SCHEMA_PATH) -> dict[str, 
     return _fill_registry_enums(yaml.safe_load(Path(schema_path).read_text()))
 
 
-def schema_errors(config: dict[str, Any], schema_path: str | os.PathLike[str] = SCHEMA_PATH) -> list[str]:
+def schema_errors(
+    config: dict[str, Any], schema_path: str | os.PathLike[str] = SCHEMA_PATH
+) -> list[str]:
     import jsonschema
 
     schema = load_schema(schema_path)
@@ -70,10 +72,10 @@ def schema_errors(config: dict[str, Any], schema_path: str | os.PathLike[str] = 
         where = _path(err.absolute_path)
         if err.validator == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
-            extra = sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
-            out.append(
-                f"config key {where!s}: unknown key(s) {extra}; allowed keys: {allowed}"
+            extra = (
+                sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
             )
+            out.append(f"config key {where!s}: unknown key(s) {extra}; allowed keys: {allowed}")
         elif err.validator == "required":
             out.append(f"config key {where}: {err.message}")
         else:
@@ -91,12 +93,14 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
         for i, proc in enumerate(ds.get("processes", [])):
             if proc not in PROCESSES:
                 errs.append(
-                    f"config key {key}.processes[{i}]: unknown process {proc!r}; known: {sorted(PROCESSES)}"
+                    f"config key {key}.processes[{i}]: unknown process {proc!r}; "
+                    f"known: {sorted(PROCESSES)}"
                 )
         cuts = ds.get("hard_cuts", {})
         if cuts.get("pt_min", 0) >= cuts.get("pt_max", float("inf")):
             errs.append(
-                f"config key {key}.hard_cuts: pt_min={cuts['pt_min']} must be below pt_max={cuts['pt_max']}"
+                f"config key {key}.hard_cuts: pt_min={cuts['pt_min']} must be below "
+                f"pt_max={cuts['pt_max']}"
             )
         for split, per_proc in ds.get("chunks", {}).items():
             for proc in per_proc:
@@ -108,14 +112,16 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
         src = ds.get("hard_process", {})
         if src.get("source") == "lhe" and "{chunk}" not in src.get("lhe_pattern", ""):
             errs.append(
-                f"config key {key}.hard_process.lhe_pattern: {src.get('lhe_pattern')!r} must contain "
+                f"config key {key}.hard_process.lhe_pattern: {src.get('lhe_pattern')!r} must "
+                "contain "
                 "{process}, {split} and {chunk} placeholders when source is 'lhe'"
             )
         kind = ds.get("kind", "resim")
         variants = list(ds.get("shower", {}).get("variants", {}))
         if kind == "resim" and variants and variants[0] != "nominal":
             errs.append(
-                f"config key {key}.shower.variants: the first variant must be 'nominal', got {variants[0]!r}"
+                f"config key {key}.shower.variants: the first variant must be 'nominal', "
+                f"got {variants[0]!r}"
             )
         errs += [f"config key {key}.{e}" for e in _builder_errors(kind, ds)]
         det = ds.get("detector")
@@ -155,7 +161,9 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
     procs, variants = ds.get("processes", []), _dataset_variants(ds)
     for p in exp["pretrain"].get("processes") or []:
         if p not in procs:
-            errs.append(f"config key {key}.pretrain.processes: {p!r} not in dataset processes {procs}")
+            errs.append(
+                f"config key {key}.pretrain.processes: {p!r} not in dataset processes {procs}"
+            )
     for aug, vs in (exp["pretrain"].get("augsets") or {}).items():
         for v in vs:
             if v not in variants[1:]:
@@ -203,7 +211,9 @@ def _builder_errors(kind: str, ds: dict[str, Any]) -> list[str]:
     """Checks a dataset builder makes of its own keys (its ``parse_config``), as messages."""
     import importlib
 
-    module = {"single": "jetforge.datasets.single", "hadfork": "jetforge.datasets.hadfork"}.get(kind)
+    module = {"single": "jetforge.datasets.single", "hadfork": "jetforge.datasets.hadfork"}.get(
+        kind
+    )
     if module is None:
         return []
     parse = getattr(importlib.import_module(module), "parse_config", None)
@@ -239,12 +249,14 @@ REPLACED = (
 
 def _replaced(path: tuple[str, ...]) -> bool:
     return any(
-        len(pat) == len(path) and all(p in ("*", k) for p, k in zip(pat, path))
+        len(pat) == len(path) and all(p in ("*", k) for p, k in zip(pat, path, strict=True))
         for pat in (r.split(".") for r in REPLACED)
     )
 
 
-def overlay(base: dict[str, Any], over: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+def overlay(
+    base: dict[str, Any], over: dict[str, Any], path: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """``base`` with ``over`` laid on top: mappings merge key by key (a paper file states
     only what the paper states), except the :data:`REPLACED` ones, which ``over`` replaces
     whole; anything else (lists, values, null) replaces."""
@@ -268,7 +280,9 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if config is not None and not isinstance(config, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(config).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of keys, got {type(config).__name__}"
+        )
     return config or {}
 
 
@@ -289,8 +303,8 @@ def _finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
     """Fine-tuning tasks: their dataset, classes, splits, grid augsets and whether the
     task's dataset can be read in the backbone's input convention."""
     from jetforge import experiment as X
-    from jetforge.jets.featuresets import FEATURE_SETS
     from jetforge.datasets import feature_set
+    from jetforge.jets.featuresets import FEATURE_SETS
 
     errs: list[str] = []
     datasets = config.get("datasets", {})
@@ -320,8 +334,9 @@ def _finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
                     )
             theirs = feature_set(ds)
             if theirs != own:
-                for what, fs in (("task dataset " + repr(name), theirs),
-                                 ("pre-training dataset " + repr(exp["dataset"]), own)):  # fmt: skip
+                pairs = (("task dataset " + repr(name), theirs),
+                         ("pre-training dataset " + repr(exp["dataset"]), own))  # fmt: skip
+                for what, fs in pairs:
                     if fs not in FEATURE_SETS or FEATURE_SETS[fs].four_momenta is None:
                         errs.append(
                             f"{tkey}.dataset: the {what} stores feature set {fs!r}, which cannot "

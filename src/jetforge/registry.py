@@ -47,9 +47,7 @@ class Registry(MutableMapping[str, Any]):
     def register(self, name: str, obj: Any) -> Any:
         """Add ``obj`` under ``name`` (plugins, tests); refuses to replace another entry."""
         old = self._targets.get(name)
-        if old is not None and old is not obj and not (
-            isinstance(old, str) and self[name] is obj
-        ):
+        if old is not None and old is not obj and not (isinstance(old, str) and self[name] is obj):
             raise ValueError(f"{self.kind} name {name!r} already registered to {old!r}")
         self._targets[name] = obj
         return obj

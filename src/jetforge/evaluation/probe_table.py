@@ -78,8 +78,15 @@ def _encoders(
 
 
 def probe_table(
-    experiment: str, exp_cfg: dict, model_pts: list[str], train_h5: str, test_h5: str,
-    out_csv: str, out_md: str, seed: int, device: str = "cpu",
+    experiment: str,
+    exp_cfg: dict,
+    model_pts: list[str],
+    train_h5: str,
+    test_h5: str,
+    out_csv: str,
+    out_md: str,
+    seed: int,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """k-NN and linear probes of each pre-trained backbone and of random ones (embedding
     on ``device``: "auto" takes the GPU when there is one); seed-mean rows per group."""
@@ -91,8 +98,12 @@ def probe_table(
     device = str(resolve_device(device))
     probe = {"k": 30, "n_jets": 5000, "random_inits": 3, **exp_cfg.get("probe", {})}
     info = DatasetInfo.read(test_h5)
-    tr_rows, tr_y = _probe_rows(train_h5, int(probe["n_jets"]), derive_seed("probe", "train", base=seed))
-    te_rows, te_y = _probe_rows(test_h5, int(probe["n_jets"]), derive_seed("probe", "test", base=seed))
+    tr_rows, tr_y = _probe_rows(
+        train_h5, int(probe["n_jets"]), derive_seed("probe", "train", base=seed)
+    )
+    te_rows, te_y = _probe_rows(
+        test_h5, int(probe["n_jets"]), derive_seed("probe", "test", base=seed)
+    )
     k = min(int(probe["k"]), tr_rows.size)
     encoders, pre = _encoders(model_pts, int(probe["random_inits"]), seed)
     # "output": the backbone's jet representation (what fine-tuning reads); "pooled": the
@@ -122,7 +133,11 @@ def probe_table(
     for view in views:
         members = [groups[(view, g)] for g in labels]
         rows += [r for m in members for r in m]
-        rows += [_seed_mean(m, label) for m, label in zip(members, labels) if len(m) >= 2]
+        rows += [
+            _seed_mean(m, label)
+            for m, label in zip(members, labels, strict=True)
+            if len(m) >= 2
+        ]
     _write(experiment, exp_cfg, rows, k, out_csv, out_md)
     return rows
 
@@ -137,9 +152,14 @@ def _write(experiment: str, exp_cfg: dict, rows: list[dict[str, Any]], k: int, o
     df = pd.DataFrame(rows)
     display = pd.DataFrame({
         "embedding": df["embedding"], "encoder": df["encoder"],
-        "kNN acc": [f"{a:.3f} ± {e:.3f}" for a, e in zip(df["knn_acc"], df["knn_acc_err"])],
+        "kNN acc": [
+            f"{a:.3f} ± {e:.3f}" for a, e in zip(df["knn_acc"], df["knn_acc_err"], strict=True)
+        ],
         "kNN AUC": df["knn_auc"].map("{:.3f}".format),
-        "linear acc": [f"{a:.3f} ± {e:.3f}" for a, e in zip(df["linear_acc"], df["linear_acc_err"])],
+        "linear acc": [
+            f"{a:.3f} ± {e:.3f}"
+            for a, e in zip(df["linear_acc"], df["linear_acc_err"], strict=True)
+        ],
         "linear AUC": df["linear_auc"].map("{:.3f}".format),
         "effective rank": df["effective_rank"].map("{:.1f}".format),
         "AUC_emb": df["auc_emb"].map("{:.3f}".format),

@@ -41,8 +41,14 @@ from jetforge.reporting.tables import (
     tagger_score,
 )
 
-__all__ = ["corner_figure", "pretrain_history_figure", "roc_figure", "save_figure",
-           "score_ratio_figure", "tsne_figure"]
+__all__ = [
+    "corner_figure",
+    "pretrain_history_figure",
+    "roc_figure",
+    "save_figure",
+    "score_ratio_figure",
+    "tsne_figure",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -78,8 +84,11 @@ def _setup_styles(setup_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
             styles[sid] = {"color": "black", "ls": "--"}
         else:
             groups.setdefault(s.mode, []).append((s.n_train, s.augset, sid))
-    cmaps = {"fixed": ("Reds", 0.75, 0.95), "floating": ("Reds", 0.35, 0.6),
-             "supervised": ("Blues", 0.4, 0.95)}
+    cmaps = {
+        "fixed": ("Reds", 0.75, 0.95),
+        "floating": ("Reds", 0.35, 0.6),
+        "supervised": ("Blues", 0.4, 0.95),
+    }
     augset_ls = ["-", "-.", ":", (0, (5, 1))]
     for mode, members in groups.items():
         name, lo, hi = cmaps[mode]
@@ -106,26 +115,23 @@ def _pretty_class(name: str) -> str:
     return name
 
 
-def _category(
-    is_qcd: np.ndarray, parton_pid: np.ndarray, signal_names: np.ndarray
-) -> np.ndarray:
+def _category(is_qcd: np.ndarray, parton_pid: np.ndarray, signal_names: np.ndarray) -> np.ndarray:
     """Per-jet display category: QCD split into quark / gluon by the matched parton.
 
     ``parton_pid`` 21 is a gluon and |pid| 1-5 a quark (data contract 4); other jets keep
     the (prettified) name of their signal process.
     """
     pid = np.abs(parton_pid.astype(np.int64))
-    qcd = np.where(pid == 21, "QCD gluon", np.where((pid >= 1) & (pid <= 5), "QCD quark",
-                                                    "QCD (other)"))
+    qcd = np.where(
+        pid == 21, "QCD gluon", np.where((pid >= 1) & (pid <= 5), "QCD quark", "QCD (other)")
+    )
     return np.where(is_qcd, qcd, signal_names).astype(object)
 
 
 # --------------------------------------------------------------------------- Fig. 6: ROC
 
 
-def _rejection_curve(
-    scores: np.ndarray, labels: np.ndarray, grid: np.ndarray
-) -> np.ndarray:
+def _rejection_curve(scores: np.ndarray, labels: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Background rejection 1/FPR interpolated onto a grid of signal efficiencies (TPR).
 
     Repeats have different thresholds, so they are only averageable on a common TPR grid.
@@ -166,8 +172,11 @@ def roc_figure(setups: Mapping[str, Sequence[PathLike]], out_stem: PathLike, tit
         for path in files:
             preds = load_predictions(path, ["n2" if sid == N2_SETUP else "score", "label"])
             nom = preds.nominal()
-            curves.append(_rejection_curve(tagger_score(preds, sid, nom),
-                                           preds["label"][nom].astype(np.int64), grid))
+            curves.append(
+                _rejection_curve(
+                    tagger_score(preds, sid, nom), preds["label"][nom].astype(np.int64), grid
+                )
+            )
         # plain mean: a point is drawn only where every repeat lets background through,
         # so the low-efficiency end is not an average over a varying subset of repeats
         arr = np.vstack(curves)
@@ -187,8 +196,16 @@ def roc_figure(setups: Mapping[str, Sequence[PathLike]], out_stem: PathLike, tit
     ax.set_ylabel(r"Background rejection $1/\varepsilon_\mathrm{B}$")
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
-    ax.text(0.98, 0.97, "nominal jets only\nband: ±1 std over repeats", ha="right", va="top",
-            transform=ax.transAxes, fontsize=8, color="0.3")
+    ax.text(
+        0.98,
+        0.97,
+        "nominal jets only\nband: ±1 std over repeats",
+        ha="right",
+        va="top",
+        transform=ax.transAxes,
+        fontsize=8,
+        color="0.3",
+    )
     ax.legend(loc="lower left", fontsize=8, frameon=False)
     simulation_label(ax, rlabel=title)
     save_figure(fig, out_stem)
@@ -205,7 +222,9 @@ def _quiet_nan_warnings() -> Iterator[None]:
 # --------------------------------------------------------------------------- Fig. 2
 
 
-def _read_history(path: PathLike, required: Sequence[str] = ("epoch", "loss")) -> dict[str, np.ndarray]:
+def _read_history(
+    path: PathLike, required: Sequence[str] = ("epoch", "loss")
+) -> dict[str, np.ndarray]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         rows = list(reader)
@@ -231,7 +250,9 @@ class _Bands:
 
     def __init__(self, hists: list[dict[str, np.ndarray]]) -> None:
         self.hists = hists
-        epochs = sorted(set.intersection(*[set(h["epoch"][np.isfinite(h["epoch"])]) for h in hists]))
+        epochs = sorted(
+            set.intersection(*[set(h["epoch"][np.isfinite(h["epoch"])]) for h in hists])
+        )
         if not epochs:
             raise PredictionFormatError("history files share no epoch")
         self.epochs = epochs
@@ -268,13 +289,16 @@ def pretrain_history_figure(history_csvs: Sequence[PathLike], out_stem: PathLike
     hists = [_read_history(p, ("epoch", "loss", "val_loss", "cos_class_means"))
              for p in history_csvs]  # fmt: skip
     if not any(c.startswith("cos_pos_") for c in hists[0]):
-        raise PredictionFormatError(f"{history_csvs[0]}: history lacks column(s) ['cos_pos_<class>']")
+        raise PredictionFormatError(
+            f"{history_csvs[0]}: history lacks column(s) ['cos_pos_<class>']"
+        )
     bands = _Bands(hists)
     band = bands.band
-    classes = [c[len("cos_pos_"):] for c in hists[0] if c.startswith("cos_pos_")]
+    classes = [c[len("cos_pos_") :] for c in hists[0] if c.startswith("cos_pos_")]
     apply_style()
-    fig, axes = plt.subplots(3, 1, figsize=(6.4, 8.4), sharex=True,
-                             gridspec_kw={"height_ratios": [1.2, 1, 1]})
+    fig, axes = plt.subplots(
+        3, 1, figsize=(6.4, 8.4), sharex=True, gridspec_kw={"height_ratios": [1.2, 1, 1]}
+    )
     for cls in classes:
         pretty = _pretty_class(cls)
         band(axes[0], f"cos_pos_{cls}", color=CATEGORY_COLORS.get(pretty), label=pretty)
@@ -286,7 +310,8 @@ def pretrain_history_figure(history_csvs: Sequence[PathLike], out_stem: PathLike
     band(axes[1], "cos_class_means", color="0.2")
     axes[1].axhline(0.0, color="0.6", lw=0.8, ls=":")
     axes[1].set_ylabel(
-        r"$\cos\theta(\langle z\rangle_\mathrm{sig}, \langle z\rangle_\mathrm{QCD})$")
+        r"$\cos\theta(\langle z\rangle_\mathrm{sig}, \langle z\rangle_\mathrm{QCD})$"
+    )
     band(axes[2], "loss", color="#1f78b4", label="training")
     band(axes[2], "val_loss", color="#e31a1c", ls="--", label="validation")
     axes[2].set_ylabel("NT-Xent loss")
@@ -298,7 +323,9 @@ def pretrain_history_figure(history_csvs: Sequence[PathLike], out_stem: PathLike
     save_figure(fig, out_stem)
 
 
-def loss_history_figure(history_csvs: Sequence[PathLike], out_stem: PathLike, title: str = "") -> None:
+def loss_history_figure(
+    history_csvs: Sequence[PathLike], out_stem: PathLike, title: str = ""
+) -> None:
     """Pre-training loss vs epoch for methods without pair diagnostics: the total loss
     (training, validation) on top, every other logged loss term of the validation below;
     mean over repeats with a ±1 std band."""
@@ -361,27 +388,53 @@ def _read_embeddings(path: PathLike, columns: Sequence[str]) -> dict[str, Any]:
 def _embedding_categories(emb: Mapping[str, Any]) -> np.ndarray:
     classes = np.array(emb["class_names"], dtype=object)[emb["label"].astype(np.int64)]
     procs = np.array(emb["process_names"], dtype=object)[emb["process"].astype(np.int64)]
-    is_qcd = np.array([str(c).lower().startswith("qcd") or str(p).lower().startswith("qcd")
-                       for c, p in zip(classes, procs, strict=True)], dtype=bool)
+    is_qcd = np.array(
+        [
+            str(c).lower().startswith("qcd") or str(p).lower().startswith("qcd")
+            for c, p in zip(classes, procs, strict=True)
+        ],
+        dtype=bool,
+    )
     names = np.array([_pretty_class(str(p)) for p in procs], dtype=object)
     return _category(is_qcd, emb["parton_pid"], names)
 
 
-def _scatter_by(ax: Any, xy: np.ndarray, groups: np.ndarray, colors: Mapping[str, str],
-                labels: Mapping[str, str], rng: np.random.Generator, s: float = 6) -> None:
+def _scatter_by(
+    ax: Any,
+    xy: np.ndarray,
+    groups: np.ndarray,
+    colors: Mapping[str, str],
+    labels: Mapping[str, str],
+    rng: np.random.Generator,
+    s: float = 6,
+) -> None:
     """A seaborn scatter by group, points in random order so no group is systematically
     drawn on top; the legend gives each group's jet count."""
     order = rng.permutation(len(xy))
     fallback = plt.get_cmap("tab10")
     known = list(colors)
-    present = sorted(dict.fromkeys(groups[order]),
-                     key=lambda g: (known.index(g) if g in known else len(known), str(g)))
+    present = sorted(
+        dict.fromkeys(groups[order]),
+        key=lambda g: (known.index(g) if g in known else len(known), str(g)),
+    )
     names = {g: f"{labels.get(g, g)} ({int((groups == g).sum())})" for g in present}
     palette = {names[g]: colors.get(g, fallback(i % 10)) for i, g in enumerate(present)}
-    df = pd.DataFrame({"x": xy[order, 0], "y": xy[order, 1],
-                       "group": [names[g] for g in groups[order]]})
-    sns.scatterplot(data=df, x="x", y="y", hue="group", hue_order=list(palette),
-                    palette=palette, s=s, alpha=0.6, linewidth=0, rasterized=True, ax=ax)
+    df = pd.DataFrame(
+        {"x": xy[order, 0], "y": xy[order, 1], "group": [names[g] for g in groups[order]]}
+    )
+    sns.scatterplot(
+        data=df,
+        x="x",
+        y="y",
+        hue="group",
+        hue_order=list(palette),
+        palette=palette,
+        s=s,
+        alpha=0.6,
+        linewidth=0,
+        rasterized=True,
+        ax=ax,
+    )
     ax.legend(frameon=False, fontsize=8, loc="best", markerscale=1.5)
 
 
@@ -407,14 +460,18 @@ def tsne_figure(embedding_h5: PathLike, out_stem: PathLike, n_jets: int, seed: i
     nom_idx = np.flatnonzero(var == vnames.index(NOMINAL))
     if nom_idx.size == 0:
         raise PredictionFormatError(f"{embedding_h5}: no nominal jets")
-    alt_idx = (np.flatnonzero(var == vnames.index("alt_shower"))
-               if "alt_shower" in vnames else np.array([], dtype=np.int64))
+    alt_idx = (
+        np.flatnonzero(var == vnames.index("alt_shower"))
+        if "alt_shower" in vnames
+        else np.array([], dtype=np.int64)
+    )
     rng = np.random.default_rng(seed)
     if alt_idx.size and pair_id is not None:
         common = np.intersect1d(pair_id[nom_idx], pair_id[alt_idx])
         pick = rng.choice(common, size=min(len(common), max(1, n_jets // 2)), replace=False)
-        sel = np.concatenate([nom_idx[np.isin(pair_id[nom_idx], pick)],
-                              alt_idx[np.isin(pair_id[alt_idx], pick)]])
+        sel = np.concatenate(
+            [nom_idx[np.isin(pair_id[nom_idx], pick)], alt_idx[np.isin(pair_id[alt_idx], pick)]]
+        )
     else:
         pool = np.concatenate([nom_idx, alt_idx])
         sel = rng.choice(pool, size=min(len(pool), n_jets), replace=False)
@@ -434,16 +491,28 @@ def tsne_figure(embedding_h5: PathLike, out_stem: PathLike, n_jets: int, seed: i
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.0, 5.6), sharex=True, sharey=True)
     _scatter_by(a1, xy[is_nom], cats[is_nom], CATEGORY_COLORS, {}, rng)
     simulation_label(a1, rlabel="Nominal jets by class")
-    _scatter_by(a2, xy, shower, SHOWER_COLORS,
-                {NOMINAL: "Pythia 8 (nominal)", "alt_shower": "Vincia (alt. shower)"}, rng)
-    a2.set_title("Jets by shower program" if alt_idx.size else
-                 "Jets by shower program (no alt_shower variant in file)", loc="right")
+    _scatter_by(
+        a2,
+        xy,
+        shower,
+        SHOWER_COLORS,
+        {NOMINAL: "Pythia 8 (nominal)", "alt_shower": "Vincia (alt. shower)"},
+        rng,
+    )
+    a2.set_title(
+        "Jets by shower program"
+        if alt_idx.size
+        else "Jets by shower program (no alt_shower variant in file)",
+        loc="right",
+    )
     for ax in (a1, a2):
         ax.set_xlabel("t-SNE dimension 1 (a.u.)")
         ax.set_ylabel("t-SNE dimension 2 (a.u.)")
         ax.grid(True, alpha=0.2)
-    fig.suptitle(f"t-SNE of the {emb['z'].shape[1]}-d RS3L space "
-                 f"({len(sel)} jets, perplexity {perplexity:.0f}, seed {seed})")
+    fig.suptitle(
+        f"t-SNE of the {emb['z'].shape[1]}-d RS3L space "
+        f"({len(sel)} jets, perplexity {perplexity:.0f}, seed {seed})"
+    )
     save_figure(fig, out_stem)
 
 
@@ -467,17 +536,25 @@ def _corner_palette(classes: Sequence[str]) -> dict[str, str]:
     return {c: "#1f78b4" if c == "QCD" else sig[i % len(sig)] for i, c in enumerate(order)}
 
 
-def _annotate_correlations(grid: Any, df: pd.DataFrame, cols: list[str],
-                           palette: Mapping[str, str]) -> None:
+def _annotate_correlations(
+    grid: Any, df: pd.DataFrame, cols: list[str], palette: Mapping[str, str]
+) -> None:
     """Pearson ρ of each class in each lower panel, computed on all its nominal jets."""
     for i, j in zip(*np.tril_indices(len(cols), -1), strict=True):
         ax = grid.axes[i, j]
         for k, (cls, color) in enumerate(palette.items()):
             sub = df.loc[df["class"] == cls, [cols[j], cols[i]]]
             r = sub.corr().iloc[0, 1] if len(sub) > 2 else math.nan
-            ax.text(0.04, 0.95 - 0.12 * k, f"ρ={r:+.2f}", transform=ax.transAxes, fontsize=7,
-                    va="top", color=color,
-                    bbox={"facecolor": "white", "alpha": 0.6, "lw": 0, "pad": 0.5})
+            ax.text(
+                0.04,
+                0.95 - 0.12 * k,
+                f"ρ={r:+.2f}",
+                transform=ax.transAxes,
+                fontsize=7,
+                va="top",
+                color=color,
+                bbox={"facecolor": "white", "alpha": 0.6, "lw": 0, "pad": 0.5},
+            )
 
 
 def corner_figure(embedding_h5: PathLike, out_stem: PathLike, max_points: int = 1500) -> None:
@@ -496,17 +573,28 @@ def corner_figure(embedding_h5: PathLike, out_stem: PathLike, max_points: int = 
     palette = _corner_palette(classes)
     counts = df["class"].value_counts()
 
-    def thin_scatter(x: pd.Series, y: pd.Series, color: Any = None, label: Any = None,
-                     **kw: Any) -> None:
+    def thin_scatter(
+        x: pd.Series, y: pd.Series, color: Any = None, label: Any = None, **kw: Any
+    ) -> None:
         keep = np.random.default_rng(0).permutation(len(x))[:max_points]
-        plt.scatter(x.iloc[keep], y.iloc[keep], s=2.0, alpha=0.4, color=color, lw=0,
-                    rasterized=True)
+        plt.scatter(
+            x.iloc[keep], y.iloc[keep], s=2.0, alpha=0.4, color=color, lw=0, rasterized=True
+        )
 
     apply_style()
-    grid = sns.PairGrid(df, vars=cols, hue="class", hue_order=list(palette), palette=palette,
-                        corner=True, height=1.6, diag_sharey=False)
-    grid.map_diag(sns.histplot, stat="density", common_norm=False, element="step",
-                  fill=False, bins=30, lw=1.3)
+    grid = sns.PairGrid(
+        df,
+        vars=cols,
+        hue="class",
+        hue_order=list(palette),
+        palette=palette,
+        corner=True,
+        height=1.6,
+        diag_sharey=False,
+    )
+    grid.map_diag(
+        sns.histplot, stat="density", common_norm=False, element="step", fill=False, bins=30, lw=1.3
+    )
     grid.map_lower(thin_scatter)
     lo, hi = np.nanpercentile(z, 0.5, axis=0), np.nanpercentile(z, 99.5, axis=0)
     hi = np.where(hi > lo, hi, lo + 1.0)
@@ -518,11 +606,18 @@ def corner_figure(embedding_h5: PathLike, out_stem: PathLike, max_points: int = 
             # seaborn drops the top/right spines of a corner plot: drop their ticks too
             grid.axes[i, j].tick_params(labelsize=6, which="both", top=False, right=False)
     _annotate_correlations(grid, df, cols, palette)
-    handles = [Line2D([], [], color=palette[c], lw=2, label=f"{c} ({int(counts[c])})")
-               for c in palette]
-    grid.figure.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.97, 0.9),
-                       frameon=False, fontsize=11, title=f"RS3L space: {d} features, nominal "
-                       "jets\nρ = Pearson correlation per class", title_fontsize=11)
+    handles = [
+        Line2D([], [], color=palette[c], lw=2, label=f"{c} ({int(counts[c])})") for c in palette
+    ]
+    grid.figure.legend(
+        handles=handles,
+        loc="upper right",
+        bbox_to_anchor=(0.97, 0.9),
+        frameon=False,
+        fontsize=11,
+        title=f"RS3L space: {d} features, nominal jets\nρ = Pearson correlation per class",
+        title_fontsize=11,
+    )
     simulation_label(grid.axes[0, 0], fontsize=9)
     save_figure(grid.figure, out_stem)
 
@@ -566,8 +661,11 @@ def score_ratio_figure(pred_files: Sequence[PathLike], out_stem: PathLike) -> No
     var = np.concatenate([p["variant"] for p in preds]).astype(np.int64)
     sig_name = np.where(np.abs(pid) == 25, "Higgs", np.where(np.abs(pid) == 24, "W", "Signal"))
     cats = _category(label == 0, pid, sig_name)
-    order = [c for c in ("Higgs", "W", "Signal", "QCD quark", "QCD gluon", "QCD (other)")
-             if (cats == c).any()]
+    order = [
+        c
+        for c in ("Higgs", "W", "Signal", "QCD quark", "QCD gluon", "QCD (other)")
+        if (cats == c).any()
+    ]
     colors = CATEGORY_COLORS
 
     edges = np.linspace(min(0.0, score.min()), max(1.0, score.max()), 26)
@@ -580,15 +678,26 @@ def score_ratio_figure(pred_files: Sequence[PathLike], out_stem: PathLike) -> No
     panels = _variation_panels(vnames)
     apply_style()
     fig, axes = plt.subplots(
-        1 + len(panels), 1, figsize=(6.4, 4.2 + 1.3 * len(panels)), sharex=True, squeeze=False,
+        1 + len(panels),
+        1,
+        figsize=(6.4, 4.2 + 1.3 * len(panels)),
+        sharex=True,
+        squeeze=False,
         gridspec_kw={"height_ratios": [3.0] + [1.0] * len(panels)},
     )
     top = axes[0, 0]
     nominal_h = {}
     for c in order:
         nominal_h[c] = hist(nom & (cats == c))
-        hep.histplot(nominal_h[c], edges, ax=top, histtype="step", color=colors[c], lw=1.6,
-                     label=f"{c} ({int((nom & (cats == c)).sum())})")
+        hep.histplot(
+            nominal_h[c],
+            edges,
+            ax=top,
+            histtype="step",
+            color=colors[c],
+            lw=1.6,
+            label=f"{c} ({int((nom & (cats == c)).sum())})",
+        )
     top.set_yscale("log")
     top.set_ylabel("Normalised jets / unit score")
     top.legend(frameon=False, fontsize=8, title="nominal jets", title_fontsize=8)
@@ -597,17 +706,37 @@ def score_ratio_figure(pred_files: Sequence[PathLike], out_stem: PathLike) -> No
     for (name, members), ax in zip(panels, axes[1:, 0], strict=True):
         for c in order:
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratios = [np.where(nominal_h[c] > 0, hist((var == vnames.index(v)) & (cats == c))
-                                   / nominal_h[c], np.nan) for v in members]
+                ratios = [
+                    np.where(
+                        nominal_h[c] > 0,
+                        hist((var == vnames.index(v)) & (cats == c)) / nominal_h[c],
+                        np.nan,
+                    )
+                    for v in members
+                ]
             if len(ratios) == 2:
-                ax.stairs(np.fmax(*ratios), edges, baseline=np.fmin(*ratios), fill=True,
-                          color=colors[c], alpha=0.35)
+                ax.stairs(
+                    np.fmax(*ratios),
+                    edges,
+                    baseline=np.fmin(*ratios),
+                    fill=True,
+                    color=colors[c],
+                    alpha=0.35,
+                )
             for r, ls in zip(ratios, ("-", "--"), strict=False):
                 hep.histplot(r, edges, ax=ax, histtype="step", color=colors[c], lw=1.0, ls=ls)
         ax.axhline(1.0, color="0.3", lw=0.8)
         if len(members) == 2:
-            ax.text(0.99, 0.05, "band: up (solid) to down (dashed)", ha="right", va="bottom",
-                    transform=ax.transAxes, fontsize=7, color="0.3")
+            ax.text(
+                0.99,
+                0.05,
+                "band: up (solid) to down (dashed)",
+                ha="right",
+                va="bottom",
+                transform=ax.transAxes,
+                fontsize=7,
+                color="0.3",
+            )
         ax.set_ylim(0.0, 2.0)
         ax.set_ylabel(f"{name} / nom.", fontsize=9)
         ax.grid(True, alpha=0.3)

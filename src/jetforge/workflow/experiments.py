@@ -53,8 +53,10 @@ def finetune_summary(
     from jetforge.reporting import finetune_scan
 
     rows = finetune_scan.summarise(predictions)
-    title = (f"{experiment}: fine-tuning {exp['pretrain']['method']} "
-             f"({exp['backbone']['name']}, pre-trained on {exp['dataset']}) vs from scratch")  # fmt: skip
+    title = (
+        f"{experiment}: fine-tuning {exp['pretrain']['method']} ({exp['backbone']['name']}, "
+        f"pre-trained on {exp['dataset']}) vs from scratch"
+    )
     transfer = {t: s["dataset"] for t, s in exp["finetune"]["tasks"].items() if "dataset" in s}
     note = "; ".join(f"task {t} runs on dataset {d}" for t, d in transfer.items())
     finetune_scan.write_table(rows, out_csv, out_md, title, note + ("." if note else ""))
@@ -74,7 +76,9 @@ def history_figure(experiment: str, exp: dict, history_csvs: list[str], out_png:
     if any(c.startswith("cos_pos_") for c in header):
         F.pretrain_history_figure(history_csvs, stem)
     else:
-        title = f"{experiment}: {exp['pretrain']['method']} pre-training ({exp['backbone']['name']})"
+        title = (
+            f"{experiment}: {exp['pretrain']['method']} pre-training ({exp['backbone']['name']})"
+        )
         F.loss_history_figure(history_csvs, stem, title)
 
 
@@ -100,8 +104,10 @@ def run_rule(
     elif rule == "probe_table":
         from jetforge.evaluation.probe_table import probe_table
 
-        probe_table(wc["experiment"], p["exp"], list(inputs["models"]), inputs["train"],
-                    inputs["test"], outputs["csv"], outputs["md"], p["seed"], p["device"])  # fmt: skip
+        probe_table(
+            wc["experiment"], p["exp"], list(inputs["models"]), inputs["train"],
+            inputs["test"], outputs["csv"], outputs["md"], p["seed"], p["device"],
+        )  # fmt: skip
     elif rule == "finetune_summary":
         finetune_summary(wc["experiment"], p["exp"], input_list, outputs["csv"], outputs["md"],
                          outputs["png"])  # fmt: skip

@@ -25,8 +25,15 @@ def hard_process(
 
 
 def build_chunk(
-    lhe_path: str | None, out_path: str, ds_cfg: dict, dataset: str, process: str, split: str,
-    chunk: int, base_seed: int, extra_inputs: dict[str, str] | None = None,
+    lhe_path: str | None,
+    out_path: str,
+    ds_cfg: dict,
+    dataset: str,
+    process: str,
+    split: str,
+    chunk: int,
+    base_seed: int,
+    extra_inputs: dict[str, str] | None = None,
 ) -> dict:
     """One dataset chunk with the builder of the dataset's ``kind`` (jetforge.datasets)."""
     from jetforge.datasets import builder, uses_lhe
@@ -87,8 +94,13 @@ def _reference(paper: str, paper_table: str | None) -> dict | None:
 
 
 def paper_table(
-    experiment: str, table: str, exp_cfg: dict, ds_cfg: dict, inputs: list[str],
-    out_csv: str, out_md: str,
+    experiment: str,
+    table: str,
+    exp_cfg: dict,
+    ds_cfg: dict,
+    inputs: list[str],
+    out_csv: str,
+    out_md: str,
 ) -> None:
     from jetforge.reporting.tables import rejection_table, wasserstein_table
 
@@ -109,7 +121,12 @@ def paper_table(
 
 
 def paper_figure(
-    kind: str, wildcards: dict[str, Any], exp_cfg: dict, inputs: list[str], out_png: str, seed: int = 0
+    kind: str,
+    wildcards: dict[str, Any],
+    exp_cfg: dict,
+    inputs: list[str],
+    out_png: str,
+    seed: int = 0,
 ) -> None:
     from jetforge.reporting import figures as F
 

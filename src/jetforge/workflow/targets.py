@@ -44,7 +44,9 @@ def hard_lhe_path(config: dict, dataset: str, process: str, split: str, chunk: s
     return HARD_LHE.format(dataset=dataset, process=process, split=split, chunk=chunk)
 
 
-def chunk_inputs(config: dict, dataset: str, process: str, split: str, chunk: str | int) -> dict[str, str]:
+def chunk_inputs(
+    config: dict, dataset: str, process: str, split: str, chunk: str | int
+) -> dict[str, str]:
     """Inputs of one chunk job: the hard events (LHE builders) and any static library
     the builder declares (e.g. the pile-up minimum-bias library)."""
     from jetforge.datasets import uses_lhe
@@ -62,7 +64,9 @@ def chunk_h5_paths(config: dict, dataset: str, split: str) -> list[str]:
     ds = config["datasets"][dataset]
     per_proc = ds["chunks"].get(split)
     if per_proc is None:
-        raise KeyError(f"dataset {dataset!r} has no split {split!r}; splits: {sorted(ds['chunks'])}")
+        raise KeyError(
+            f"dataset {dataset!r} has no split {split!r}; splits: {sorted(ds['chunks'])}"
+        )
     return [
         CHUNK_H5.format(dataset=dataset, process=proc, split=split, chunk=c)
         for proc in ds["processes"]
@@ -108,7 +112,9 @@ def pretrained_model(config: dict, experiment: str, augset: str, repeat: int | s
 
 
 def pretrain_histories(config: dict, experiment: str, augset: str) -> list[str]:
-    return [p.replace("model.pt", "history.csv") for p in pretrained_models(config, experiment, augset)]
+    return [
+        p.replace("model.pt", "history.csv") for p in pretrained_models(config, experiment, augset)
+    ]
 
 
 def dataset_feature_set(config: dict, dataset: str) -> str | None:
