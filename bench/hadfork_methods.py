@@ -1,5 +1,5 @@
 """Demonstration: contrastive (hadronization forks) vs autoencoder pre-training of the
-tracks + cells transformer (Rieck et al., seed 001, §4, §5.2, §5.4, §5.5).
+tracks + cells transformer (Rieck et al. arXiv:2503.11632, §4, §5.2, §5.4, §5.5).
 
     .venv/bin/python bench/hadfork_methods.py [--data auto|real|chunk|toy] [--threads 1]
 

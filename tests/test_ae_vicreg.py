@@ -1,4 +1,4 @@
-"""Autoencoder + VICReg terms (seed 001 §5.4) and the anomaly scores (§5.5; jBOT §4.5)."""
+"""Autoencoder + VICReg terms (Rieck et al. §5.4) and the anomaly scores (§5.5; jBOT §4.5)."""
 
 from __future__ import annotations
 

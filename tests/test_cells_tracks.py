@@ -1,4 +1,4 @@
-"""Tracks + cells backbone, fork-pair sampler and contrastive pre-training (seed 001).
+"""Tracks + cells backbone, fork-pair sampler and contrastive pre-training (Rieck et al.).
 
 Synthetic files in exactly the hadfork layout (data contract 4, V = 2 variants
 ``fork_a``/``fork_b`` interleaved by pair; tracks in ``particles``/``mask``; cells in

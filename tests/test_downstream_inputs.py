@@ -1,5 +1,5 @@
 """One input path for every backbone: probes, fine-tuning and embedding export on
-hadronization-fork files (tracks + calorimeter cells, seed 001), and the single
+hadronization-fork files (tracks + calorimeter cells, Rieck et al.), and the single
 pre-training driver (``pretrain.variants``).
 
 The tracks + cells backbone declares ``inputs = ("particles", "cells")``; the generic
@@ -136,7 +136,7 @@ def test_probe_embeddings_use_tracks_and_cells_and_ignore_padding(
     assert z.shape == (6, 8) and z.dtype == np.float32
     np.testing.assert_allclose(z, want, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(z[1], z[2])
-    # the pooled representation too (seed 001 §5.5 input of the anomaly autoencoder)
+    # the pooled representation too (Rieck et al. §5.5 input of the anomaly autoencoder)
     x = embed_rows(bb, str(path), rows, represent=True)
     with torch.no_grad():
         np.testing.assert_allclose(x, bb.represent(*_raw(path, rows)).numpy(), atol=1e-5)
@@ -185,7 +185,7 @@ def test_probe_table_on_a_hadfork_model(files: dict[str, Path], tmp_path: Path) 
     )  # fmt: skip
     names = ["pre-trained r0", "random init i0", "random init i1", "random init i2",
              "random init (mean of 3)"]
-    # the 8-d output y, then the pooled 128-d x (seed 001 Fig. 3a)
+    # the 8-d output y, then the pooled 128-d x (Rieck et al. Fig. 3a)
     assert [(r["embedding"], r["encoder"]) for r in rows] == [
         (view, name) for view in ("output", "pooled") for name in names
     ]

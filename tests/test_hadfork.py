@@ -1,4 +1,4 @@
-"""Hadronization fork (seed 001): shared parton level, independent hadrons, same τ channels."""
+"""Hadronization fork (Rieck et al.): shared parton level, independent hadrons, same τ channels."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LoRA (seed 001 §4): starts at the pre-trained function, trains ~1 % of the weights."""
+"""LoRA (Rieck et al. §4): starts at the pre-trained function, trains ~1 % of the weights."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def test_dz_association_removes_most_pileup_tracks(library_path):
     z_pv = np.random.default_rng(2).normal(0.0, 50.0, n)
     parts = overlay(hard_events(n), lib, 20.0, np.random.default_rng(3), hard_vz=z_pv)
     tracks = simulate_tracks(parts, card, np.random.default_rng(4))
-    near = abs(tracks.z0 - z_pv) < 2.0  # |Δz| < 2 mm to the primary vertex (seed 001 §3)
+    near = abs(tracks.z0 - z_pv) < 2.0  # |Δz| < 2 mm to the primary vertex (Rieck et al. §3)
     pu = tracks.is_pu
     kept_pu = ak.sum(near & pu) / ak.sum(pu)
     kept_hard = ak.sum(near & ~pu) / ak.sum(~pu)

@@ -350,7 +350,7 @@ def _plot_pairs(
     pt: np.ndarray, labels: np.ndarray, jets: Mapping[str, np.ndarray], classes: Sequence[str],
     variants: Sequence[str], rho: float, title: str, out_stem: Path,
 ) -> list[Path]:
-    """Member-vs-member jet p_T (seaborn scatter; seed 001 Fig. 2) and, per class, p_T,
+    """Member-vs-member jet p_T (seaborn scatter; Rieck et al. Fig. 2) and, per class, p_T,
     track and cell multiplicities of the first members (mplhep step histograms)."""
     apply_style()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
@@ -497,10 +497,10 @@ def validate_dataset(
 def validate_pairs(
     h5_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
 ) -> dict[str, Any]:
-    """Figures and checks of a paired dataset (two hadronizations of one shower, seed 001).
+    """Figures and checks of a paired dataset (two hadronizations of one shower, Rieck et al.).
 
     The members of a pair come from the same hard scatter and parton shower, so their
-    detector-level jet p_T must be strongly correlated (seed 001 Fig. 2 shows 83 %) while
+    detector-level jet p_T must be strongly correlated (Rieck et al. Fig. 2 shows 83 %) while
     their constituents differ. Writes ``overview.{png,pdf}`` (member-vs-member p_T,
     p_T per class, track and cell multiplicities per class) and ``validation.json``;
     raises :class:`PhysicsValidationError` if the correlation is not clearly positive or
@@ -539,7 +539,7 @@ def validate_pairs(
     if n >= 50 and not rho - 3 * rho_err > 0.3:
         errors.append(
             f"member jet p_T correlation {rho:.2f} ± {rho_err:.2f} over {n} pairs; members of a "
-            "pair share the parton shower and must be strongly correlated (seed 001: 83 %)"
+            "pair share the parton shower and must be strongly correlated (Rieck et al.: 83 %)"
         )
     result["status"] = "fail" if errors else ("ok" if n >= 50 else "insufficient")
     result["errors"] = errors

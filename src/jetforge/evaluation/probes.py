@@ -15,7 +15,7 @@ independently of fine-tuning choices. Used by every method in jetforge.
   (the authors' code: ``StandardScaler`` + ``LogisticRegression(max_iter=1000)``).
 * :func:`embed_rows`: embeddings of chosen rows of a format-4 file by a saved backbone,
   fed the inputs it declares (``backbone_inputs``: particles, or tracks + calorimeter
-  cells for the seed-001 ``cells_tracks`` backbone on hadronization-fork files).
+  cells for the Rieck et al. ``cells_tracks`` backbone on hadronization-fork files).
 
 Metrics (:func:`classification_metrics`): accuracy of the arg-max class (with its binomial
 standard error sqrt(a (1 - a) / N), ``accuracy_err``) and the

@@ -1,5 +1,5 @@
 """Tracks + calorimeter-cells transformer of Rieck et al., "SSL strategies for jet physics"
-(seed 001, §4, Fig. 3a and Table 1).
+(Rieck et al., §4, Fig. 3a and Table 1).
 
     tracks (p_T, η, φ, d0, z0)  --log/standardise-->  track MLP  5 -> 128 -> 128
     cells  (E, η, φ, layer)     --log/standardise-->  cell MLP  (3 + 4) -> 128 -> 128

@@ -2,7 +2,7 @@
 
 Every SSL paper reproduced here makes the same argument: with few labelled jets a
 pre-trained backbone beats the same backbone trained from scratch, and the gap closes as
-the labelled set grows (MPM Figs. 3-5, jBOT Table 2, JP-JEPA Fig. 2(e), seed 001 Fig. 6).
+the labelled set grows (MPM Figs. 3-5, jBOT Table 2, JP-JEPA Fig. 2(e), Rieck et al. Fig. 6).
 So one summary serves all of them: for each task, labelled-set size and mode (frozen
 backbone + head, fine-tuned, from scratch), the mean and spread over repeats of the test
 accuracy, the AUC (macro one-vs-rest for multi-class tasks) and, for binary tasks, the

@@ -7,7 +7,7 @@ dimensions and a single sigmoid activation function at the output" (§II D). Mod
   trains;
 * ``floating``: RS3L backbone loaded as a hot start; everything trains, the backbone
   with its own learning rate ``lr_backbone``;
-* ``lora`` (seed 001 §4, §6): backbone frozen, every linear layer adapted by a rank
+* ``lora`` (Rieck et al. §4, §6): backbone frozen, every linear layer adapted by a rank
   ``lora_rank`` update (default 1, the paper's) scaled by ``lora_alpha / lora_rank``
   (:mod:`jetforge.models.lora`), trained with the head at ``lr_lora`` (default ``lr``);
 * ``supervised``: the same architecture from random initialisation.
@@ -46,7 +46,7 @@ behaviour exactly):
 
 Any backbone of the registry: the batches and :func:`predict` carry exactly the inputs
 the backbone declares (``backbone_inputs``; e.g. tracks + calorimeter cells for the
-seed-001 ``cells_tracks`` backbone on hadronization-fork files), and the ``supervised``
+Rieck et al. ``cells_tracks`` backbone on hadronization-fork files), and the ``supervised``
 backbone is built for the training file by
 :func:`~jetforge.models.registry.build_backbone_for` (input dimensions, and the input
 standardisations a pre-training would fit, from the labelled training jets).

@@ -16,7 +16,7 @@ is shared here:
   adds a resimulated dataset's variants as further jets (the validation split is drawn
   per pair, so no variant of a validation jet is trained on). EMA teachers and other
   per-step state are updated through the method's ``on_step`` hook (called by the engine).
-* ``"multi_pairs"`` (seed 001, hadronization forks): (``fork_a``, ``fork_b``) pairs of
+* ``"multi_pairs"`` (Rieck et al., hadronization forks): (``fork_a``, ``fork_b``) pairs of
   tracks + calorimeter cells, ``forward(batch)`` on a whole
   :class:`~jetforge.training.multi_data.MultiPairBatch`; ``pretrain.processes`` (null:
   all) and ``pretrain.augset`` (null: every non-nominal variant) select the pairs.
