@@ -18,8 +18,7 @@ include: "workflow/rules/training.smk"
 include: "workflow/rules/reporting.smk"
 
 
-
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -37,6 +37,13 @@ def test_snakemake_lint_is_clean(tmp_path: Path) -> None:
     assert res.returncode == 0, f"snakemake --lint:\n{res.stdout}{res.stderr}"
 
 
+def test_snakefmt_leaves_the_workflow_unchanged() -> None:
+    """The pre-commit hook's formatter has nothing to do on the committed rules."""
+    snakefmt = Path(sys.executable).with_name("snakefmt")
+    res = _run([str(snakefmt), "--check", "Snakefile", "workflow/rules"])
+    assert res.returncode == 0, f"snakefmt --check:\n{res.stdout}{res.stderr}"
+
+
 @pytest.mark.parametrize(
     "name", ["LICENSE", "CITATION.cff", ".pre-commit-config.yaml", "config/README.md"]
 )

@@ -10,12 +10,12 @@ rule merge_split:
         "logs/datasets/{dataset}/{split}.log",
     benchmark:
         "benchmarks/datasets/{dataset}/{split}.tsv"
+    conda:
+        "../../envs/generation.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=30,
-    conda:
-        "../../envs/generation.yaml"
     script:
         "../scripts/merge_split.py"
 
@@ -31,12 +31,12 @@ rule convert_features:
         "logs/datasets/{dataset}/as_{features}/n{nmax}/{split}.log",
     benchmark:
         "benchmarks/datasets/{dataset}/as_{features}/n{nmax}/{split}.tsv"
+    conda:
+        "../../envs/generation.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/generation.yaml"
     script:
         "../scripts/convert_features.py"
 
@@ -55,21 +55,21 @@ rule validate_dataset:
         pdf="results/figures/datasets/{dataset}/overview.pdf",
     log:
         "logs/datasets/{dataset}/validation.log",
-    params:
-        kind=lambda wc: config["datasets"][wc.dataset].get("kind", "resim"),
     benchmark:
         "benchmarks/datasets/{dataset}/validation.tsv"
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        kind=lambda wc: config["datasets"][wc.dataset].get("kind", "resim"),
     script:
         "../scripts/validate_dataset.py"
 
 
 rule datasets:
+    default_target: False
     input:
         dataset_targets,
-    default_target: False

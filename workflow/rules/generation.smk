@@ -10,15 +10,15 @@ rule hard_process:
         "logs/gen/{dataset}/{process}/{split}/hard_{chunk}.log",
     benchmark:
         "benchmarks/gen/{dataset}/{process}/{split}/hard_{chunk}.tsv"
-    params:
-        ds=lambda wc: config["datasets"][wc.dataset],
-        seed=config["seed"],
+    conda:
+        "../../envs/generation.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=30,
-    conda:
-        "../../envs/generation.yaml"
+    params:
+        ds=lambda wc: config["datasets"][wc.dataset],
+        seed=config["seed"],
     script:
         "../scripts/hard_process.py"
 
@@ -32,15 +32,15 @@ rule build_chunk:
         "logs/gen/{dataset}/{process}/{split}/jets_{chunk}.log",
     benchmark:
         "benchmarks/gen/{dataset}/{process}/{split}/jets_{chunk}.tsv"
-    params:
-        ds=lambda wc: config["datasets"][wc.dataset],
-        seed=config["seed"],
+    conda:
+        "../../envs/generation.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../../envs/generation.yaml"
+    params:
+        ds=lambda wc: config["datasets"][wc.dataset],
+        seed=config["seed"],
     script:
         "../scripts/build_chunk.py"
 
@@ -52,14 +52,14 @@ rule minbias_library:
         "logs/gen/{dataset}/minbias_library.log",
     benchmark:
         "benchmarks/gen/{dataset}/minbias_library.tsv"
-    params:
-        ds=lambda wc: config["datasets"][wc.dataset],
-        seed=config["seed"],
+    conda:
+        "../../envs/generation.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../../envs/generation.yaml"
+    params:
+        ds=lambda wc: config["datasets"][wc.dataset],
+        seed=config["seed"],
     script:
         "../scripts/minbias_library.py"

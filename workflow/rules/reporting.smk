@@ -21,16 +21,16 @@ rule probe_table:
         "logs/tables/{experiment}/probes.log",
     benchmark:
         "benchmarks/tables/{experiment}/probes.tsv"
-    params:
-        exp=experiment_cfg,
-        seed=config["seed"],
-        device=config.get("device", "auto"),
+    conda:
+        "../../envs/training.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../../envs/training.yaml"
+    params:
+        exp=experiment_cfg,
+        seed=config["seed"],
+        device=config.get("device", "auto"),
     script:
         "../scripts/experiment.py"
 
@@ -58,14 +58,14 @@ rule finetune_summary:
         "logs/tables/{experiment}/finetune.log",
     benchmark:
         "benchmarks/tables/{experiment}/finetune.tsv"
-    params:
-        exp=experiment_cfg,
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        exp=experiment_cfg,
     script:
         "../scripts/experiment.py"
 
@@ -75,7 +75,9 @@ rule paper_table:
         lambda wc: [
             p
             for fs in T.predictions_for(
-                config, wc.experiment, config["experiments"][wc.experiment]["tables"][wc.table]["task"]
+                config,
+                wc.experiment,
+                config["experiments"][wc.experiment]["tables"][wc.table]["task"],
             ).values()
             for p in fs
         ],
@@ -92,22 +94,28 @@ rule paper_table:
         "logs/tables/{experiment}/{table}.log",
     benchmark:
         "benchmarks/tables/{experiment}/{table}.tsv"
-    params:
-        exp=experiment_cfg,
-        ds=lambda wc: config["datasets"][config["experiments"][wc.experiment]["dataset"]],
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        exp=experiment_cfg,
+        ds=lambda wc: config["datasets"][
+            config["experiments"][wc.experiment]["dataset"]
+        ],
     script:
         "../scripts/paper_table.py"
 
 
 rule task_figure:
     input:
-        lambda wc: [p for fs in T.predictions_for(config, wc.experiment, wc.task).values() for p in fs],
+        lambda wc: [
+            p
+            for fs in T.predictions_for(config, wc.experiment, wc.task).values()
+            for p in fs
+        ],
     output:
         png=report(
             "results/figures/{experiment}/{kind}_{task}.png",
@@ -122,14 +130,14 @@ rule task_figure:
         "benchmarks/figures/{experiment}/{kind}_{task}.tsv"
     wildcard_constraints:
         kind="roc|scores",
-    params:
-        exp=experiment_cfg,
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        exp=experiment_cfg,
     script:
         "../scripts/figures.py"
 
@@ -149,14 +157,14 @@ rule pretrain_history_figure:
         "logs/figures/{experiment}/pretrain_history_{augset}.log",
     benchmark:
         "benchmarks/figures/{experiment}/pretrain_history_{augset}.tsv"
-    params:
-        exp=experiment_cfg,
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        exp=experiment_cfg,
     script:
         "../scripts/experiment.py"
 
@@ -178,14 +186,14 @@ rule embedding_figure:
         "benchmarks/figures/{experiment}/{kind}_{augset}.tsv"
     wildcard_constraints:
         kind="tsne|corner",
-    params:
-        exp=experiment_cfg,
-        seed=config["seed"],
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        exp=experiment_cfg,
+        seed=config["seed"],
     script:
         "../scripts/figures.py"

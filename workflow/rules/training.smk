@@ -14,17 +14,17 @@ rule tokenizer:
         "logs/pretrain/{experiment}/tokenizer.log",
     benchmark:
         "benchmarks/pretrain/{experiment}/tokenizer.tsv"
-    params:
-        exp=experiment_cfg,
-        seed=config["seed"],
-        device=config.get("device", "auto"),
+    conda:
+        "../../envs/training.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=240,
         gpu=1,
-    conda:
-        "../../envs/training.yaml"
+    params:
+        exp=experiment_cfg,
+        seed=config["seed"],
+        device=config.get("device", "auto"),
     script:
         "../scripts/experiment.py"
 
@@ -39,17 +39,17 @@ rule pretrain:
         "logs/pretrain/{experiment}/{augset}/r{repeat}.log",
     benchmark:
         "benchmarks/pretrain/{experiment}/{augset}/r{repeat}.tsv"
-    params:
-        exp=experiment_cfg,
-        seed=config["seed"],
-        device=config.get("device", "auto"),
+    conda:
+        "../../envs/training.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=720,
         gpu=1,
-    conda:
-        "../../envs/training.yaml"
+    params:
+        exp=experiment_cfg,
+        seed=config["seed"],
+        device=config.get("device", "auto"),
     script:
         "../scripts/experiment.py"
 
@@ -67,17 +67,17 @@ rule finetune:
         "logs/finetune/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}.log",
     benchmark:
         "benchmarks/finetune/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}.tsv"
-    params:
-        exp=experiment_cfg,
-        seed=config["seed"],
-        device=config.get("device", "auto"),
+    conda:
+        "../../envs/training.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=240,
         gpu=1,
-    conda:
-        "../../envs/training.yaml"
+    params:
+        exp=experiment_cfg,
+        seed=config["seed"],
+        device=config.get("device", "auto"),
     script:
         "../scripts/experiment.py"
 
@@ -94,15 +94,15 @@ rule embed:
         "logs/embeddings/{experiment}/{augset}/r{repeat}/{split}.log",
     benchmark:
         "benchmarks/embeddings/{experiment}/{augset}/r{repeat}/{split}.tsv"
-    params:
-        exp=experiment_cfg,
-        device=config.get("device", "auto"),
+    conda:
+        "../../envs/training.yaml"
     threads: 2
     resources:
         mem_mb=2000,
         runtime=30,
         gpu=1,
-    conda:
-        "../../envs/training.yaml"
+    params:
+        exp=experiment_cfg,
+        device=config.get("device", "auto"),
     script:
         "../scripts/experiment.py"
