@@ -54,8 +54,8 @@ from jetforge.evaluation.anomaly import (
 from jetforge.evaluation.probes import embed_rows, knn_probe, linear_probe
 from jetforge.io.atomic import write_json
 from jetforge.methods import HadforkContrastive
-from jetforge.models import load_backbone
 from jetforge.models.cells_tracks import CellsTracksNet
+from jetforge.models.registry import load_backbone
 from jetforge.training.data import DatasetInfo
 from jetforge.training.multi_data import MultiPairBatch
 from jetforge.training.pretrain import build_backbone_for, run_pretrain, select_jet_rows

@@ -23,7 +23,7 @@ from jetforge.evaluation.anomaly import (
 )
 from jetforge.methods import AEVICReg
 from jetforge.methods.vicreg_loss import covariance_term, variance_term
-from jetforge.models import build_backbone
+from jetforge.models.registry import build_backbone
 from jetforge.training.engine import EngineConfig, fit
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -19,8 +19,8 @@ import torch
 
 from jetforge.evaluation.probes import embed_rows
 from jetforge.methods import METHODS, HadforkContrastive, nt_xent
-from jetforge.models import build_backbone, load_backbone
 from jetforge.models.cells_tracks import CellsTracksNet, delta_r, proximity_mask
+from jetforge.models.registry import build_backbone, load_backbone
 from jetforge.training.data import DatasetInfo
 from jetforge.training.engine import EngineConfig, fit
 from jetforge.training.multi_data import (

@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from jetforge.evaluation.probes import embed_rows, embed_views
-from jetforge.models import build_backbone, load_backbone, save_backbone
 from jetforge.models.cells_tracks import CellsTracksNet, fit_normalisation
-from jetforge.models.registry import backbone_inputs
+from jetforge.models.registry import backbone_inputs, build_backbone, load_backbone, save_backbone
 from jetforge.training.data import JetSampler, iter_rows
 from jetforge.training.embed import export_embeddings
 from jetforge.training.finetune import Classifier, run_finetune

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from jetforge.models import BACKBONES, EdgeConvNet, build_backbone
-from jetforge.models.edgeconv import DynamicEdgeConv, knn_indices
+from jetforge.models import BACKBONES
+from jetforge.models.edgeconv import DynamicEdgeConv, EdgeConvNet, knn_indices
+from jetforge.models.registry import build_backbone
 
 
 def small_net(k: int = 4, in_dim: int = 6) -> EdgeConvNet:

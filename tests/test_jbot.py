@@ -34,7 +34,7 @@ from jetforge.methods.jbot_cls_loss import ClsDistillationLoss
 from jetforge.methods.jbot_masking import closest_prefix_mask, pt_fraction_mask
 from jetforge.methods.jbot_particle_loss import ParticleDistillationLoss
 from jetforge.methods.koleo_loss import KoLeoLoss
-from jetforge.models import build_backbone, load_backbone
+from jetforge.models.registry import build_backbone, load_backbone
 from jetforge.models.vit import ParticleViT
 from jetforge.training.engine import EngineConfig, fit
 from jetforge.training.finetune import Classifier, llrd_param_groups, run_finetune

@@ -24,8 +24,8 @@ from jetforge.methods.jepa_masking import compact, greedy_sequence, sample_block
 from jetforge.methods.jepa_probes import pid_labels
 from jetforge.methods.koleo_loss import KoLeoLoss
 from jetforge.methods.sigreg_loss import SIGRegLoss, epps_pulley, epps_pulley_exact
-from jetforge.models import load_backbone
 from jetforge.models.part import ParticleTransformer
+from jetforge.models.registry import load_backbone
 from jetforge.training.engine import EngineConfig, fit
 from jetforge.training.pretrain import run_pretrain
 

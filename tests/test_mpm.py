@@ -23,7 +23,8 @@ from jetforge.methods.mpm_tokenizer import (
     train_tokenizer,
 )
 from jetforge.methods.mpm_vq import VectorQuantiser, codebook_usage
-from jetforge.models import NormformerNet, build_backbone, load_backbone
+from jetforge.models.normformer import NormformerNet
+from jetforge.models.registry import build_backbone, load_backbone
 from jetforge.training.engine import EngineConfig, fit
 from jetforge.training.pretrain import run_pretrain
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from jetforge.jets.features import RS3L_FEATURES
-from jetforge.models import build_backbone, load_backbone, save_backbone
 from jetforge.models.part import (
     ParticleTransformer,
     fourvec_from_features,
     pairwise_features,
 )
+from jetforge.models.registry import build_backbone, load_backbone, save_backbone
 
 TINY = dict(embed_dims=[16, 32, 16], pair_embed_dims=[8, 8], num_heads=2, num_layers=2,
             num_cls_layers=1, dropout=0.0, attn_dropout=0.0, activation_dropout=0.0)  # fmt: skip

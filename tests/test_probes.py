@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from jetforge.evaluation.probes import classification_metrics, embed_rows, knn_probe, linear_probe
-from jetforge.models import build_backbone, save_backbone
+from jetforge.models.registry import build_backbone, save_backbone
 
 
 def _clusters(n: int, seed: int, sep: float = 6.0) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from jetforge.methods import METHODS, SimCLR, nt_xent
-from jetforge.models import EdgeConvNet
+from jetforge.models.edgeconv import EdgeConvNet
 
 
 def brute_force_nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, tau: float) -> float:

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from jetforge.models import EdgeConvNet, load_backbone
+from jetforge.models.edgeconv import EdgeConvNet
+from jetforge.models.registry import load_backbone
 from jetforge.training.data import (
     JetSampler,
     PairSampler,

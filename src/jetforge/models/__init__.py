@@ -26,15 +26,3 @@ BACKBONES = Registry("backbone", {
 })  # fmt: skip
 
 __all__ = ["BACKBONES"]
-
-
-def __getattr__(name: str):  # PEP 562: registry helpers and classes, imported on use
-    classes = {"EdgeConvNet": "edgeconv", "NormformerNet": "normformer", "ParticleViT": "vit",
-               "CellsTracksNet": "cells_tracks", "ParticleTransformer": "part"}  # fmt: skip
-    if name in classes:
-        return BACKBONES[classes[name]]
-    if name in ("build_backbone", "load_backbone", "register_backbone", "save_backbone"):
-        from jetforge.models import registry
-
-        return getattr(registry, name)
-    raise AttributeError(f"module 'jetforge.models' has no attribute {name!r}")
