@@ -14,20 +14,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _cmd(workdir: Path, *configfiles: Path) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(workdir), "--configfile", *map(str, configfiles)]  # fmt: skip
+
+
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(REPO / "config" / "config.yaml"),
-        str(REPO / "config" / "tiny.yaml"),
-        *args,
-    ]
+    cmd = [*_cmd(workdir, REPO / "config" / "config.yaml", REPO / "config" / "tiny.yaml"), *args]
     env = {**os.environ, "JETFORGE_NO_PROGRESS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
 
@@ -51,20 +44,7 @@ def test_one_table_builds_only_what_it_needs(tmp_path):
 def test_bad_config_fails_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasets:\n  rs3l:\n    jets:\n      R: -0.4\n")
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(REPO / "config" / "config.yaml"),
-        str(bad),
-        "-n",
-        "all",
-    ]
+    cmd = [*_cmd(tmp_path, REPO / "config" / "config.yaml", bad), "-n", "all"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode != 0
     assert "datasets.rs3l.jets.R: value -0.4" in res.stdout + res.stderr

@@ -196,19 +196,15 @@ def roc_figure(setups: Mapping[str, Sequence[PathLike]], out_stem: PathLike, tit
     ax.set_ylabel(r"Background rejection $1/\varepsilon_\mathrm{B}$")
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
-    ax.text(
-        0.98,
-        0.97,
-        "nominal jets only\nband: ±1 std over repeats",
-        ha="right",
-        va="top",
-        transform=ax.transAxes,
-        fontsize=8,
-        color="0.3",
-    )
+    _corner_note(ax, "nominal jets only\nband: ±1 std over repeats", 0.98, 0.97, "top", 8)
     ax.legend(loc="lower left", fontsize=8, frameon=False)
     simulation_label(ax, rlabel=title)
     save_figure(fig, out_stem)
+
+
+def _corner_note(ax: Any, text: str, x: float, y: float, va: str, size: float) -> None:
+    """A grey, right-aligned remark in axes coordinates (what a band or selection means)."""
+    ax.text(x, y, text, ha="right", va=va, transform=ax.transAxes, fontsize=size, color="0.3")
 
 
 @contextlib.contextmanager
@@ -727,16 +723,7 @@ def score_ratio_figure(pred_files: Sequence[PathLike], out_stem: PathLike) -> No
                 hep.histplot(r, edges, ax=ax, histtype="step", color=colors[c], lw=1.0, ls=ls)
         ax.axhline(1.0, color="0.3", lw=0.8)
         if len(members) == 2:
-            ax.text(
-                0.99,
-                0.05,
-                "band: up (solid) to down (dashed)",
-                ha="right",
-                va="bottom",
-                transform=ax.transAxes,
-                fontsize=7,
-                color="0.3",
-            )
+            _corner_note(ax, "band: up (solid) to down (dashed)", 0.99, 0.05, "bottom", 7)
         ax.set_ylim(0.0, 2.0)
         ax.set_ylabel(f"{name} / nom.", fontsize=9)
         ax.grid(True, alpha=0.3)
