@@ -202,8 +202,8 @@ TOKENIZERS: dict[str, type[nn.Module]] = {
 
 
 def save_tokenizer(path: str | os.PathLike[str], tok: nn.Module, **meta: Any) -> None:
-    """Write ``{'kind', 'kwargs', 'state_dict', **meta}`` atomically."""
-    from jetforge.io.atomic import atomic_path
+    """Write ``{'kind', 'kwargs', 'state_dict', **meta}`` atomically and byte-reproducibly."""
+    from jetforge.io.atomic import write_torch
 
     payload = {
         "kind": tok.kind,
@@ -211,8 +211,7 @@ def save_tokenizer(path: str | os.PathLike[str], tok: nn.Module, **meta: Any) ->
         "state_dict": {k: v.detach().cpu() for k, v in tok.state_dict().items()},
         **meta,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_torch(path, payload)
 
 
 def load_tokenizer(

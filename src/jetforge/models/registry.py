@@ -121,16 +121,16 @@ def build_backbone_for(
 def save_backbone(
     path: str | os.PathLike[str], model: nn.Module, cfg: Mapping[str, Any], **meta: Any
 ) -> None:
-    """Write ``{'state_dict', 'backbone_cfg', **meta}`` atomically (format 5 ``model.pt``)."""
-    from jetforge.io.atomic import atomic_path
+    """Write ``{'state_dict', 'backbone_cfg', **meta}`` atomically (format 5 ``model.pt``);
+    the same model and metadata always give the same bytes."""
+    from jetforge.io.atomic import write_torch
 
     payload = {
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "backbone_cfg": dict(cfg),
         **meta,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_torch(path, payload)
 
 
 def load_backbone(

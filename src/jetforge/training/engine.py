@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from jetforge.io.atomic import atomic_path, write_text
+from jetforge.io.atomic import write_text, write_torch
 
 log = logging.getLogger(__name__)
 
@@ -335,8 +335,7 @@ class _Run:
             "state": state.__dict__,
             "run_key": self.key,
         }
-        with atomic_path(self.ckpt_path) as tmp:
-            torch.save(payload, tmp)
+        write_torch(self.ckpt_path, payload)
 
 
 @dataclass
