@@ -1,8 +1,8 @@
 """Snakemake script: build one chunk of a dataset (builder chosen by the dataset's kind) → HDF5."""
-from jetforge.workflow.logging import log_to
+from jetforge.workflow.logging import job_log
 from jetforge.workflow.steps import build_chunk
 
-with log_to(snakemake.log[0]):
+with job_log(snakemake):
     build_chunk(
         lhe_path=snakemake.input.get("lhe"),
         out_path=snakemake.output[0],

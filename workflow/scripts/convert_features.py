@@ -2,11 +2,11 @@
 import logging
 
 from jetforge.jets.convert import convert_file
-from jetforge.workflow.logging import log_to
+from jetforge.workflow.logging import job_log
 
 sm = snakemake
 
-with log_to(sm.log[0]):
+with job_log(sm):
     zeroed = convert_file(
         sm.input[0], sm.output[0], sm.wildcards.features, n_max=int(sm.wildcards.nmax)
     )

@@ -5,12 +5,12 @@ jetforge.workflow.experiments."""
 import torch
 
 from jetforge.workflow import experiments
-from jetforge.workflow.logging import log_to
+from jetforge.workflow.logging import job_log
 
 sm = snakemake
 torch.set_num_threads(sm.threads)
 
-with log_to(sm.log[0]):
+with job_log(sm):
     experiments.run_rule(
         sm.rule,
         dict(sm.wildcards.items()),

@@ -1,9 +1,9 @@
 """Snakemake script: one of the paper's figures (ROC, scores, pre-training history, t-SNE,
 corner)."""
-from jetforge.workflow.logging import log_to
+from jetforge.workflow.logging import job_log
 from jetforge.workflow.steps import paper_figure
 
-with log_to(snakemake.log[0]):
+with job_log(snakemake):
     wc = snakemake.wildcards
     paper_figure(
         kind=snakemake.params.get("kind") or wc.kind,

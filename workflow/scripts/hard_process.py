@@ -1,8 +1,8 @@
 """Snakemake script: generate one chunk of hard events with Pythia and write LHE."""
-from jetforge.workflow.logging import log_to
+from jetforge.workflow.logging import job_log
 from jetforge.workflow.steps import hard_process
 
-with log_to(snakemake.log[0]):
+with job_log(snakemake):
     hard_process(
         out_path=snakemake.output[0],
         ds_cfg=snakemake.params.ds,

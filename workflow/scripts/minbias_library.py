@@ -1,8 +1,8 @@
 """Snakemake script: the minimum-bias library that pile-up is drawn from (generated once)."""
-from jetforge.workflow.logging import log_to
+from jetforge.workflow.logging import job_log
 from jetforge.workflow.steps import minbias_library
 
-with log_to(snakemake.log[0]):
+with job_log(snakemake):
     minbias_library(
         snakemake.output[0],
         snakemake.params.ds,

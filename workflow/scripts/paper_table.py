@@ -1,8 +1,8 @@
 """Snakemake script: one of the paper's tables with our numbers beside the paper's."""
-from jetforge.workflow.logging import log_to
+from jetforge.workflow.logging import job_log
 from jetforge.workflow.steps import paper_table
 
-with log_to(snakemake.log[0]):
+with job_log(snakemake):
     paper_table(
         experiment=snakemake.wildcards.experiment,
         table=snakemake.wildcards.table,

@@ -2,11 +2,12 @@
 from pathlib import Path
 
 from jetforge.datasets.validation import validate_dataset, validate_pairs
-from jetforge.workflow.logging import log_to
+from jetforge.io.atomic import write_json
+from jetforge.workflow.logging import job_log
 
-with log_to(snakemake.log[0]):
+with job_log(snakemake):
     out_dir = Path(snakemake.output.png).parent
     paired = snakemake.params.kind == "hadfork"
-    (validate_pairs if paired else validate_dataset)(snakemake.input[0], out_dir)
-    # the checks' numbers also travel with the data
-    Path(snakemake.output.json).write_text((out_dir / "validation.json").read_text())
+    result = (validate_pairs if paired else validate_dataset)(snakemake.input[0], out_dir)
+    # the checks' numbers also travel with the data (atomic, strict JSON: NaN -> null)
+    write_json(snakemake.output.json, result)
