@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from jetforge.workflow.logging import format_header, job_header, log_to
+from jetforge.workflow.logging import format_header, job_header, job_log, log_to
 
 REPO = Path(__file__).resolve().parents[1]
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
@@ -67,6 +67,22 @@ def test_job_header_from_the_snakemake_object(tmp_path):
     assert re.search(r"device: +cpu\n", text) and re.search(r"threads: +4\n", text)
     job.params = {}
     assert "cpu (this rule does not use an accelerator)" in job_header(job)
+
+
+def test_job_log_sweeps_what_a_killed_run_left(tmp_path):
+    out = tmp_path / "results" / "model.pt"
+    out.parent.mkdir()
+    stale = out.parent / ".model.abcd1234.tmp.pt"
+    stale.write_text("half a model")
+    os.utime(stale, (1_000_000_000, 1_000_000_000))  # older than this process
+    job = SimpleNamespace(
+        rule="pretrain", wildcards={}, input=[], output=[str(out)], threads=1, params={},
+        log=[str(tmp_path / "job.log")],
+    )  # fmt: skip
+    with job_log(job):
+        pass
+    assert not stale.exists()
+    assert f"swept stale temporary {stale}" in (tmp_path / "job.log").read_text()
 
 
 def test_successful_job_logs_its_duration(tmp_path):

@@ -120,8 +120,18 @@ def job_header(job: Any) -> str:
 
 def job_log(job: Any) -> contextlib.AbstractContextManager[None]:
     """``log_to`` the job's first log file with its header: the one line every
-    ``workflow/scripts/*.py`` wraps its work in."""
-    return log_to(job.log[0] if len(job.log) else None, header=job_header(job))
+    ``workflow/scripts/*.py`` wraps its work in.
+
+    Temporaries that a killed earlier run of this job left beside its outputs are swept
+    here, at the start of the rule, even if this run fails before it writes anything.
+    """
+    from jetforge.io.atomic import sweep_stale
+
+    swept = [os.fspath(p) for out in job.output for p in sweep_stale(out)]
+    header = job_header(job)
+    if swept:
+        header += "".join(f"swept stale temporary {p}\n" for p in swept)
+    return log_to(job.log[0] if len(job.log) else None, header=header)
 
 
 @contextlib.contextmanager
