@@ -270,3 +270,31 @@ def test_paper_config_dry_run_resolves(name, tmp_path):
     env = {**os.environ, "JETFORGE_NO_PROGRESS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+def test_every_method_declares_its_pretrain_keys():
+    """Each registered method has its ``pretrain_<method>`` entry in the schema (selected
+    by ``method``), holding every key its class reads: the schema, not the torch-importing
+    class, is what validates a config before any job."""
+    from jetforge.config import load_schema
+    from jetforge.methods import METHODS
+    from jetforge.methods.jbot import DEFAULTS as JBOT_KEYS
+    from jetforge.methods.jepa import JPJEPA
+
+    defs = load_schema()["$defs"]
+    selected = {c["if"]["properties"]["method"]["const"] for c in defs["method_keys"]["allOf"]}
+    assert selected == set(METHODS)
+    for name in METHODS:
+        assert f"pretrain_{name}" in defs, name
+    assert set(JBOT_KEYS) <= set(defs["pretrain_jbot"]["properties"])
+    assert set(JPJEPA._CONFIG_KEYS) <= set(defs["pretrain_jepa"]["properties"])
+
+
+def test_tokenizer_kinds_are_the_tokenizers():
+    from jetforge.config import load_schema
+    from jetforge.methods.mpm import TARGETS
+    from jetforge.methods.mpm_tokenizer import TOKENIZERS
+
+    defs = load_schema()["$defs"]
+    assert set(defs["tokenizer"]["properties"]["kind"]["enum"]) == set(TOKENIZERS)
+    assert tuple(defs["pretrain_mpm"]["properties"]["target"]["enum"]) == TARGETS

@@ -1,14 +1,18 @@
 """Loading and checking the workflow configuration.
 
-Checked in two layers before any job runs: the JSON schema (types, ranges, unknown keys)
-and cross-references the schema cannot express (a process name that exists in the
-registry, ``pt_min < pt_max``, an augmentation set naming variants the dataset has). Every
-error names the key path, the bad value and what is allowed, so a user fixes it in one go.
+Checked in three layers before any job runs: every number finite (JSON schema's ranges
+never refuse NaN), the JSON schema (types, ranges, unknown keys, safe names, each method's
+own keys) and cross-references the schema cannot express (a process name that exists in
+the registry, ``pt_min < pt_max``, an augmentation set naming variants the dataset has, the
+placeholders of an LHE path). Every error names the key path, the bad value and what is
+allowed, so a user fixes it in one go.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import string
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +74,13 @@ def schema_errors(
     out = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         where = _path(err.absolute_path)
-        if err.validator == "additionalProperties":
+        hint = " ".join(str(err.schema.get("description", "")).split())
+        if "propertyNames" in err.schema_path:
+            out.append(
+                f"config key {where}: name {err.instance!r} is not allowed: {err.message}"
+                + (f" ({hint})" if hint else "")
+            )
+        elif err.validator == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
             extra = (
                 sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
@@ -79,8 +89,30 @@ def schema_errors(
         elif err.validator == "required":
             out.append(f"config key {where}: {err.message}")
         else:
-            out.append(f"config key {where}: value {err.instance!r} is not allowed: {err.message}")
+            why = err.message + (f" ({hint})" if err.validator == "pattern" and hint else "")
+            out.append(f"config key {where}: value {err.instance!r} is not allowed: {why}")
     return out
+
+
+def nonfinite_errors(node: Any, where: str = "") -> list[str]:
+    """Every NaN or infinite number anywhere in the config, by key path.
+
+    YAML spells them ``.nan`` / ``.inf``, and the schema's ranges cannot refuse them: every
+    comparison with NaN is false, so ``minimum: 0`` lets ``.nan`` through, and ``.inf``
+    passes any lower bound. One pass over the whole config covers cuts, temperatures and
+    learning rates alike, including keys a later schema edit forgets to bound.
+    """
+    if isinstance(node, float) and not math.isfinite(node):
+        return [
+            f"config key {where or '<top level>'}: value {node!r} is not a finite number; "
+            "write a finite value (YAML .nan / .inf are refused)"
+        ]
+    if isinstance(node, dict):
+        keys = {k: f"{where}.{k}" if where else str(k) for k in node}
+        return [e for k, v in node.items() for e in nonfinite_errors(v, keys[k])]
+    if isinstance(node, list):
+        return [e for i, v in enumerate(node) for e in nonfinite_errors(v, f"{where}[{i}]")]
+    return []
 
 
 def semantic_errors(config: dict[str, Any]) -> list[str]:
@@ -109,21 +141,15 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
                         f"config key {key}.chunks.{split}.{proc}: process not in {key}.processes "
                         f"{ds.get('processes')}"
                     )
-        src = ds.get("hard_process", {})
-        if src.get("source") == "lhe" and "{chunk}" not in src.get("lhe_pattern", ""):
-            errs.append(
-                f"config key {key}.hard_process.lhe_pattern: {src.get('lhe_pattern')!r} must "
-                "contain "
-                "{process}, {split} and {chunk} placeholders when source is 'lhe'"
-            )
         kind = ds.get("kind", "resim")
+        errs += _lhe_errors(key, kind, ds.get("hard_process") or {})
         variants = list(ds.get("shower", {}).get("variants", {}))
         if kind == "resim" and variants and variants[0] != "nominal":
             errs.append(
                 f"config key {key}.shower.variants: the first variant must be 'nominal', "
                 f"got {variants[0]!r}"
             )
-        errs += [f"config key {key}.{e}" for e in _builder_errors(kind, ds)]
+        errs += _builder_errors(key, kind, ds)
         det = ds.get("detector")
         if det and det != "none":
             try:
@@ -133,6 +159,54 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
     for name, exp in config.get("experiments", {}).items():
         errs += _experiment_errors(config, f"experiments.{name}", exp)
     return errs
+
+
+#: placeholders of ``hard_process.lhe_pattern``: one LHE file per process, split and chunk
+LHE_FIELDS = ("process", "split", "chunk")
+
+
+def _lhe_errors(key: str, kind: str, src: dict[str, Any]) -> list[str]:
+    """``source: lhe`` needs a builder that reads LHE and a pattern naming one file per
+    process, split and chunk: without ``{process}`` (or ``{split}``) one file would feed
+    every class (or split), silently. The characters are checked by the schema."""
+    from jetforge.datasets import uses_lhe
+
+    if src.get("source") != "lhe":
+        return []
+    where = f"config key {key}.hard_process"
+    if not uses_lhe(kind):
+        return [f"{where}.source: 'lhe', but a {kind!r} dataset generates its hard process "
+                "inside the chunk job; use source: pythia"]  # fmt: skip
+    pattern = src.get("lhe_pattern", "")
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
+    except ValueError as exc:
+        return [f"{where}.lhe_pattern: value {pattern!r} is not a valid pattern ({exc})"]
+    missing = [f"{{{f}}}" for f in LHE_FIELDS if f not in fields]
+    unknown = sorted(f"{{{f}}}" for f in fields - set(LHE_FIELDS))
+    if not missing and not unknown:
+        return []
+    return [
+        f"{where}.lhe_pattern: value {pattern!r} must contain each of {{process}}, {{split}} "
+        f"and {{chunk}} and no other placeholder (missing {missing}, unknown {unknown}), "
+        'e.g. "/data/mg5/{process}/{split}/chunk{chunk}.lhe"'
+    ]
+
+
+def _tokenizer_errors(key: str, exp: dict[str, Any]) -> list[str]:
+    """MPM predicts the tokens of the tokenizer trained before it (``tokenizer.kind``,
+    default regression = no tokenizer job): its ``target`` must be that kind, else the
+    pre-training job stops at its start, after the datasets were generated."""
+    pre = exp["pretrain"]
+    if pre.get("method") != "mpm":
+        return []
+    target = pre.get("target", "vqvae")
+    kind = (exp.get("tokenizer") or {}).get("kind", "regression")
+    if target == kind:
+        return []
+    return [f"config key {key}.pretrain.target: value {target!r} but tokenizer.kind is {kind!r}; "
+            "MPM predicts its tokenizer's tokens: set both to one of vqvae, kmeans, "
+            "regression"]  # fmt: skip
 
 
 def _dataset_variants(ds: dict[str, Any]) -> list[str]:
@@ -172,6 +246,7 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
                             f"{variants[1:]}")  # fmt: skip
     errs += _finetune_errors(config, key, exp)
     errs += _shared_pretraining_errors(config, key, exp)
+    errs += _tokenizer_errors(key, exp)
     tasks = (exp.get("finetune") or {}).get("tasks", {})
     for t, spec in exp.get("tables", {}).items():
         if spec["kind"] == "rejection" and not spec.get("efficiencies"):
@@ -207,8 +282,10 @@ def _shared_pretraining_errors(config: dict[str, Any], key: str, exp: dict[str, 
     ]
 
 
-def _builder_errors(kind: str, ds: dict[str, Any]) -> list[str]:
-    """Checks a dataset builder makes of its own keys (its ``parse_config``), as messages."""
+def _builder_errors(key: str, kind: str, ds: dict[str, Any]) -> list[str]:
+    """Checks a dataset builder makes of its own keys (its ``parse_config``), as messages:
+    run here so that whatever the builder refuses is refused before any job, even where
+    the schema and the builder drift apart."""
     import importlib
 
     module = {"single": "jetforge.datasets.single", "hadfork": "jetforge.datasets.hadfork"}.get(
@@ -222,12 +299,17 @@ def _builder_errors(kind: str, ds: dict[str, Any]) -> list[str]:
     try:
         parse(ds)
     except (ValueError, KeyError) as exc:
-        return [str(exc).removeprefix("config key ")]
+        msg = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        if msg.startswith("config key "):
+            return [f"config key {key}.{msg.removeprefix('config key ')}"]
+        return [f"config key {key}: {msg}"]
     return []
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    errs = schema_errors(config)
+    """``config`` unchanged, or ConfigError listing every problem (numbers, schema, then
+    cross-references: those assume a config of the right shape, so they wait for it)."""
+    errs = nonfinite_errors(config) + schema_errors(config)
     if not errs:
         errs = semantic_errors(config)
     if errs:
@@ -278,12 +360,24 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(_yaml_error(path, exc)) from None
     if config is not None and not isinstance(config, dict):
         raise ConfigError(
             f"config file {path} must hold a mapping of keys, got {type(config).__name__}"
         )
     return config or {}
+
+
+def _yaml_error(path: str | os.PathLike[str], exc: yaml.YAMLError) -> str:
+    """``file, line L, column C: problem (context)``: PyYAML's own text names the source
+    as ``<unicode string>`` and spreads the position over several lines."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    return f"config file {path}{where}: not valid YAML: {problem}" + (
+        f" ({context})" if context else ""
+    )
 
 
 def compose_config(paths: list[str | os.PathLike[str]]) -> dict[str, Any]:

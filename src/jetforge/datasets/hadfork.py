@@ -174,6 +174,14 @@ class HadforkConfig:
         )
 
 
+def parse_config(ds_cfg: Mapping[str, Any]) -> HadforkConfig:
+    """The builder's own check of a ``datasets.<name>`` block, as ``single.parse_config``:
+    :func:`jetforge.config.validate_config` calls it before any job, so a value the builder
+    would refuse (missing, not a number, out of range) stops the run at the door and not
+    in the first chunk job. Raises :class:`HadforkConfigError` naming the key."""
+    return HadforkConfig.from_ds_cfg(ds_cfg)
+
+
 def class_names(ds_cfg: Mapping[str, Any]) -> list[str]:
     """q, g, tau, plus ``dark`` if any of the dataset's processes is a dark-jet sample."""
     labels = {get_process(p).label for p in ds_cfg["processes"]}
