@@ -30,7 +30,7 @@ from jetforge.detector import load_card, simulate
 from jetforge.generation.processes import get_process
 from jetforge.generation.shower import shower_lhe
 from jetforge.io.h5 import write_jet_dataset
-from jetforge.io.lhe import read_lhe
+from jetforge.io.lhe import chunk_min_events, read_lhe
 from jetforge.jets.cluster import JetSelection, cluster_and_select
 from jetforge.jets.features import RS3L_FEATURES, rs3l_features
 from jetforge.jets.substructure import n2 as n2_of
@@ -54,7 +54,7 @@ def build_resim_chunk(
 ) -> dict[str, Any]:
     """Build one chunk file; returns timing and selection statistics."""
     t0 = time.perf_counter()
-    _, events = read_lhe(lhe_path)
+    _, events = read_lhe(lhe_path, chunk_min_events(ds_cfg))
     n = len(events)
     truth_eta, truth_phi, parton_pid = truth_table(events, process_name, lhe_path)
     card, card_sha = load_card(ds_cfg["detector"])

@@ -66,7 +66,7 @@ from jetforge.generation.processes import get_process
 from jetforge.generation.pythia_setup import make_pythia
 from jetforge.generation.shower import INVISIBLE_PIDS, ChargeTable, FlatEvents, final_state_flat
 from jetforge.io.h5 import write_jet_dataset
-from jetforge.io.lhe import LHEEvent, read_lhe
+from jetforge.io.lhe import LHEEvent, chunk_min_events, read_lhe
 from jetforge.jets.cluster import cluster_flat, first_argmax
 from jetforge.jets.featuresets import FeatureSet, get_feature_set
 from jetforge.jets.kinematics import delta_r, pt_eta_phi, rapidity
@@ -462,7 +462,7 @@ def build_jets_chunk(
         ("init", "read", "pythia", "extract", "detector", "jets", "features"), 0.0
     )
     with timed(timing, "read", time.process_time):
-        _, events = read_lhe(lhe_path)
+        _, events = read_lhe(lhe_path, chunk_min_events(ds_cfg))
         truth_eta, truth_phi, parton_pid = truth_table(events, process_name, lhe_path)
     n = len(events)
     detector = _Detector.load(cfg)

@@ -14,10 +14,11 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import starmap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -158,6 +159,43 @@ def _event_blocks(body: str) -> list[str]:
     return out
 
 
+#: first characters of the comment lines LHEF allows after an event's particles
+#: (``#aMCatNLO …``, ``<mgrwt>``, ``<rwgt>``, ``<weights>`` …)
+_COMMENT_START = ("<", "#")
+
+
+def _particle_like(line: str) -> bool:
+    """Whether ``line`` reads as a particle line: six integers, then seven numbers (further
+    columns ignored, as the parser does). No comment line does, so one past the NUP
+    particles means NUP is wrong."""
+    c = line.split()
+    if len(c) < 13:
+        return False
+    try:
+        for x in c[:6]:
+            int(x)
+        for x in c[6:13]:
+            float(x)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_particle_count(lines: list[str], nup: int) -> None:
+    """Raise if the event's particle lines (the run of particle-like lines after the event
+    line) are not NUP: more would be kept as a comment and dropped, silently; fewer would
+    turn a comment into a particle. A malformed particle line is left to the caller."""
+    n = 0
+    while 1 + n < len(lines) and _particle_like(lines[1 + n]):
+        n += 1
+    fewer = n < nup and (len(lines) <= 1 + n or lines[1 + n].lstrip().startswith(_COMMENT_START))
+    if n > nup or fewer:
+        raise LHEError(
+            f"declares {nup} particles (NUP, the first number of its event line) but has {n} "
+            "particle lines; fix NUP or the particle lines"
+        )
+
+
 def _parse_event(block: str, path: Path, index: int) -> LHEEvent:
     """One event, field by field: the reference parser, and the one that names what is
     wrong with a file the vectorised :func:`_parse_events_fast` does not take."""
@@ -173,6 +211,7 @@ def _parse_event(block: str, path: Path, index: int) -> LHEEvent:
             aqed=float(head[4]),
             aqcd=float(head[5]),
         )
+        _check_particle_count(lines, nup)
         if len(lines) < 1 + nup:
             raise LHEError(f"declares {nup} particles but has {len(lines) - 1} lines")
         for ln in lines[1 : 1 + nup]:
@@ -250,6 +289,8 @@ def _parse_events_fast(blocks: list[str]) -> list[LHEEvent] | None:
             return None
         if nup < 0 or len(lines) < 1 + nup:
             return None
+        if len(lines) > 1 + nup and not lines[1 + nup].lstrip().startswith(_COMMENT_START):
+            return None  # a line past NUP that is no comment: the per-event parser decides
         heads.append(lines[0])
         nups.append(nup)
         plines += lines[1 : 1 + nup]
@@ -296,9 +337,28 @@ def _parse_events(blocks: list[str], path: Path) -> list[LHEEvent]:
     return events
 
 
-def read_lhe(path: str | os.PathLike[str]) -> tuple[LHEInit, list[LHEEvent]]:
-    """Read a whole LHE file; raise ``LHEError`` if it is truncated or malformed."""
-    return _read(Path(path))
+def read_lhe(
+    path: str | os.PathLike[str], min_events: int | None = None
+) -> tuple[LHEInit, list[LHEEvent]]:
+    """Read a whole LHE file; raise ``LHEError`` if it is truncated or malformed, or holds
+    fewer than ``min_events`` events (a chunk's ``events_per_chunk``)."""
+    init, events = _read(Path(path))
+    if min_events is not None and len(events) < min_events:
+        raise LHEError(
+            f"{path}: holds {len(events)} events but the dataset's events_per_chunk is "
+            f"{min_events}; give each chunk file at least that many events or lower "
+            "events_per_chunk"
+        )
+    return init, events
+
+
+def chunk_min_events(ds_cfg: Mapping[str, Any]) -> int | None:
+    """The events a chunk's LHE file must hold: ``events_per_chunk`` for your files
+    (``hard_process.source: lhe``); None for ours, which the hard-process rule writes with
+    exactly that many (and tests re-shower shorter samples)."""
+    if (ds_cfg.get("hard_process") or {}).get("source") != "lhe":
+        return None
+    return int(ds_cfg["events_per_chunk"])
 
 
 def iter_lhe_events(path: str | os.PathLike[str]) -> Iterator[LHEEvent]:
