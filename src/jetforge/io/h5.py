@@ -41,6 +41,24 @@ class DatasetFormatError(ValueError):
     """An HDF5 file that does not follow the jet data contract."""
 
 
+def open_h5(path: str | os.PathLike[str], mode: str = "r") -> h5py.File:
+    """``h5py.File(path, mode)``, with the file named in every error.
+
+    h5py's own message for a truncated or foreign file ("Unable to synchronously open file
+    (truncated file: eof = …)") names no file, and a job reading several leaves the user
+    guessing which; a missing file stays a FileNotFoundError.
+    """
+    try:
+        return h5py.File(path, mode)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: HDF5 file does not exist") from None
+    except OSError as exc:
+        raise DatasetFormatError(
+            f"{path}: cannot be read as HDF5 ({exc}); a truncated or foreign file: delete it "
+            "so Snakemake rebuilds it"
+        ) from None
+
+
 def _create(f: h5py.File, particles_shape: tuple[int, int, int]) -> None:
     n, p, nf = particles_shape
     f.create_dataset(
@@ -116,16 +134,16 @@ def merge_jet_datasets(
     Streams one input at a time and copies every row-aligned dataset of the first input
     (so constituent types beyond ``particles``, e.g. calorimeter cells, and extra jet
     columns travel too). The attributes that define the meaning of the columns (feature,
-    class, process and variant names) must agree across inputs, else the merge refuses.
-    Returns the number of jets written.
+    class, process and variant names) must agree across inputs, else the merge refuses;
+    and a NaN/inf constituent feature is refused, naming file, dataset and row. Every error
+    names the input at fault. Returns the number of jets written.
     """
     if not inputs:
         raise DatasetFormatError(f"{output}: nothing to merge")
-    with h5py.File(inputs[0], "r") as f0:
+    with open_h5(inputs[0]) as f0:
         ref = read_attrs(f0)
         names = _row_datasets(f0)
         layout = {k: (f0[k].shape[1:], f0[k].dtype) for k in names}
-    meaning = [k for k in ref if k in LIST_ATTRS or k.endswith("feature_names")]
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as out:
         out.create_group("jets")
         for name, (shape, dt) in layout.items():
@@ -135,36 +153,86 @@ def merge_jet_datasets(
             )
         n_total, pair_offset = 0, 0
         for path in inputs:
-            with h5py.File(path, "r") as f:
-                attrs = read_attrs(f)
-                for key in meaning:
-                    if _plain(attrs.get(key)) != _plain(ref.get(key)):
-                        raise DatasetFormatError(
-                            f"{path}: attribute {key}={attrs.get(key)} differs from "
-                            f"{inputs[0]}: {ref.get(key)}; chunks of one split must agree"
-                        )
-                if _row_datasets(f) != names:
-                    raise DatasetFormatError(
-                        f"{path}: datasets {_row_datasets(f)} differ from {inputs[0]}: {names}"
-                    )
-                n = f["particles"].shape[0]
-                if n == 0:
-                    continue
-                for name in names:
-                    out[name].resize(n_total + n, axis=0)
-                    if name == "jets/pair_id":
-                        uniq, inv = np.unique(f[name][:], return_inverse=True)
-                        out[name][n_total : n_total + n] = pair_offset + inv
-                        pair_offset += len(uniq)
-                        continue
-                    for start in range(0, n, 4 * ROW_CHUNK):
-                        stop = min(n, start + 4 * ROW_CHUNK)
-                        out[name][n_total + start : n_total + stop] = f[name][start:stop]
-                n_total += n
+            with open_h5(path) as f:
+                _check_like_first(f, path, inputs[0], ref, names)
+                n, pair_offset = _append_rows(out, f, path, names, n_total, pair_offset)
+            n_total += n
         attrs = {k: v for k, v in ref.items() if k not in ("chunk",)}
         attrs.update(extra_attrs or {})
         _set_attrs(out, attrs)
     return n_total
+
+
+def _check_like_first(
+    f: h5py.File, path: object, first: object, ref: Mapping[str, object], names: list[str]
+) -> None:
+    """Refuse an input whose column meaning (feature, class, process, variant names) or
+    row datasets differ from the first input's: chunks of one split must agree."""
+    attrs = read_attrs(f)
+    for key in (k for k in ref if k in LIST_ATTRS or k.endswith("feature_names")):
+        if _plain(attrs.get(key)) != _plain(ref.get(key)):
+            raise DatasetFormatError(
+                f"{path}: attribute {key}={attrs.get(key)} differs from "
+                f"{first}: {ref.get(key)}; chunks of one split must agree"
+            )
+    if _row_datasets(f) != names:
+        raise DatasetFormatError(
+            f"{path}: datasets {_row_datasets(f)} differ from {first}: {names}"
+        )
+
+
+def _read_rows(f: h5py.File, name: str, rows: slice, path: object) -> np.ndarray:
+    """``f[name][rows]``; a read error inside a damaged file names the file and dataset."""
+    try:
+        return f[name][rows]
+    except OSError as exc:
+        raise DatasetFormatError(
+            f"{path}: dataset {name!r} cannot be read ({exc}); a truncated or damaged file: "
+            "delete it so Snakemake rebuilds it"
+        ) from None
+
+
+def _check_finite(block: np.ndarray, path: object, name: str, start: int) -> None:
+    """Refuse NaN/inf constituent features where they enter a split file: downstream they
+    surface only as a NaN loss deep inside a training that cannot say where they came from."""
+    if block.dtype.kind != "f":
+        return
+    ok = np.isfinite(block).reshape(len(block), -1)
+    if ok.all():
+        return
+    row = int(np.flatnonzero(~ok.all(axis=1))[0])
+    value = block.reshape(len(block), -1)[row][~ok[row]][0]
+    raise DatasetFormatError(
+        f"{path}: dataset {name!r} row {start + row} holds a non-finite value ({value}); "
+        "the job that wrote this chunk produced broken features: delete the file so "
+        "Snakemake rebuilds it, or fix its builder"
+    )
+
+
+def _append_rows(
+    out: h5py.File, f: h5py.File, path: object, names: list[str], n_total: int, pair_offset: int
+) -> tuple[int, int]:
+    """Append every row dataset of the input ``f`` to ``out`` (rows ``n_total`` on), block
+    by block; pair ids renumbered from ``pair_offset``. Constituent datasets (``particles``,
+    ``cells`` …) must be finite; jet columns may hold NaN by design (``n2`` when not
+    computed). Returns (rows appended, next pair offset)."""
+    n = f["particles"].shape[0]
+    if n == 0:
+        return 0, pair_offset
+    for name in names:
+        out[name].resize(n_total + n, axis=0)
+        if name == "jets/pair_id":
+            uniq, inv = np.unique(_read_rows(f, name, slice(None), path), return_inverse=True)
+            out[name][n_total : n_total + n] = pair_offset + inv
+            pair_offset += len(uniq)
+            continue
+        for start in range(0, n, 4 * ROW_CHUNK):
+            stop = min(n, start + 4 * ROW_CHUNK)
+            block = _read_rows(f, name, slice(start, stop), path)
+            if not name.startswith("jets/"):
+                _check_finite(block, path, name, start)
+            out[name][n_total + start : n_total + stop] = block
+    return n, pair_offset
 
 
 def _plain(value: object) -> object:

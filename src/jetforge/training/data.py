@@ -78,6 +78,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from jetforge.io.h5 import open_h5
 from jetforge.training.h5loader import (  # noqa: F401  (read_rows, read_inputs re-exported)
     DEFAULT_CELL_FEATURES,
     INPUT_DATASETS,
@@ -121,7 +122,9 @@ class DatasetInfo:
 
     @classmethod
     def read(cls, path: str) -> DatasetInfo:
-        with h5py.File(path, "r") as f:
+        """The file's layout; every error names ``path`` (h5py's own do not: a truncated
+        file reads "truncated file: eof = …" and nothing else)."""
+        with open_h5(path) as f:
             missing = [k for k in ("particles", "mask", "jets") if k not in f]
             missing += [a for a in _NAME_ATTRS if a not in f.attrs]
             if missing:
@@ -162,7 +165,7 @@ class CellsInfo:
 
     @classmethod
     def read(cls, path: str) -> CellsInfo:
-        with h5py.File(path, "r") as f:
+        with open_h5(path) as f:
             return cls.of(f)
 
     @classmethod
@@ -553,7 +556,7 @@ class _H5Sampler:
             raise ValueError(f"workers must be >= 0, got {workers}")
         self.info = DatasetInfo.read(h5_path)
         self.path = os.path.abspath(h5_path)
-        self.file = h5py.File(h5_path, "r")
+        self.file = open_h5(h5_path)
         self._file_id = _file_id(self.path)
         self.batch_size = int(batch_size)
         self.drop_last = drop_last
@@ -794,13 +797,22 @@ def select_labelled_rows(
 
 
 def subsample(
-    rows: np.ndarray, labels: np.ndarray, n: int, seed: int
+    rows: np.ndarray, labels: np.ndarray, n: int, seed: int, *, what: str = ""
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic uniform subset of ``n`` rows (sorted); errors if fewer are available."""
+    """Deterministic uniform subset of ``n`` rows (sorted); errors if fewer are available.
+
+    Drawn before the model is built, so a grid's ``n_train`` larger than the generated
+    split (unknowable before generation) stops the fine-tuning at its start; ``what``
+    (task and file) goes into that message.
+    """
+    where = f" for {what}" if what else ""
     if n < 1:
-        raise ValueError(f"n_train must be >= 1, got {n}")
+        raise ValueError(f"n_train must be >= 1{where}, got {n}")
     if n > rows.size:
-        raise ValueError(f"n_train={n} labelled jets requested but only {rows.size} are available")
+        raise ValueError(
+            f"n_train={n} labelled jets requested{where} but only {rows.size} are available; "
+            f"lower finetune.n_train to at most {rows.size} or generate more chunks"
+        )
     pick = np.sort(np.random.default_rng(seed).choice(rows.size, size=n, replace=False))
     return rows[pick], labels[pick]
 

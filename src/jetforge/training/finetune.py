@@ -319,6 +319,7 @@ def run_finetune(
         *_labelled_rows(train_h5, classes, signal, background, variants),
         int(n_train),
         derive_seed("finetune", task, augset, n_train, "subset", base=seed),
+        what=f"task {task!r} (variants {variants} of {train_h5})",
     )
     torch.manual_seed(
         derive_seed("finetune", task, mode, augset, n_train, repeat, "init", base=seed)
