@@ -168,6 +168,11 @@ CONFIG_CASES: list[tuple[str, Callable[[dict], None], str]] = [
      r"experiments\.hadfork_ae\.pretrain\.vc_target: value 'w' is not allowed"),
     ("pretrain_variants", _set("experiments.jpjepa.pretrain.variants", "some"),
      r"experiments\.jpjepa\.pretrain\.variants: value 'some' is not allowed"),
+    ("pretrain_typo", _set("experiments.jbot.pretrain.temp_teachr", 0.04),
+     r"experiments\.jbot\.pretrain: unknown key\(s\) \['temp_teachr'\]; allowed keys: .*"
+     r"'temp_teacher'"),
+    ("tokenizer_typo", _set("experiments.mpm.tokenizer.n_code", 64),
+     r"experiments\.mpm\.tokenizer: unknown key\(s\) \['n_code'\]"),
 ]  # fmt: skip
 
 
@@ -458,3 +463,12 @@ def test_n_train_larger_than_the_split_stops_the_finetuning_at_its_start():
                        r"\(.*\) but only 5 are available; lower finetune\.n_train"):  # fmt: skip
         subsample(rows, labels, 10, 0, what="task 'qg' (nominal jets of val.h5)")
     assert len(subsample(rows, labels, 5, 0)[0]) == 5
+
+
+def test_a_bad_engine_value_is_reported_once_and_not_as_unknown(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["experiments"]["rs3l"]["pretrain"]["lr"] = -1
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert str(err.value).count("\n  - ") == 1, str(err.value)
+    assert "pretrain.lr: value -1 is not allowed" in str(err.value)

@@ -80,18 +80,34 @@ def schema_errors(
                 f"config key {where}: name {err.instance!r} is not allowed: {err.message}"
                 + (f" ({hint})" if hint else "")
             )
-        elif err.validator == "additionalProperties":
-            allowed = sorted(err.schema.get("properties", {}))
+        elif err.validator in ("additionalProperties", "unevaluatedProperties"):
+            allowed = sorted(_declared(err.schema, schema))
             extra = (
                 sorted(set(err.instance) - set(allowed)) if isinstance(err.instance, dict) else []
             )
+            if not extra:  # a declared key whose value failed: reported by its own check
+                continue
             out.append(f"config key {where!s}: unknown key(s) {extra}; allowed keys: {allowed}")
         elif err.validator == "required":
             out.append(f"config key {where}: {err.message}")
         else:
             why = err.message + (f" ({hint})" if err.validator == "pattern" and hint else "")
             out.append(f"config key {where}: value {err.instance!r} is not allowed: {why}")
-    return out
+    return list(dict.fromkeys(out))  # a block checked by two subschemas reports once
+
+
+def _declared(node: dict[str, Any], root: dict[str, Any]) -> set[str]:
+    """The keys a schema node declares: its ``properties`` and those of its ``allOf``
+    entries (local ``$ref`` followed), i.e. what ``unevaluatedProperties`` lets through."""
+    if "$ref" in node:
+        target: Any = root
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    names = set(node.get("properties", {}))
+    for sub in node.get("allOf", []):
+        names |= _declared(sub, root)
+    return names
 
 
 def nonfinite_errors(node: Any, where: str = "") -> list[str]:
