@@ -472,3 +472,16 @@ def test_a_bad_engine_value_is_reported_once_and_not_as_unknown(default_config):
         validate_config(cfg)
     assert str(err.value).count("\n  - ") == 1, str(err.value)
     assert "pretrain.lr: value -1 is not allowed" in str(err.value)
+
+
+def test_config_checker_names_the_yaml_error_snakemake_does_not(tmp_path):
+    """``python -m jetforge.config`` composes and checks as the workflow does; for a
+    syntax error it names file and line (Snakemake's own message names neither)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets:\n  rs3l: {kind: resim\n")
+    cmd = [sys.executable, "-m", "jetforge.config", str(REPO / "config" / "config.yaml"), str(bad)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 1
+    assert re.search(r"bad\.yaml, line \d+, column \d+: not valid YAML", res.stderr), res.stderr
+    ok = subprocess.run(cmd[:-1], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("valid:"), ok.stderr

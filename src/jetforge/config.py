@@ -454,3 +454,27 @@ def _finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
                             f"{sorted(n for n, f in FEATURE_SETS.items() if f.four_momenta)}"
                         )
     return errs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jetforge.config FILE...``: compose and validate config files as the
+    workflow does, without Snakemake. Snakemake reads ``--configfile`` YAML itself before
+    any jetforge code runs, and its message for a syntax error ("Config file is not valid
+    JSON or YAML") names neither file nor line; this one does."""
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print("usage: python -m jetforge.config CONFIG.yaml [OVERLAY.yaml ...]", file=sys.stderr)
+        return 2
+    try:
+        validate_config(compose_config(list(paths)))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"valid: {' + '.join(paths)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
