@@ -324,7 +324,7 @@ def test_non_finite_loss_names_step_and_keeps_checkpoint(tmp_path: Path) -> None
             ck,
             tmp_path / "h.csv",
         )
-    saved = torch.load(ck, weights_only=False)
+    saved = torch.load(ck, weights_only=True)
     assert saved["state"]["step"] == 6  # last good checkpoint survives
     assert all(torch.isfinite(v).all() for v in saved["model"].values())
 

@@ -217,8 +217,11 @@ def save_tokenizer(path: str | os.PathLike[str], tok: nn.Module, **meta: Any) ->
 def load_tokenizer(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Frozen tokenizer (eval mode, no gradients) and the whole payload of ``path``."""
-    payload = torch.load(path, map_location=map_location, weights_only=False)
+    """Frozen tokenizer (eval mode, no gradients) and the whole payload of ``path``.
+
+    Loaded with ``weights_only=True``: the payload is tensors and plain values, so a
+    tokenizer file from elsewhere cannot run code when it is read."""
+    payload = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(payload, dict) or payload.get("kind") not in TOKENIZERS:
         raise ValueError(f"{path} is not a jetforge tokenizer (kinds: {sorted(TOKENIZERS)})")
     tok = TOKENIZERS[payload["kind"]](**payload["kwargs"])

@@ -139,9 +139,10 @@ def load_backbone(
     """Rebuild a backbone from a ``model.pt`` written by :func:`save_backbone`.
 
     Returns the module (weights loaded, on ``map_location``) and the whole payload so
-    callers can read metadata such as ``feature_names``.
+    callers can read metadata such as ``feature_names``. Loaded with ``weights_only=True``
+    (the payload is tensors and plain values): reading a model file cannot run code.
     """
-    payload = torch.load(path, map_location=map_location, weights_only=False)
+    payload = torch.load(path, map_location=map_location, weights_only=True)
     if (
         not isinstance(payload, dict)
         or "state_dict" not in payload

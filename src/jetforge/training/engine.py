@@ -17,6 +17,11 @@ Guarantees:
 * **Fail loudly on divergence.** A non-finite loss raises :class:`NonFiniteLossError`
   naming the epoch and step *before* the bad update is applied, so the last checkpoint
   on disk is the last good state.
+* **Checkpoints without pickle.** ``checkpoint.pt`` holds only tensors and plain lists,
+  dicts, numbers and strings (the RNG states of Python and NumPy as lists of ints), so it
+  loads with ``torch.load(weights_only=True)`` and loading one cannot run code. A
+  checkpoint written by an older jetforge (pickled RNG states) does not load that way; it
+  is ignored with a warning and the run starts afresh.
 
 Logs (one run = one directory holding ``history.csv``):
 
@@ -42,6 +47,7 @@ import io
 import logging
 import math
 import os
+import pickle
 import random
 import sys
 import time
@@ -136,10 +142,24 @@ def _lr_lambda(cfg: EngineConfig, total_steps: int) -> Callable[[int], float]:
 
 
 def _rng_state() -> dict[str, Any]:
+    """Every global RNG state as tensors and plain values (``weights_only``-loadable).
+
+    torch's states are byte tensors already; NumPy's legacy generator (MT19937) becomes
+    its 624 key words as ints plus position and cached Gaussian, Python's ``random``
+    ``[version, 625 ints, gauss_next]``: exactly what ``set_state`` / ``setstate`` need.
+    """
+    np_state = np.random.get_state(legacy=False)
+    version, internal, gauss_next = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": str(np_state["bit_generator"]),
+            "key": [int(k) for k in np_state["state"]["key"]],
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "python": [int(version), [int(v) for v in internal], gauss_next],
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -147,9 +167,19 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`_rng_state`."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": n["bit_generator"],
+            "state": {"key": np.asarray(n["key"], dtype=np.uint32), "pos": n["pos"]},
+            "has_gauss": n["has_gauss"],
+            "gauss": n["gauss"],
+        }
+    )
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -366,7 +396,11 @@ def _resume(run: _Run) -> TrainState:
     a fresh state when there is no checkpoint or it was written under another run key."""
     if not run.ckpt_path.exists():
         return TrainState()
-    ck = torch.load(run.ckpt_path, map_location="cpu", weights_only=False)
+    try:
+        ck = torch.load(run.ckpt_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # pickled RNG states of an older jetforge
+        log.warning("ignoring %s: not loadable without pickle (%s)", run.ckpt_path, err)
+        return TrainState()
     if ck.get("run_key") != run.key:
         log.warning(
             "ignoring %s: written for another run (%s != %s)",
