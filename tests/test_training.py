@@ -392,6 +392,7 @@ def test_pretrain_outputs(files: dict[str, Path], tmp_path: Path) -> None:
         "step",
         "loss",
         "val_loss",
+        "val_effective_rank",
         "lr",
         "cos_pos_qcd",
         "cos_pos_hbb",

@@ -37,6 +37,29 @@ def effective_rank(z: npt.ArrayLike, eps: float = 1e-12) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+#: spread around the mean (Frobenius norm of the centred matrix) below this fraction of
+#: the embeddings' own norm counts as a single point in :func:`embedding_rank`
+POINT_RTOL = 1e-4
+
+
+def embedding_rank(z: npt.ArrayLike) -> float:
+    """:func:`effective_rank` for collapse detection (``val_effective_rank`` of the
+    pre-training validation, read by the engine's ``collapse_rank``).
+
+    Why not the plain rank: embeddings collapsed onto one constant vector differ only by
+    float rounding, and the entropy of that noise's spectrum is high. A spread below
+    :data:`POINT_RTOL` of the embeddings' norm (a working embedding spreads by 1e-2 or
+    more) is therefore one point, rank 1; NaN if any entry is not finite.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    if not np.isfinite(z).all():
+        return float("nan")
+    spread = np.linalg.norm(z - z.mean(axis=0, keepdims=True))
+    if spread <= POINT_RTOL * np.linalg.norm(z):
+        return 1.0
+    return effective_rank(z)
+
+
 def auc_emb(z: npt.ArrayLike) -> float:
     """AUC of the cumulative explained-variance curve, eq. (21) (D = embedding dim)."""
     zc = _centred(z)

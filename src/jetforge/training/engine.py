@@ -17,6 +17,10 @@ Guarantees:
 * **Fail loudly on divergence.** A non-finite loss raises :class:`NonFiniteLossError`
   naming the epoch and step *before* the bad update is applied, so the last checkpoint
   on disk is the last good state.
+* **Fail loudly on collapse.** A run whose validation embeddings span one direction or
+  whose loss stopped depending on the data raises :class:`TrainingCollapsed` at the end
+  of that epoch (see :func:`collapse_reason`), before its epoch-end checkpoint: a rerun
+  replays the epoch and stops again, rather than delivering the collapsed model.
 * **Checkpoints without pickle.** ``checkpoint.pt`` holds only tensors and plain lists,
   dicts, numbers and strings (the RNG states of Python and NumPy as lists of ints), so it
   loads with ``torch.load(weights_only=True)`` and loading one cannot run code. A
@@ -69,6 +73,11 @@ class NonFiniteLossError(FloatingPointError):
     """Raised when a loss term is NaN/inf; the message names epoch and global step."""
 
 
+class TrainingCollapsed(RuntimeError):
+    """Raised when a training's embedding or loss collapsed; the message names the epoch,
+    the measured rank or loss, and what to try."""
+
+
 class Batch(Protocol):
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Any: ...
 
@@ -94,6 +103,9 @@ class EngineConfig:
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
     compile: bool = False  # torch.compile the model (CUDA speed-up; off by default)
     tensorboard: bool = True  # TensorBoard event files in tensorboard/ beside history.csv
+    # collapse detection (see collapse_reason); None disables each test
+    collapse_rank: float | None = 1.05  # max val_effective_rank of a collapsed embedding
+    collapse_patience: int | None = 3  # epochs of a data-independent loss
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any], **overrides: Any) -> EngineConfig:
@@ -107,6 +119,13 @@ class EngineConfig:
             )
         if out.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {out.schedule!r}")
+        if (out.collapse_rank is not None and not out.collapse_rank >= 1) or (
+            out.collapse_patience is not None and out.collapse_patience < 1
+        ):
+            raise ValueError(
+                f"collapse_rank must be >= 1 or null, got {out.collapse_rank!r}; "
+                f"collapse_patience an integer >= 1 or null, got {out.collapse_patience!r}"
+            )
         return out
 
 
@@ -571,6 +590,66 @@ def _epoch_row(
     return row
 
 
+#: relative spread (max - min over the window, divided by the largest |loss|) below which
+#: the epoch-mean training loss counts as flat. A live training's epoch means differ by at
+#: least the sampling noise of a mean over one epoch's batches (~1e-4 relative, and more
+#: while it learns); the loss of a constant or zero embedding is the same number for every
+#: batch (NT-Xent: ln(2B - 1)), flat to float32 rounding (~1e-7).
+FLAT_LOSS_RTOL = 1e-5
+
+
+def collapse_reason(cfg: EngineConfig, history: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why the run whose per-epoch rows are ``history`` has collapsed, or None.
+
+    * ``val_effective_rank`` (the method's validation embeddings, when its evaluation
+      reports it) <= ``cfg.collapse_rank``, or not finite. The default 1.05 is met only
+      when one direction holds all but ~1 % of the spectrum (two singular values in ratio
+      1:0.01 already give 1.06): a constant or zero embedding gives exactly 1, while
+      working low-rank models stay far above (the hadfork AE+VICReg y: ~2 of 8).
+    * The epoch-mean ``loss`` of the last ``cfg.collapse_patience`` + 1 epochs (the first
+      epoch and the next ``patience`` ones when checked first) within
+      :data:`FLAT_LOSS_RTOL`: the loss no longer depends on the data. Only when
+      ``cfg.epochs`` > patience.
+    """
+    row = history[-1]
+    rank = row.get("val_effective_rank")
+    if cfg.collapse_rank is not None and rank is not None and not rank > cfg.collapse_rank:
+        why = "one direction for every jet" if math.isfinite(rank) else "non-finite entries"
+        return (
+            f"the effective rank of the validation embeddings is {float(rank):.4g}, "
+            f"not above collapse_rank={cfg.collapse_rank:g} ({why})"
+        )
+    n = cfg.collapse_patience
+    if n is None or cfg.epochs <= n or len(history) <= n:
+        return None
+    losses = [float(r["loss"]) for r in history[-(n + 1) :]]
+    spread = max(losses) - min(losses)
+    if spread <= FLAT_LOSS_RTOL * max(abs(v) for v in losses):
+        return (
+            f"the training loss has stayed at {losses[-1]:.6g} for {n} epochs (epochs "
+            f"{len(history) - n}-{len(history)}, spread {spread:.2g} <= {FLAT_LOSS_RTOL:g} "
+            "relative): it no longer depends on the data"
+        )
+    return None
+
+
+def _check_collapse(run: _Run, state: TrainState, hist_path: Path, desc: str) -> None:
+    """Raise :class:`TrainingCollapsed` if :func:`collapse_reason` finds one; the history
+    (with the collapsed epoch's row) is written first so the numbers can be inspected."""
+    reason = collapse_reason(run.cfg, state.history)
+    if reason is None:
+        return
+    _write_history(hist_path, state.history)
+    row = state.history[-1]
+    raise TrainingCollapsed(
+        f"{desc} collapsed at epoch {row['epoch']}/{run.cfg.epochs} (step {row['step']}, "
+        f"training loss {float(row['loss']):.6g}): {reason}. Try a lower lr (now "
+        f"{run.cfg.lr:g}) or a warm-up, and check that the inputs are standardised (no "
+        "feature orders of magnitude larger than the others); history: "
+        f"{hist_path}. collapse_rank / collapse_patience: null switch the checks off"
+    )
+
+
 def _run_epoch(
     run: _Run,
     state: TrainState,
@@ -598,6 +677,7 @@ def _run_epoch(
         run.tb.scalars(_epoch_scalars(row, list(state.sums)), state.step)
         run.tb.flush()
     state.history.append(_order_row(row))
+    _check_collapse(run, state, hist_path, desc)  # before the checkpoint: reruns stop too
     state.epoch, state.batch, state.n_steps_epoch, state.sums = epoch + 1, 0, 0, {}
     run.save(state)
     _write_history(hist_path, state.history)

@@ -98,6 +98,18 @@ def check_same_frame(
             )
 
 
+def rank_column(embeddings: Sequence[Tensor]) -> dict[str, float]:
+    """``{"val_effective_rank": r}`` of the validation embeddings (batches, as the method
+    outputs them), or ``{}`` for fewer than two. Every pre-training validation reports it
+    so that the engine can stop a collapsed run (``collapse_rank``); see
+    :func:`~jetforge.evaluation.ssl_metrics.embedding_rank`."""
+    from jetforge.evaluation.ssl_metrics import embedding_rank  # lazy: evaluation pulls sklearn
+
+    if sum(z.shape[0] for z in embeddings) < 2:
+        return {}
+    return {"val_effective_rank": embedding_rank(torch.cat(list(embeddings)).numpy())}
+
+
 @torch.no_grad()
 def multi_pair_diagnostics(
     model: nn.Module,
@@ -109,10 +121,11 @@ def multi_pair_diagnostics(
     """Validation loss terms (``val_<term>``) and the pair diagnostics of §5.1 / Fig. 4a:
     mean cos(y_a, y_b) of positive pairs per class (``cos_pos_<class>``), mean cosine of
     random (negative) pairs within the batch (``cos_neg``) and the mean cosine between
-    class means of the unit-normalised view-a embeddings (``cos_class_means``)."""
+    class means of the unit-normalised view-a embeddings (``cos_class_means``); and
+    ``val_effective_rank`` of the view-a embeddings (:func:`rank_column`)."""
     sums: dict[str, float] = {}
     n_terms = 0
-    cos, neg, labels, zs = [], [], [], []
+    cos, neg, labels, zs, raw = [], [], [], [], []
     for batch in sampler.epoch(0):
         b = batch.to(device)
         if b.labels.shape[0] >= 2:
@@ -123,8 +136,10 @@ def multi_pair_diagnostics(
         cos.append(F.cosine_similarity(y_a, y_b, dim=1, eps=1e-8).cpu())
         neg.append(F.cosine_similarity(y_a, y_b.roll(1, 0), dim=1, eps=1e-8).cpu())
         zs.append(F.normalize(y_a, dim=1, eps=1e-8).cpu())
+        raw.append(y_a.cpu())
         labels.append(b.labels.cpu())
     out = {f"val_{k}": v / n_terms for k, v in sums.items()} if n_terms else {}
+    out.update(rank_column(raw))
     if not cos:
         return out
     c, y, z = torch.cat(cos), torch.cat(labels), torch.cat(zs)

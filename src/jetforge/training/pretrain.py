@@ -53,7 +53,7 @@ from jetforge.training.data import (
     split_pairs,
 )
 from jetforge.training.engine import EngineConfig, TrainState, fit, resolve_device
-from jetforge.training.multi_data import MultiPairSampler, multi_pair_diagnostics
+from jetforge.training.multi_data import MultiPairSampler, multi_pair_diagnostics, rank_column
 from jetforge.training.run_key import LOADER_ONLY_KEYS, to_plain
 from jetforge.training.selection import select_jet_rows
 
@@ -84,6 +84,8 @@ def pair_diagnostics(
 ) -> dict[str, float]:
     """Validation loss and RS3L Fig. 2 diagnostics over all pairs of ``sampler``.
 
+    ``val_effective_rank``: :func:`~jetforge.evaluation.ssl_metrics.embedding_rank` of the
+    nominal embeddings (the engine's collapse test).
     ``cos_pos_<class>``: mean cos(z_nominal, z_augmented) of the class's pairs.
     ``cos_class_means``: cosine between class means of the unit-normalised nominal
     embeddings (the loss only sees directions, so directions are averaged); with more
@@ -91,7 +93,7 @@ def pair_diagnostics(
     ``cos_means_<a>_<b>``).
     """
     loss_sum, loss_n = 0.0, 0
-    cos, labels, zs = [], [], []
+    cos, labels, zs, raw = [], [], [], []
     for batch in sampler.epoch(0):
         b = batch.to(device)
         z_a, z_b = model.embed_pair(b.x_a, b.m_a, b.x_b, b.m_b)
@@ -101,8 +103,10 @@ def pair_diagnostics(
             loss_n += z_a.shape[0]
         cos.append(F.cosine_similarity(z_a, z_b, dim=1, eps=1e-8).cpu())
         zs.append(F.normalize(z_a, dim=1, eps=1e-8).cpu())
+        raw.append(z_a.cpu())
         labels.append(b.labels.cpu())
     out: dict[str, float] = {"val_loss": loss_sum / loss_n if loss_n else float("nan")}
+    out.update(rank_column(raw))
     if not cos:
         return out
     c, y, z = torch.cat(cos), torch.cat(labels), torch.cat(zs)
@@ -137,15 +141,20 @@ def jet_diagnostics(
     device: torch.device,
 ) -> dict[str, float]:
     """Validation of a single-jet method: the jet-weighted mean of each loss term
-    (``val_<term>``) over all jets of ``sampler``."""
+    (``val_<term>``) over all jets of ``sampler`` and, when the method has a ``backbone``
+    (the encoder it trains), the ``val_effective_rank`` of its jet embeddings."""
     totals: dict[str, float] = {}
     n = 0
+    backbone = getattr(model, "backbone", None)
+    zs = []
     for b in sampler.epoch(0):
         b = b.to(device)
         for k, v in model(b.x, b.mask).items():
             totals[k] = totals.get(k, 0.0) + float(v) * len(b)
         n += len(b)
-    return {f"val_{k}": v / max(n, 1) for k, v in totals.items()}
+        if backbone is not None:
+            zs.append(backbone(b.x, b.mask).float().cpu())
+    return {**{f"val_{k}": v / max(n, 1) for k, v in totals.items()}, **rank_column(zs)}
 
 
 @dataclass
