@@ -329,7 +329,8 @@ def loss_history_figure(
         raise ValueError("no history files given")
     hists = [_read_history(p) for p in history_csvs]
     bands = _Bands(hists)
-    terms = [c for c in hists[0] if c.startswith("val_") and c != "val_loss"]
+    not_losses = ("val_loss", "val_effective_rank")  # the rank has its own scale
+    terms = [c for c in hists[0] if c.startswith("val_") and c not in not_losses]
     apply_style()
     fig, axes = plt.subplots(2 if terms else 1, 1, figsize=(6.4, 7.2 if terms else 4.6),
                              sharex=True, squeeze=False)  # fmt: skip

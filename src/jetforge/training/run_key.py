@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-#: config keys that change how batches are read, not which: left out of run keys, so a
-#: checkpoint resumes whatever they are set to
-LOADER_ONLY_KEYS = ("loader_workers",)
+#: config keys that change how batches are read or what is checked, not what is trained
+#: (loader processes; the collapse checks): left out of run keys, so a checkpoint resumes
+#: whatever they are set to (e.g. a collapse check switched off after a false alarm)
+LOADER_ONLY_KEYS = ("loader_workers", "collapse_rank", "collapse_patience")
 
 
 def to_plain(obj: Any) -> Any:
