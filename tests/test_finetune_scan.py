@@ -60,3 +60,20 @@ def test_multiclass_has_no_rejection_column(tmp_path):
     assert np.isnan(rows[0]["rejection"]) and rows[0]["accuracy_std"] == 0.0
     finetune_scan.write_table(rows, str(tmp_path / "t.csv"), str(tmp_path / "t.md"), "x")
     assert "1/ε_B" not in (tmp_path / "t.md").read_text()
+
+
+def test_trainings_of_two_augsets_are_not_averaged_as_repeats(tmp_path):
+    """RS3L's paper grid fine-tunes from several augmentation sets (Table III): each is its
+    own row, never pooled with the others' trainings."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 200)
+    files = [
+        _write(tmp_path / f"{a}{r}.h5", "top", "floating", 100, r, rng.uniform(size=y.size), y)
+        for a in ("all", "seed")
+        for r in range(2)
+    ]
+    rows = finetune_scan.summarise(files, ["all", "all", "seed", "seed"])
+    assert [(r["augset"], r["n_repeats"]) for r in rows] == [("all", 2), ("seed", 2)]
+    finetune_scan.write_table(rows, str(tmp_path / "t.csv"), str(tmp_path / "t.md"), "x")
+    assert "| seed " in (tmp_path / "t.md").read_text()
+    finetune_scan.figure(rows, str(tmp_path / "fig"), "x")

@@ -225,15 +225,6 @@ def _tokenizer_errors(key: str, exp: dict[str, Any]) -> list[str]:
             "regression"]  # fmt: skip
 
 
-def _dataset_variants(ds: dict[str, Any]) -> list[str]:
-    """Variant names a dataset's files hold (first = nominal)."""
-    if ds.get("kind", "resim") == "resim":
-        return list(ds.get("shower", {}).get("variants", {}))
-    if ds.get("kind") == "hadfork":
-        return ["fork_a", "fork_b"]
-    return ["nominal"]
-
-
 def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) -> list[str]:
     """Cross-references of one experiment: its dataset, splits, processes, augmentation
     sets, fine-tuning tasks, grids and tables."""
@@ -248,7 +239,9 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
         if split not in ds.get("chunks", {}):
             errs.append(f"config key {key}.splits.{role}: dataset {exp['dataset']!r} has no split "
                         f"{split!r}; it has {sorted(ds.get('chunks', {}))}")  # fmt: skip
-    procs, variants = ds.get("processes", []), _dataset_variants(ds)
+    from jetforge.datasets import variant_names
+
+    procs, variants = ds.get("processes", []), variant_names(ds)
     for p in exp["pretrain"].get("processes") or []:
         if p not in procs:
             errs.append(

@@ -22,6 +22,22 @@ BUILDERS: dict[str, tuple[str, bool, str | None]] = {
 }
 
 
+#: variant names of the builders that fix them (resim datasets name theirs in the config:
+#: ``shower.variants``); read by config checks without importing the builders
+FIXED_VARIANTS: dict[str, tuple[str, ...]] = {
+    "single": ("nominal",),
+    "hadfork": ("fork_a", "fork_b"),  # one shower, two hadronizations (Rieck et al.)
+}
+
+
+def variant_names(ds: dict[str, Any]) -> list[str]:
+    """Variant names a dataset config's files hold (first = nominal)."""
+    kind = ds.get("kind", "resim")
+    if kind in FIXED_VARIANTS:
+        return list(FIXED_VARIANTS[kind])
+    return list(ds.get("shower", {}).get("variants", {}))
+
+
 def builder(kind: str) -> Callable[..., dict[str, Any]]:
     try:
         target = BUILDERS[kind][0]

@@ -47,6 +47,7 @@ import awkward as ak
 import h5py
 import numpy as np
 
+from jetforge.datasets import FIXED_VARIANTS
 from jetforge.datasets.chunk import ChunkId, chunk_attrs, interleave, pair_columns, timed
 from jetforge.detector import load_card, simulate
 from jetforge.generation.hadfork import HadronizationFork, PartonCuts
@@ -56,7 +57,7 @@ from jetforge.io.atomic import atomic_path
 from jetforge.io.h5 import ROW_CHUNK, merge_jet_datasets, read_attrs, write_jet_dataset
 from jetforge.jets.kinematics import delta_phi, delta_r, mass, pt_eta_phi
 
-VARIANTS: tuple[str, ...] = ("fork_a", "fork_b")
+VARIANTS: tuple[str, ...] = FIXED_VARIANTS["hadfork"]
 TRACK_FEATURES: tuple[str, ...] = ("pt", "deta", "dphi", "d0", "z0")
 CELL_FEATURES: tuple[str, ...] = ("E", "deta", "dphi", "layer")
 SM_CLASSES: tuple[str, ...] = ("q", "g", "tau")

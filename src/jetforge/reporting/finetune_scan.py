@@ -13,6 +13,7 @@ not depend on how the workflow named them.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def run_metrics(path: str) -> dict[str, Any]:
         row: dict[str, Any] = {
             "task": str(_attr(f, "task")),
             "mode": str(_attr(f, "mode")),
+            "augset": str(_attr(f, "augset")) if "augset" in f.attrs else "none",
             "n_train": int(f.attrs["n_train"]),
             "repeat": int(f.attrs["repeat"]),
         }
@@ -63,17 +65,22 @@ def run_metrics(path: str) -> dict[str, Any]:
     return row
 
 
-def summarise(paths: Sequence[str]) -> list[dict[str, Any]]:
-    """Mean and standard deviation (ddof=1) over repeats per (task, n_train, mode).
+def summarise(paths: Sequence[str], augsets: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Mean and standard deviation (ddof=1) over repeats per (task, augset, n_train, mode).
 
-    One row per predictions file, reduced by ``table_io.mean_std_by``; rows sorted by task,
+    ``augsets``: the pre-training augmentation set of each file (the workflow knows it from
+    the fine-tuning grid); without it the file's own ``augset`` attr. Trainings from
+    different augmentation sets are never averaged as if they were repeats. One row per
+    predictions file, reduced by ``table_io.mean_std_by``; rows sorted by task, augset,
     labelled-set size and ``MODE_ORDER`` so a table reads frozen → fine-tuned → scratch.
     """
     runs = pd.DataFrame([run_metrics(p) for p in paths])
-    stats = mean_std_by(runs, ["task", "n_train", "mode"], list(METRICS))
+    if augsets is not None:
+        runs["augset"] = list(augsets)
+    stats = mean_std_by(runs, ["task", "augset", "n_train", "mode"], list(METRICS))
     stats["_order"] = stats["mode"].map(MODE_ORDER.index)
-    stats = stats.sort_values(["task", "n_train", "_order"], kind="stable")
-    columns = ["task", "n_train", "mode", "n_repeats"]
+    stats = stats.sort_values(["task", "augset", "n_train", "_order"], kind="stable")
+    columns = ["task", "augset", "n_train", "mode", "n_repeats"]
     columns += [c for m in METRICS for c in (m, f"{m}_std")]
     return [
         {k: (int(v) if k in ("n_train", "n_repeats") else v) for k, v in row.items()}
@@ -94,7 +101,9 @@ def _cells(mean: pd.Series, std: pd.Series, fmt: str) -> list[str]:
 def _display(rows: pd.DataFrame) -> pd.DataFrame:
     """Human columns; the rejection only where some task is binary (multi-class has none)."""
     out = pd.DataFrame({
-        "task": rows["task"], "labelled jets": rows["n_train"].astype(str),
+        "task": rows["task"],
+        **({"augset": rows["augset"]} if rows["augset"].nunique() > 1 else {}),
+        "labelled jets": rows["n_train"].astype(str),
         "model": rows["mode"].map(MODE_LABELS),
         "accuracy": _cells(rows["accuracy"], rows["accuracy_std"], ".3f"),
         "AUC": _cells(rows["auc"], rows["auc_std"], ".3f"),
@@ -104,15 +113,21 @@ def _display(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _tag(augset: str, only: set[str]) -> str:
+    return "" if augset in only else f" ({augset})"
+
+
 def _deltas(rows: pd.DataFrame) -> list[str]:
     """"Accuracy, fine-tuned minus from scratch" per task: the papers' headline gap."""
-    acc = rows.pivot_table(index=["task", "n_train"], columns="mode", values="accuracy")
+    acc = rows.pivot_table(index=["task", "augset", "n_train"], columns="mode", values="accuracy")
     if not {"floating", "supervised"} <= set(acc.columns):
         return []
     gap = (acc["floating"] - acc["supervised"]).dropna()
+    one = set(rows["augset"]) if rows["augset"].nunique() == 1 else set()
     return [
         f"Accuracy, fine-tuned minus from scratch ({task}): "
-        + "; ".join(f"n = {n}: {d:+.3f}" for (_, n), d in g.items()) + "."
+        + "; ".join(f"n = {n}{_tag(a, one)}: {d:+.3f}" for (_, a, n), d in g.items())
+        + "."
         for task, g in gap.groupby(level="task", sort=False)
     ]
 
@@ -143,16 +158,19 @@ def figure(rows: Sequence[dict[str, Any]], out_stem: str, title: str) -> None:
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.8), squeeze=False)
     style = {"fixed": ("tab:green", "s", ":"), "floating": ("tab:blue", "o", "-"),
              "lora": ("tab:purple", "D", "-."), "supervised": ("tab:red", "^", "--")}  # fmt: skip
+    augsets = list(dict.fromkeys(r.get("augset", "none") for r in rows))
     for ax, task in zip(axes[0], tasks, strict=True):
-        for mode in MODE_ORDER:
-            rs = sorted((r for r in rows if r["task"] == task and r["mode"] == mode),
-                        key=lambda r: r["n_train"])  # fmt: skip
+        for mode, (k, aug) in itertools.product(MODE_ORDER, enumerate(augsets)):
+            key = (task, mode, aug)
+            mine = (r for r in rows if (r["task"], r["mode"], r.get("augset", "none")) == key)
+            rs = sorted(mine, key=lambda r: r["n_train"])
             if not rs:
                 continue
             c, mk, ls = style[mode]
+            name = MODE_LABELS[mode] + (f" ({aug})" if len(augsets) > 1 else "")
             ax.errorbar([r["n_train"] for r in rs], [r["accuracy"] for r in rs],
                         yerr=[np.nan_to_num(r["accuracy_std"]) for r in rs], color=c, marker=mk,
-                        ls=ls, capsize=3, label=MODE_LABELS[mode])  # fmt: skip
+                        ls=ls, capsize=3, label=name, alpha=1.0 - 0.25 * k)  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("labelled training jets")
         ax.set_ylabel("test accuracy")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jetforge import experiment as X
+from jetforge.workflow import targets as T
 
 
 def tokenizer(exp: dict, train_h5: str, out_path: str, seed: int, device: str) -> None:
@@ -52,7 +53,9 @@ def finetune_summary(
     """Fine-tuned vs from-scratch table and accuracy-vs-labelled-jets figure."""
     from jetforge.reporting import finetune_scan
 
-    rows = finetune_scan.summarise(predictions)
+    # the pre-training augset of each file, from the grid that named the files
+    by_path = {T.prediction_path(experiment, run): run["augset"] for run in X.finetune_grid(exp)}
+    rows = finetune_scan.summarise(predictions, [by_path[p] for p in predictions])
     title = (
         f"{experiment}: fine-tuning {exp['pretrain']['method']} ({exp['backbone']['name']}, "
         f"pre-trained on {exp['dataset']}) vs from scratch"

@@ -29,7 +29,6 @@ FIGURES = "results/figures/{experiment}"
 TABLE_FORMATS = ("csv", "md", "tex")
 #: figure kinds an experiment may list under ``figures`` (per task, or per augset)
 TASK_FIGURES = ("roc", "scores")
-EMBEDDING_FIGURES = ("tsne", "corner")
 
 
 def _exp(config: dict, experiment: str) -> dict[str, Any]:
