@@ -13,6 +13,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -513,3 +514,43 @@ def test_export_embeddings(files: dict[str, Path], pretrained: Path, tmp_path: P
             z = model(torch.from_numpy(t["particles"][:5]), torch.from_numpy(t["mask"][:5]))
         assert np.allclose(f["z"][:5], z.numpy(), atol=1e-5)
         assert list(f.attrs["variant_names"]) == VARIANTS
+
+
+def test_finetune_validation_early_stopping_and_scan(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """val_fraction draws validation jets beside (not instead of) the n_train ones;
+    patience stops and restores the best epoch; a scan keeps the lowest validation loss."""
+    ft = {**EXP["finetune"], "epochs": 6, "val_fraction": 0.25, "patience": 1,
+          "scan": {"lr": [1e-3, 1e-12]}}  # fmt: skip
+    exp = {**EXP, "finetune": ft}
+    out = tmp_path / "predictions.h5"
+    args = (str(files["finetune"]), str(files["test"]), str(out), exp, "hbb_vs_qcd",
+            "supervised", "seed", 36, 0, 1, None, "cpu")  # fmt: skip
+    run_finetune(*args)
+    scan = pd.read_csv(tmp_path / "scan.csv")
+    assert list(scan["lr"]) == [1e-3, 1e-12] and scan["selected"].sum() == 1
+    chosen = scan[scan["selected"]].iloc[0]
+    assert chosen["val_loss"] == scan["val_loss"].min()
+    for i in (0, 1):
+        hist = pd.read_csv(tmp_path / f"history_p{i}.csv")
+        losses = hist["val_loss"].to_numpy()
+        best = int(np.argmin(losses))
+        # stopped exactly `patience` epochs after the best one, or ran out of epochs
+        assert len(losses) == min(6, best + 2)
+        assert scan["best_epoch"][i] == best + 1
+    with h5py.File(out) as f:
+        assert f.attrs["n_val"] == 9 and f.attrs["val_loss"] == pytest.approx(chosen["val_loss"])
+    # the trained-on jets do not depend on whether validation jets are drawn
+    plain = {**EXP, "finetune": {**EXP["finetune"], "epochs": 1}}
+    from jetforge.training.finetune import _labelled_subsets
+
+    seed_of = lambda *k: hash(k) % 1000  # noqa: E731
+    a = _labelled_subsets(str(files["finetune"]), None, "hbb_zh", "qcd_zjet", ["nominal"], 10,
+                          plain["finetune"], seed_of, "t")  # fmt: skip
+    b = _labelled_subsets(str(files["finetune"]), None, "hbb_zh", "qcd_zjet", ["nominal"], 10,
+                          ft, seed_of, "t")  # fmt: skip
+    assert np.array_equal(a[0][0], b[0][0]) and a[1] is None
+    assert b[1] is not None and not np.isin(b[1][0], b[0][0]).any()
+    with pytest.raises(ValueError, match="val_fraction"):
+        run_finetune(*args[:3], {**EXP, "finetune": {**ft, "val_fraction": 0}}, *args[4:])

@@ -699,6 +699,7 @@ def fit(
     run_key: Mapping[str, Any] | None = None,
     after_step: Callable[[TrainState], None] | None = None,
     desc: str = "train",
+    stop: Callable[[Sequence[Mapping[str, Any]]], bool] | None = None,
 ) -> TrainState:
     """Train ``model`` (already on ``device``) for ``cfg.epochs`` epochs, resuming if possible.
 
@@ -716,6 +717,8 @@ def fit(
       checkpoint due at that step was written; at an epoch's last batch that checkpoint
       is the epoch-end one, written after the hook).
     * ``cfg.tensorboard``: also log to :func:`tensorboard_dir` (see the module docstring).
+    * ``stop(history)``: early stopping, asked before every epoch (also right after a
+      resume, so a stopped run stays stopped): True ends training there.
     """
     hist_path = Path(history_path)
     if steps_per_epoch < 1 and cfg.epochs > 0:
@@ -746,6 +749,9 @@ def fit(
         run.tb = _TensorBoard(tensorboard_dir(hist_path), state.step)
     try:
         for epoch in range(state.epoch, cfg.epochs):
+            if stop is not None and stop(state.history):
+                log.info("%s: early stop before epoch %d", desc, epoch + 1)
+                break
             _run_epoch(run, state, epoch, batches, evaluate, after_step, hist_path, desc)
     finally:
         if run.tb is not None:

@@ -58,6 +58,7 @@ import hashlib
 import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +306,15 @@ def run_finetune(
     loss). ``pretrained`` is a ``model.pt`` from
     :func:`jetforge.training.pretrain.run_pretrain` (required for fixed/floating/lora, must
     be None for supervised). ``after_step`` is a test hook.
+
+    The model-selection protocol of the papers that use one (:func:`scan_points`):
+    ``val_fraction`` holds out ``round(val_fraction * n_train)`` further labelled jets
+    (disjoint from the ``n_train`` trained on) for a per-epoch validation loss;
+    ``patience`` stops a training once that many epochs bring no better validation loss
+    (MPM §V: 5) and the best epoch's weights are the ones that predict; ``scan`` trains
+    once per point of a hyperparameter grid (jBOT §4.4: learning rate x LLRD) and keeps
+    the point with the lowest validation loss. Its side files carry a ``_p{i}`` suffix,
+    and ``scan.csv`` lists every point's best validation loss and epoch.
     """
     _check_mode(mode, pretrained)
     fcfg = exp_cfg["finetune"]
@@ -315,52 +325,202 @@ def run_finetune(
     dev = resolve_device(device)
     info = DatasetInfo.read(train_h5)
     variants = list(dict.fromkeys([info.nominal, *augset_variants(exp_cfg, augset)]))
-    rows, labels = subsample(
-        *_labelled_rows(train_h5, classes, signal, background, variants),
-        int(n_train),
-        derive_seed("finetune", task, augset, n_train, "subset", base=seed),
-        what=f"task {task!r} (variants {variants} of {train_h5})",
-    )
-    torch.manual_seed(
-        derive_seed("finetune", task, mode, augset, n_train, repeat, "init", base=seed)
-    )
-    n_out = 1 if classes is None else len(classes)
-    model, bb_cfg, lora_params = _build_classifier(exp_cfg, mode, pretrained, train_h5, rows, n_out)
-    model = model.to(dev)
-    groups = _param_groups(model, fcfg, mode, lora_params)
-    sampler = JetSampler(
-        train_h5, rows, labels, int(fcfg["batch_size"]),
-        derive_seed("finetune", task, mode, augset, n_train, repeat, "data", base=seed),
-        inputs=model.inputs,
-        workers=resolve_loader_workers(fcfg.get("loader_workers"), dev),
-        pin_memory=dev.type == "cuda",
+    (rows, labels), val = _labelled_subsets(
+        train_h5, classes, signal, background, variants, int(n_train), fcfg,
+        lambda *k: derive_seed("finetune", task, augset, n_train, *k, base=seed),
+        f"task {task!r} (variants {variants} of {train_h5})",
     )  # fmt: skip
+    out = Path(out_path)
+    points = scan_points(fcfg)
+    results = []
+    for i, point in enumerate(points):
+        suffix = f"_p{i}" if len(points) > 1 else ""
+        run = _TrainSpec(exp_cfg, {**fcfg, **point}, task, mode, augset, int(n_train), repeat,
+                         seed, pretrained, train_h5, classes, dev, suffix, out)  # fmt: skip
+        results.append(_train_point(run, rows, labels, val, after_step))
+    best = min(range(len(results)), key=lambda i: (results[i].val_loss, i))
+    if len(points) > 1:
+        _write_scan(out.with_name("scan.csv"), points, results, best)
+    attrs: dict[str, Any] = {
+        "task": task, "mode": mode, "augset": augset, "n_train": int(n_train),
+        "repeat": int(repeat), "train_variants": variants,
+    }  # fmt: skip
+    if val is not None:
+        chosen = results[best]
+        attrs.update(n_val=int(val[0].size), val_loss=chosen.val_loss,
+                     best_epoch=chosen.best_epoch, scan_point=repr(points[best]))  # fmt: skip
+    _predict_test(results[best].model, test_h5, out, dev, classes, signal, background, attrs)
+
+
+def scan_points(fcfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The hyperparameter points a fine-tuning job trains: the grid ``scan`` (key -> list of
+    values, e.g. ``{lr: [4e-5, 2e-3], llrd: [0.6, 0.8]}``) in key order, or one point (no
+    overrides). A scan needs ``val_fraction`` > 0: without validation jets nothing selects."""
+    scan = fcfg.get("scan") or {}
+    if scan and not float(fcfg.get("val_fraction", 0.0)) > 0:
+        raise ValueError("finetune.scan selects on validation jets: set finetune.val_fraction > 0")
+    keys = list(scan)
+    return [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*scan.values())]
+
+
+def _labelled_subsets(
+    h5: str, classes: list[str] | None, signal: str, background: str, variants: list[str],
+    n_train: int, fcfg: Mapping[str, Any], seed_of: Callable[..., int], what: str,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:  # fmt: skip
+    """The ``n_train`` labelled jets (drawn as without validation, so switching validation
+    on never changes them) and the validation jets drawn from the rest."""
+    all_rows, all_labels = _labelled_rows(h5, classes, signal, background, variants)
+    rows, labels = subsample(all_rows, all_labels, n_train, seed_of("subset"), what=what)
+    n_val = round(float(fcfg.get("val_fraction", 0.0)) * n_train)
+    if n_val < 1:
+        return (rows, labels), None
+    rest = ~np.isin(all_rows, rows)
+    if n_val > rest.sum():
+        raise ValueError(
+            f"finetune.val_fraction={fcfg['val_fraction']} asks for {n_val} validation jets beside "
+            f"the n_train={n_train} of {what}, but only {int(rest.sum())} are left; lower "
+            "val_fraction or n_train, or generate more chunks"
+        )
+    val = subsample(all_rows[rest], all_labels[rest], n_val, seed_of("val"), what=what)
+    return (rows, labels), val
+
+
+@dataclass(frozen=True)
+class _TrainSpec:
+    """What one training of a fine-tuning job needs."""
+
+    exp_cfg: dict
+    fcfg: dict  # the finetune block with this scan point's overrides
+    task: str
+    mode: str
+    augset: str
+    n_train: int
+    repeat: int
+    seed: int
+    pretrained: str | None
+    train_h5: str
+    classes: list[str] | None
+    dev: torch.device
+    suffix: str
+    out: Path
+
+    def side(self, name: str, ext: str) -> Path:
+        return self.out.with_name(f"{name}{self.suffix}.{ext}")
+
+
+@dataclass(frozen=True)
+class _Trained:
+    model: Classifier
+    val_loss: float
+    best_epoch: int
+
+
+def _train_point(
+    t: _TrainSpec, rows: np.ndarray, labels: np.ndarray,
+    val: tuple[np.ndarray, np.ndarray] | None, after_step: Callable[[TrainState], None] | None,
+) -> _Trained:  # fmt: skip
+    """One training at one scan point; with validation jets, the best epoch's weights."""
+    seed_of = lambda *k: derive_seed("finetune", t.task, t.mode, t.augset, t.n_train,  # noqa: E731
+                                     t.repeat, *k, base=t.seed)  # fmt: skip
+    torch.manual_seed(seed_of("init"))
+    n_out = 1 if t.classes is None else len(t.classes)
+    model, bb_cfg, lora_params = _build_classifier(
+        {**t.exp_cfg, "finetune": t.fcfg}, t.mode, t.pretrained, t.train_h5, rows, n_out
+    )
+    model = model.to(t.dev)
+    groups = _param_groups(model, t.fcfg, t.mode, lora_params)
+    sampler = JetSampler(
+        t.train_h5, rows, labels, int(t.fcfg["batch_size"]), seed_of("data"),
+        inputs=model.inputs,
+        workers=resolve_loader_workers(t.fcfg.get("loader_workers"), t.dev),
+        pin_memory=t.dev.type == "cuda",
+    )  # fmt: skip
+    binary = t.classes is None
 
     def loss_fn(m: nn.Module, b: Any) -> dict[str, Tensor]:
-        if classes is None:
+        if binary:
             return {"loss": F.binary_cross_entropy_with_logits(m(*b.inputs).float(), b.y)}
         return {"loss": F.cross_entropy(m(*b.inputs).float(), b.y.long())}
 
     run_key = to_plain({
-        "stage": "finetune", "task": task, "mode": mode, "augset": augset,
-        "n_train": int(n_train), "repeat": repeat, "seed": seed, "backbone": bb_cfg,
-        "finetune": {k: v for k, v in fcfg.items() if k not in LOADER_ONLY_KEYS},
-        "pretrained_sha256": _sha256(pretrained) if pretrained else None,
+        "stage": "finetune", "task": t.task, "mode": t.mode, "augset": t.augset,
+        "n_train": t.n_train, "repeat": t.repeat, "seed": t.seed, "backbone": bb_cfg,
+        "finetune": {k: v for k, v in t.fcfg.items() if k not in LOADER_ONLY_KEYS},
+        "pretrained_sha256": _sha256(t.pretrained) if t.pretrained else None,
     })  # fmt: skip
-    out = Path(out_path)
+    watch = None if val is None else _BestEpoch(model, t, val, binary)
+    patience = t.fcfg.get("patience")
     try:
         fit(
-            model, groups, loss_fn, sampler.epoch, len(sampler), EngineConfig.from_dict(fcfg),
-            dev, out.with_name("checkpoint.pt"), out.with_name("history.csv"),
-            run_key=run_key, after_step=after_step,
-            desc=f"{task}/{mode}/{augset}/n{n_train} r{repeat}",
+            model, groups, loss_fn, sampler.epoch, len(sampler), EngineConfig.from_dict(t.fcfg),
+            t.dev, t.side("checkpoint", "pt"), t.side("history", "csv"), run_key=run_key,
+            after_step=after_step, evaluate=None if watch is None else watch.evaluate,
+            stop=None if watch is None or patience is None else watch.stopper(int(patience)),
+            desc=f"{t.task}/{t.mode}/{t.augset}/n{t.n_train} r{t.repeat}{t.suffix}",
         )  # fmt: skip
     finally:
         sampler.close()
-    _predict_test(model, test_h5, out, dev, classes, signal, background, {
-        "task": task, "mode": mode, "augset": augset, "n_train": int(n_train),
-        "repeat": int(repeat), "train_variants": variants,
-    })  # fmt: skip
+    if watch is None:
+        return _Trained(model, float("nan"), 0)
+    return watch.restore()
+
+
+class _BestEpoch:
+    """Per-epoch validation loss and accuracy; keeps the best epoch's weights in a side
+    file (``best.pt``: survives a resume, since the engine's history does too)."""
+
+    def __init__(self, model: Classifier, t: _TrainSpec, val: tuple[np.ndarray, np.ndarray],
+                 binary: bool) -> None:  # fmt: skip
+        self.model, self.t, self.rows, self.labels, self.binary = model, t, *val, binary
+        self.path = t.side("best", "pt")
+
+    def evaluate(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        p = predict(model, self.t.train_h5, self.rows, self.t.dev).astype(np.float64)
+        y = self.labels.astype(np.int64)
+        eps = 1e-7
+        if self.binary:
+            loss = -np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
+            acc = np.mean((p > 0.5) == (y == 1))
+        else:
+            loss = -np.mean(np.log(p[np.arange(y.size), y] + eps))
+            acc = np.mean(p.argmax(axis=1) == y)
+        best = self._best()
+        if best is None or loss < best[0]:
+            from jetforge.io.atomic import write_torch
+
+            write_torch(self.path, {"val_loss": float(loss), "epoch": epoch + 1,
+                                    "state": model.state_dict()})  # fmt: skip
+        return {"val_loss": float(loss), "val_accuracy": float(acc)}
+
+    def _best(self) -> tuple[float, int] | None:
+        if not self.path.exists():
+            return None
+        d = torch.load(self.path, map_location="cpu", weights_only=True)
+        return float(d["val_loss"]), int(d["epoch"])
+
+    def stopper(self, patience: int) -> Callable[[Sequence[Mapping[str, Any]]], bool]:
+        def stop(history: Sequence[Mapping[str, Any]]) -> bool:
+            losses = [float(r["val_loss"]) for r in history]
+            return bool(losses) and len(losses) - 1 - int(np.argmin(losses)) >= patience
+
+        return stop
+
+    def restore(self) -> _Trained:
+        d = torch.load(self.path, map_location=self.t.dev, weights_only=True)
+        self.model.load_state_dict(d["state"])
+        return _Trained(self.model, float(d["val_loss"]), int(d["epoch"]))
+
+
+def _write_scan(path: Path, points: list[dict[str, Any]], results: list[_Trained],
+                best: int) -> None:  # fmt: skip
+    import pandas as pd
+
+    from jetforge.io.atomic import write_text
+
+    rows = [{**p, "val_loss": r.val_loss, "best_epoch": r.best_epoch, "selected": i == best}
+            for i, (p, r) in enumerate(zip(points, results, strict=True))]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    write_text(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
 def _predict_test(
@@ -381,9 +541,13 @@ def _predict_test(
     log.info("wrote %s", out)
 
 
-def task_classes(spec: Mapping[str, Any], task: str = "") -> tuple[list[str] | None, str, str]:
+def task_classes(
+    spec: Mapping[str, Any], task: str = ""
+) -> tuple[list[str] | None, str, str | list[str]]:
     """``(classes, signal, background)`` of a ``finetune.tasks`` entry: a binary task has
-    ``classes = None``; a multi-class one (``{classes: [...]}``) has empty signal/background."""
+    ``classes = None`` and a background process or a list of them (pooled as label 0, jBOT
+    Table 3's t vs q + g); a multi-class one (``{classes: [...]}``) has empty
+    signal/background."""
     if "classes" in spec:
         classes = [str(c) for c in spec["classes"]]
         if len(classes) < 2 or len(set(classes)) != len(classes):
@@ -391,7 +555,8 @@ def task_classes(spec: Mapping[str, Any], task: str = "") -> tuple[list[str] | N
         return classes, "", ""
     if "signal" not in spec or "background" not in spec:
         raise KeyError(f"task {task!r} needs signal + background or classes, got {dict(spec)}")
-    return None, str(spec["signal"]), str(spec["background"])
+    bkg = spec["background"]
+    return None, str(spec["signal"]), str(bkg) if isinstance(bkg, str) else [str(b) for b in bkg]
 
 
 def llrd_param_groups(model: Classifier, lr: float, decay: float) -> list[dict[str, Any]]:
