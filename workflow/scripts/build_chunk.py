@@ -1,4 +1,10 @@
 """Snakemake script: build one chunk of a dataset (builder chosen by the dataset's kind) → HDF5."""
+
+import sys
+
+# jetforge from this checkout: the rule's conda env holds only its third-party packages
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
 from jetforge.workflow.logging import job_log
 from jetforge.workflow.steps import build_chunk
 

@@ -1,5 +1,10 @@
 """Snakemake script of rules paper_claims (one paper) and claims (all papers)."""
 
+import sys
+
+# jetforge from this checkout: the rule's conda env holds only its third-party packages
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
 import pandas as pd
 
 from jetforge.reporting import claims as C

@@ -1,4 +1,10 @@
 """Snakemake script: one dataset split converted into another feature set (transfer)."""
+
+import sys
+
+# jetforge from this checkout: the rule's conda env holds only its third-party packages
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
 import logging
 
 from jetforge.jets.convert import convert_file

@@ -2,13 +2,19 @@
 fine-tuning summary, pre-training history): unpacks `snakemake` for
 jetforge.workflow.experiments."""
 
-import torch
+import sys
+
+# jetforge from this checkout: the rule's conda env holds only its third-party packages
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
 
 from jetforge.workflow import experiments
 from jetforge.workflow.logging import job_log
 
 sm = snakemake
-torch.set_num_threads(sm.threads)
+if sm.rule in experiments.TORCH_RULES:  # the analysis env (summary, history) has no torch
+    import torch
+
+    torch.set_num_threads(sm.threads)
 
 with job_log(sm):
     experiments.run_rule(

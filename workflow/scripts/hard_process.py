@@ -1,4 +1,10 @@
 """Snakemake script: generate one chunk of hard events with Pythia and write LHE."""
+
+import sys
+
+# jetforge from this checkout: the rule's conda env holds only its third-party packages
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
 from jetforge.workflow.logging import job_log
 from jetforge.workflow.steps import hard_process
 

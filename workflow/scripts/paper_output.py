@@ -1,6 +1,11 @@
 """Snakemake script of rules paper_table and paper_figure: one declared output of a paper
 (jetforge.paper_outputs)."""
 
+import sys
+
+# jetforge from this checkout: the rule's conda env holds only its third-party packages
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
 import os
 
 from jetforge.paper_outputs import find, run

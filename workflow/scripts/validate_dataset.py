@@ -1,4 +1,10 @@
 """Snakemake script: physics validation figures and checks of one dataset split."""
+
+import sys
+
+# jetforge from this checkout: the rule's conda env holds only its third-party packages
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
 from pathlib import Path
 
 from jetforge.datasets.validation import validate_dataset, validate_pairs

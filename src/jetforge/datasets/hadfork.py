@@ -41,10 +41,8 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import awkward as ak
-import h5py
 import numpy as np
 
 from jetforge.datasets import FIXED_VARIANTS
@@ -56,6 +54,15 @@ from jetforge.generation.processes import get_process
 from jetforge.io.atomic import atomic_path
 from jetforge.io.h5 import ROW_CHUNK, merge_jet_datasets, read_attrs, write_jet_dataset
 from jetforge.jets.kinematics import delta_phi, delta_r, mass, pt_eta_phi
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import awkward as ak
+    import h5py
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+    h5py = lazy_module("h5py")
+
 
 VARIANTS: tuple[str, ...] = FIXED_VARIANTS["hadfork"]
 TRACK_FEATURES: tuple[str, ...] = ("pt", "deta", "dphi", "d0", "z0")

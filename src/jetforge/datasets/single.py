@@ -41,9 +41,8 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import awkward as ak
 import numpy as np
 
 from jetforge.datasets.chunk import (
@@ -72,6 +71,13 @@ from jetforge.jets.featuresets import FeatureSet, get_feature_set
 from jetforge.jets.kinematics import delta_r, pt_eta_phi, rapidity
 from jetforge.jets.kinematics import mass as invariant_mass
 from jetforge.jets.substructure import n2 as n2_of
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import awkward as ak
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+
 
 #: ``detector:`` value that means "no detector": jets of final-state particles.
 PARTICLE_LEVEL = "none"

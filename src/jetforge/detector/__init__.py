@@ -13,16 +13,22 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import awkward as ak
 import numpy as np
 import yaml
 
 from jetforge.detector import cocoa, delphes, eflow
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import awkward as ak
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+
 
 #: ``simulate(particles, card, rng) -> candidates`` for each card ``model`` name.
-SimulateFn = Callable[[ak.Array, Mapping[str, Any], np.random.Generator], ak.Array]
+SimulateFn = Callable[["ak.Array", Mapping[str, Any], np.random.Generator], "ak.Array"]
 DETECTORS: dict[str, SimulateFn] = {
     "eflow": eflow.simulate,
     "delphes": delphes.simulate_delphes,  # real Delphes (needs DelphesHepMC3, the [delphes] extra)

@@ -46,14 +46,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import awkward as ak
 import numpy as np
-from scipy.special import gammainc, ndtr
 
 from jetforge.detector.eflow import CardError, calo_impact, impact_parameters, log_normal
 from jetforge.jets.kinematics import pt_eta_phi, wrap_phi
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import awkward as ak
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+# gammainc, ndtr of scipy on first use: the config checks import this module
+special = lazy_module("scipy.special")
+
 
 CELL_FIELDS: tuple[str, ...] = ("E", "eta", "phi", "layer", "pu_frac")
 TRACK_FIELDS: tuple[str, ...] = ("pt", "eta", "phi", "d0", "z0", "charge", "is_pu")
@@ -419,7 +426,7 @@ def _gamma_fractions(
 ) -> np.ndarray:
     """Fractions of Gamma(a, rate b) profiles starting at ``start`` inside each [bounds]."""
     t = np.maximum(bounds[None, :] - start[:, None], 0.0)
-    cdf = gammainc(a[:, None], b[:, None] * t)
+    cdf = special.gammainc(a[:, None], b[:, None] * t)
     return np.diff(cdf, axis=1)
 
 
@@ -791,9 +798,11 @@ def _lateral(
     # window sums for normalisation (telescoping sums of the cell integrals)
     lo_e = -cfg.eta_max + (ie - w_eta) * deta
     hi_e = -cfg.eta_max + (ie + w_eta + 1) * deta
-    norm_e = ndtr((hi_e - eta_c) / sigma) - ndtr((lo_e - eta_c) / sigma)
+    norm_e = special.ndtr((hi_e - eta_c) / sigma) - special.ndtr((lo_e - eta_c) / sigma)
     phi_rel = phi_c - (-np.pi + iph * dphi)  # position inside the central cell's frame
-    norm_p = ndtr(((w_phi + 1) * dphi - phi_rel) / sigma) - ndtr((-w_phi * dphi - phi_rel) / sigma)
+    norm_p = special.ndtr(((w_phi + 1) * dphi - phi_rel) / sigma) - special.ndtr(
+        (-w_phi * dphi - phi_rel) / sigma
+    )
     # cell integrals along eta and along phi separately (the Gaussian factorises), then
     # every deposit is expanded into its (2 w_eta + 1) x (2 w_phi + 1) window
     ne, nph = 2 * w_eta + 1, 2 * w_phi + 1
@@ -832,7 +841,7 @@ def _window_integrals(
     d = np.repeat(np.arange(width.size, dtype=np.int64), width)
     k = np.arange(d.size, dtype=np.int64) - start[d] - half[d]
     lo = low_edge(d, k)
-    return ndtr((lo + cell[d]) / sigma[d]) - ndtr(lo / sigma[d]), start
+    return special.ndtr((lo + cell[d]) / sigma[d]) - special.ndtr(lo / sigma[d]), start
 
 
 def _cell_geometry(

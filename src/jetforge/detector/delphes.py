@@ -36,13 +36,19 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import awkward as ak
 import numpy as np
 
 from jetforge.detector.eflow import INPUT_FIELDS, OUTPUT_FIELDS, CardError
 from jetforge.io.atomic import atomic_path
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import awkward as ak
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+
 
 #: Name of the tree every Delphes reader writes (``ExRootTreeWriter(outputFile, "Delphes")``).
 TREE = "Delphes"

@@ -39,12 +39,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import awkward as ak
 import numpy as np
 
 from jetforge.jets.kinematics import pseudorapidity, wrap_phi
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import awkward as ak
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+
 
 #: Fields every input particle record must have (data contract, format 2).
 INPUT_FIELDS: tuple[str, ...] = ("px", "py", "pz", "E", "pid", "charge", "vx", "vy", "vz")

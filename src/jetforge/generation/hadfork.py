@@ -44,14 +44,20 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import awkward as ak
 import numpy as np
 
 from jetforge.generation.pythia_setup import PythiaSettingError
 from jetforge.generation.shower import _charge_lookup, _fill_vertex
 from jetforge.jets.kinematics import pt_eta_phi
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import awkward as ak
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+
 
 TAU_ID = 15
 #: Decay products whose own prompt decays change the number of charged prongs (η, ω, η',

@@ -23,16 +23,23 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import awkward as ak
-import h5py
 import numpy as np
 
 from jetforge.generation.pythia_setup import make_pythia
 from jetforge.generation.shower import INVISIBLE_PIDS, _charge_lookup, _fill_vertex
 from jetforge.io.atomic import atomic_path
 from jetforge.jets.kinematics import pseudorapidity
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import awkward as ak
+    import h5py
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+    h5py = lazy_module("h5py")
+
 
 #: Particle columns of the library and of data contract 2, with their stored dtypes.
 LIBRARY_COLUMNS: dict[str, type] = {

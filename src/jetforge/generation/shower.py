@@ -14,13 +14,19 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import awkward as ak
 import numpy as np
 
 from jetforge.generation.pythia_setup import make_pythia
 from jetforge.io.lhe import LHEEvent
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import awkward as ak
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+
 
 INVISIBLE_PIDS = (12, 14, 16)
 #: Final-state particle columns (data contract 2) in order, with the dtypes of the awkward

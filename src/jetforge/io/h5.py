@@ -11,11 +11,18 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
 
 from jetforge.io.atomic import atomic_path
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import h5py
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    h5py = lazy_module("h5py")
+
 
 ROW_CHUNK = 256
 

@@ -14,10 +14,18 @@ stores them. Padded rows are all zeros and ``mask`` is False there.
 
 from __future__ import annotations
 
-import awkward as ak
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from jetforge.jets.kinematics import delta_phi, pseudorapidity
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import awkward as ak
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+
 
 #: RS3L Table I, in the table's order.
 RS3L_FEATURES: tuple[str, ...] = (

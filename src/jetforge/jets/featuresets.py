@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import awkward as ak
 import numpy as np
 
 from jetforge.jets.features import (
@@ -37,8 +37,15 @@ from jetforge.jets.features import (
     rs3l_features,
 )
 from jetforge.jets.kinematics import delta_phi, pseudorapidity
+from jetforge.lazy import lazy_module
 
-FeatureFn = Callable[[ak.Array, ak.Array, int], tuple[np.ndarray, np.ndarray]]
+if TYPE_CHECKING:
+    import awkward as ak
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+
+
+FeatureFn = Callable[["ak.Array", "ak.Array", int], tuple[np.ndarray, np.ndarray]]
 #: (features [N, P, F], mask [N, P], jet columns pt/eta/phi [N]) → px, py, pz, E [N, P]
 InvertFn = Callable[[np.ndarray, np.ndarray, Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 #: (centre, scale, clip_lo, clip_hi) of a weaver-core standardisation, or None = raw value.

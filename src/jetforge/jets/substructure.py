@@ -17,9 +17,19 @@ against a direct numpy evaluation in ``tests/test_features.py``).
 
 from __future__ import annotations
 
-import awkward as ak
-import fastjet
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import awkward as ak
+    import fastjet
+else:  # imported on first use: the config checks import this module (jetforge.lazy)
+    ak = lazy_module("awkward")
+    fastjet = lazy_module("fastjet")
+
 
 #: Reclustering radius for collecting all constituents of a jet into one exclusive jet.
 #: It only needs to exceed every pairwise distance inside a jet (<= 2R = 1.6 for R = 0.8),

@@ -14,6 +14,10 @@ from typing import Any
 from jetforge import experiment as X
 from jetforge.workflow import targets as T
 
+#: rules that run in the training env (torch); the others of this module run in the
+#: analysis env, which has no torch (envs/*.yaml)
+TORCH_RULES = frozenset({"tokenizer", "pretrain", "finetune", "embed", "probe_table"})
+
 
 def tokenizer(exp: dict, train_h5: str, out_path: str, seed: int, device: str) -> None:
     from jetforge.methods.mpm_tokenizer import train_tokenizer
