@@ -4,8 +4,8 @@ Same E-flow model, same particle-level events, two cards: each card's photon and
 neutral-hadron energy resolutions are checked against the formula written out here from
 that card's own numbers, the two are shown to differ by far more than the statistical
 errors, the HCAL granularity differs as the Delphes cards say, and on ~200 Pythia dijet
-events the jet-mass response of the two cards differs significantly while two seeds of one
-card agree (a control for the significance calculation).
+events the jet-mass responses of the two cards agree to a few per cent, as the real
+Delphes cards' do (docs/validation/delphes.md), with two seeds of one card as the control.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def _mass_response(truth: tuple[np.ndarray, ...], reco: tuple[np.ndarray, ...]) 
     return out
 
 
-def test_jet_mass_response_differs_between_cards(cards, dijets) -> None:
+def test_jet_mass_response_of_the_cards(cards, dijets) -> None:
     apid = abs(dijets.pid)
     truth = _jets(dijets[(apid != 12) & (apid != 14) & (apid != 16)])
     resp = {}
@@ -180,11 +180,11 @@ def test_jet_mass_response_differs_between_cards(cards, dijets) -> None:
 
     shift, z_shift = paired_z(("cms", 1), ("atlas", 2))
     _, z_control = paired_z(("cms", 1), ("cms", 2))
-    # The ATLAS-like card keeps more of the jet mass (+4..7 % over Pythia seeds 11-14, paired
-    # z = 5.4..9.5; swapping card sections shows it comes from the calorimeters: CMS's
-    # 150 %/sqrt(E) HCAL makes more neutral excesses insignificant), while two seeds of one
-    # card agree (|z| < 1 in the same scan).
-    assert abs(shift) > 0.02 and abs(z_shift) > 4.0, (shift, z_shift)
+    # On these jets the real DelphesHepMC3 gives ATLAS - CMS = -1.5 % (paired z = -1.4) and
+    # our cards -1.5 % (z = -1.6). The +6 % (z = 6.4) this test once asserted came from the
+    # CMS card's HCAL significance threshold, 2.0 where Delphes' CMS card has 1.0, which
+    # dropped neutral-hadron excesses (docs/validation/delphes.md).
+    assert abs(shift) < 0.03, (shift, z_shift)
     assert abs(z_control) < 3.5, z_control
     for key, r in resp.items():  # both responses are physical
         assert 0.7 < np.median(r[ok]) < 1.1, key

@@ -20,8 +20,9 @@ needs them, so importing :mod:`jetforge.detector` never requires them.
 Reproducibility: Delphes seeds ROOT's ``gRandom`` from the top-level card variable
 ``RandomSeed`` (``modules/Delphes.cc``: ``gRandom->SetSeed(confReader->GetInt("::RandomSeed",
 0))``), and 0, the default, means a time-based seed. :func:`run_delphes` therefore runs a
-two-line wrapper card (``source <your card>`` then ``set RandomSeed <seed>``) when given a
-seed, and :func:`simulate_delphes` draws that seed from the ``rng`` it is handed, so one
+two-line wrapper card (``source <your card>`` then ``set RandomSeed <seed>``; see
+:func:`_seeded_card` for how it keeps Delphes' relative ``source`` paths working) when given
+a seed, and :func:`simulate_delphes` draws that seed from the ``rng`` it is handed, so one
 jetforge seed gives one Delphes output (for a fixed Delphes build and card).
 """
 
@@ -251,19 +252,37 @@ def find_executable(executable: str = DEFAULT_EXECUTABLE) -> str:
     return found
 
 
+#: Name of the wrapper card :func:`_seeded_card` writes (hidden, so it cannot shadow a card).
+SEEDED_CARD = ".jetforge_seeded_card.tcl"
+
+
 def _seeded_card(card: Path, seed: int, folder: Path) -> Path:
-    """A wrapper card: the user's card, then ``set RandomSeed`` (read by modules/Delphes.cc)."""
+    """A wrapper card: the user's card, then ``set RandomSeed`` (read by modules/Delphes.cc).
+
+    Delphes resolves every ``source`` relative to the folder of the *top* card it was given
+    (``ExRootConfReader``: ``GetTopDir() + "/" + name``), so an absolute path in the wrapper
+    becomes ``<wrapper folder>//abs/path`` and fails, and cards that ``source`` siblings
+    (``source CLIC/CLICdet_BTag_50.tcl``) need their own folder as top folder. The wrapper
+    therefore lives in ``folder/card/`` next to a symbolic link to every entry of the card's
+    folder, and sources the card by its bare name: Delphes then sees the card's folder as
+    it would see it when run on the card directly.
+    """
     if not 1 <= seed <= 2**31 - 1:
         raise ValueError(f"Delphes RandomSeed must be in [1, 2^31-1] (0 = time-based), got {seed}")
-    if any(ch in str(card) for ch in "{}\\"):
+    if any(ch in card.name for ch in "{}\\") or card.name == SEEDED_CARD:
         raise ValueError(
-            f"Delphes card path {card} contains a Tcl special character ({{, }} or \\); "
-            "move the card to a plain path"
+            f"Delphes card name {card.name!r} contains a Tcl special character ({{, }} or \\) "
+            f"or is {SEEDED_CARD!r}; rename the card"
         )
-    wrapper = folder / "seeded_card.tcl"
+    mirror = folder / "card"
+    mirror.mkdir()
+    for entry in card.parent.iterdir():
+        if entry.name != SEEDED_CARD:
+            (mirror / entry.name).symlink_to(entry)
+    wrapper = mirror / SEEDED_CARD
     wrapper.write_text(
         "# written by jetforge.detector.delphes: the card below plus a fixed random seed\n"
-        f"source {{{card}}}\nset RandomSeed {int(seed)}\n"
+        f"source {{{card.name}}}\nset RandomSeed {int(seed)}\n"
     )
     return wrapper
 
@@ -518,6 +537,48 @@ def resolve_delphes_card(settings: DelphesSettings, executable_path: str) -> Pat
     )
 
 
+def delphes_root(
+    particles: ak.Array,
+    card: Mapping[str, Any],
+    rng: np.random.Generator,
+    root_out: str | os.PathLike[str],
+) -> Path:
+    """Particles (format 2) -> HepMC3 (temporary) -> Delphes -> ``root_out``, atomically.
+
+    The one place both routes run Delphes: in-process (:func:`simulate_delphes`) and the
+    workflow's own ``delphes`` rule, which keeps the ROOT file as its output. The
+    ``RandomSeed`` is the first draw of ``rng`` (1 .. 2^31-1), so both routes give the same
+    output for the same jetforge stream. Raises :class:`DelphesNotFoundError` before any
+    HepMC3 is written when the executable is missing.
+    """
+    settings = parse_delphes_card(card)
+    exe = find_executable(settings.executable)
+    tcl = resolve_delphes_card(settings, exe)
+    seed = int(rng.integers(1, 2**31 - 1))
+    with tempfile.TemporaryDirectory(prefix="jetforge-delphes-") as tmp:
+        hepmc = write_hepmc3(
+            particles, Path(tmp) / "events.hepmc", beam_energy_gev=settings.beam_energy_gev
+        )
+        return run_delphes(tcl, hepmc, root_out, exe, seed=seed)
+
+
+def read_delphes_events(
+    root_path: str | os.PathLike[str], card: Mapping[str, Any], n_events: int
+) -> ak.Array:
+    """E-flow candidates of a Delphes file written for ``n_events`` input events.
+
+    Delphes writes one tree entry per HepMC3 event (empty ones included, see
+    :func:`write_hepmc3`); any other count means entries cannot be matched to their inputs.
+    """
+    cands = read_delphes_eflow(root_path, parse_delphes_card(card).branches)
+    if len(cands) != n_events:
+        raise DelphesRunError(
+            f"{root_path}: Delphes returned {len(cands)} events for {n_events} input events; "
+            "the outputs cannot be matched to their inputs"
+        )
+    return cands
+
+
 def simulate_delphes(
     particles: ak.Array, card: Mapping[str, Any], rng: np.random.Generator
 ) -> ak.Array:
@@ -529,19 +590,7 @@ def simulate_delphes(
     any work when the executable is missing, and :class:`DelphesRunError` if Delphes returns
     a different number of events than it was given.
     """
-    settings = parse_delphes_card(card)
-    exe = find_executable(settings.executable)
-    tcl = resolve_delphes_card(settings, exe)
-    seed = int(rng.integers(1, 2**31 - 1))
+    find_executable(parse_delphes_card(card).executable)
     with tempfile.TemporaryDirectory(prefix="jetforge-delphes-") as tmp:
-        hepmc = write_hepmc3(
-            particles, Path(tmp) / "events.hepmc", beam_energy_gev=settings.beam_energy_gev
-        )
-        root = run_delphes(tcl, hepmc, Path(tmp) / "delphes.root", exe, seed=seed)
-        cands = read_delphes_eflow(root, settings.branches)
-    if len(cands) != len(particles):
-        raise DelphesRunError(
-            f"Delphes returned {len(cands)} events for {len(particles)} input events; the "
-            "outputs cannot be matched to their inputs"
-        )
-    return cands
+        root = delphes_root(particles, card, rng, Path(tmp) / "delphes.root")
+        return read_delphes_events(root, card, len(particles))

@@ -257,6 +257,10 @@ class EflowConfig:
     d0_resolution: IPResolution
     dz_resolution: IPResolution
     calorimeters: tuple[Calorimeter, ...]
+    #: Delphes' ``UseMomentumVector`` of its Efficiency and MomentumSmearing modules: False
+    #: (Delphes' default) evaluates efficiency and resolution at the |eta| of the particle's
+    #: calorimeter-surface position, True at the |eta| of its momentum.
+    use_momentum_vector: bool = True
 
 
 #: Up to this many edges, :func:`count_less` compares against each edge in turn.
@@ -454,6 +458,14 @@ def _parse_calorimeter(raw: Any, where: str) -> Calorimeter:
     )
 
 
+def _parse_flag(raw: Mapping[str, Any], key: str, default: bool) -> bool:
+    """An optional boolean card key (YAML true/false only: a typo must not read as True)."""
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise CardError(f"card: 'tracking.{key}' must be true or false, got {value!r}")
+    return value
+
+
 def parse_card(card: Mapping[str, Any]) -> EflowConfig:
     """Validate an ``eflow`` card and convert it to arrays; errors name the bad key."""
     prop = _get(card, "propagator", "card")
@@ -484,6 +496,7 @@ def parse_card(card: Mapping[str, Any]) -> EflowConfig:
         calorimeters=tuple(
             _parse_calorimeter(c, f"calorimeters[{i}]") for i, c in enumerate(calos)
         ),
+        use_momentum_vector=_parse_flag(trk, "use_momentum_vector", True),
     )
     if min(config.radius_m, config.half_length_m, config.bz_tesla) <= 0:
         raise CardError(f"card: 'propagator' values must be > 0, got {dict(prop)}")
@@ -673,10 +686,14 @@ def simulate_flat(
     cls = np.where(apid == 11, 1, np.where(apid == 13, 2, 0))  # index into TRACK_CLASSES
     eff = np.zeros(pt.shape)
     res = np.zeros(pt.shape)
+    # Delphes' Efficiency/MomentumSmearing read eta from the propagated Position unless
+    # UseMomentumVector: soft charged particles that curl into the endcap then sit at
+    # |eta| > 2.5 and are not tracked (docs/validation/delphes.md)
+    trk_eta = abs_eta if cfg.use_momentum_vector else np.abs(eta_c)
     for k, (name, _flag) in enumerate(TRACK_CLASSES):
         m = charged & (cls == k)
-        eff[m] = cfg.efficiency[name](abs_eta[m], pt[m])
-        res[m] = cfg.momentum_resolution[name](abs_eta[m], pt[m])
+        eff[m] = cfg.efficiency[name](trk_eta[m], pt[m])
+        res[m] = cfg.momentum_resolution[name](trk_eta[m], pt[m])
     u = rng.random(int(charged.sum()))
     tracked = np.zeros(pt.shape, dtype=bool)
     tracked[charged] = u < eff[charged]
