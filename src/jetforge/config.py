@@ -256,6 +256,7 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
     errs += _finetune_errors(config, key, exp)
     errs += _shared_pretraining_errors(config, key, exp)
     errs += _tokenizer_errors(key, exp)
+    errs += _shared_tokenizer_errors(config, key, exp)
     tasks = (exp.get("finetune") or {}).get("tasks", {})
     for t, spec in exp.get("tables", {}).items():
         if spec["kind"] == "rejection" and not spec.get("efficiencies"):
@@ -265,6 +266,30 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
             errs.append(f"config key {key}.tables.{t}.task: {spec['task']!r} is not a fine-tuning "
                         f"task; tasks: {sorted(tasks)}")  # fmt: skip
     return errs
+
+
+def _shared_tokenizer_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) -> list[str]:
+    """``tokenizer_from: OTHER`` pre-trains on OTHER's tokens (MPM Table I rows share one
+    tokenizer): OTHER must train that tokenizer on the same jets, or the targets would not
+    be what this experiment's config says."""
+    from jetforge import experiment as X
+
+    owner = exp.get("tokenizer_from")
+    if not owner:
+        return []
+    other = config.get("experiments", {}).get(owner)
+    if other is None or not X.needs_tokenizer(other) or other.get("tokenizer_from"):
+        return [f"config key {key}.tokenizer_from: value {owner!r} is not an experiment that "
+                "trains its own tokenizer (tokenizer.kind vqvae or kmeans, no tokenizer_from); "
+                f"experiments: {sorted(config.get('experiments', {}))}"]  # fmt: skip
+    reads = {"dataset": lambda e: e["dataset"], "tokenizer": lambda e: e.get("tokenizer"),
+             "splits.pretrain": lambda e: X.splits(e)["pretrain"]}  # fmt: skip
+    return [
+        f"config key {key}.{what}: differs from experiments.{owner}.{what}, whose tokenizer this "
+        "experiment uses (tokenizer_from); make them equal or drop tokenizer_from"
+        for what, get in reads.items()
+        if get(exp) != get(other)
+    ]
 
 
 def _shared_pretraining_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) -> list[str]:

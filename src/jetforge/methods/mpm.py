@@ -22,6 +22,11 @@ p_T rank (§V B):
 * ``backbone``: added to the backbone input (box B), which breaks the equivariance of the
   backbone for every downstream task; requires a backbone built with ``ordered: true``.
 
+Inputs (Table I "Inputs" column): ``continuous`` (the particle features) or ``quantized``:
+the backbone reads the code vector the tokenizer assigns to each particle instead (§V B;
+:meth:`jetforge.models.normformer.NormformerNet.quantize_inputs_`), so its downstream uses
+see quantized inputs too; masking then replaces code vectors, not features.
+
 The prediction head is "a single transformer block followed by a softmax for
 classification or a linear layer for regression" (§V); it is discarded after pre-training
 (only ``.backbone`` is saved). Tokenizers are frozen and kept in eval mode.
@@ -41,6 +46,7 @@ from jetforge.models.normformer import NormformerBlock, particle_rank
 
 TARGETS = ("vqvae", "kmeans", "regression")
 ORDERINGS = ("none", "head", "backbone")
+INPUTS = ("continuous", "quantized")
 
 
 def sample_particle_mask(
@@ -126,8 +132,11 @@ class MPM(nn.Module):
         head_mlp_dim: int | None = None,
         head_dropout: float = 0.1,
         max_particles: int = 128,
+        inputs: str = "continuous",
     ) -> None:
         super().__init__()
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         if ordering not in ORDERINGS:
@@ -154,8 +163,17 @@ class MPM(nn.Module):
         sample_particle_mask(torch.ones(1, 2, dtype=torch.bool), self.mask_ratio)  # validate
         self.backbone = backbone
         self.tokenizer = tokenizer.eval().requires_grad_(False)
-        # input-space mask vector m of §III A (replaces the masked particles' features)
-        self.mask_vector = nn.Parameter(torch.randn(in_dim))
+        self.quantized = inputs == "quantized"
+        #: entries the saved ``backbone_cfg`` needs beyond the experiment's backbone block
+        self.backbone_cfg_updates: dict[str, Any] = {}
+        if self.quantized:
+            if target == "regression" or not hasattr(backbone, "quantize_inputs_"):
+                raise ValueError("quantized inputs need a kmeans or vqvae tokenizer and a "
+                                 "backbone that can quantize (normformer)")  # fmt: skip
+            self.backbone_cfg_updates = backbone.quantize_inputs_(self.tokenizer)
+        # input-space mask vector m of §III A (replaces the masked particles' features, or
+        # their code vectors with quantized inputs)
+        self.mask_vector = nn.Parameter(torch.randn(int(getattr(backbone, "code_dim", in_dim))))
         n_out = tokenizer.n_codes if target != "regression" else in_dim
         self.head = MPMHead(
             int(backbone.embed_dim), n_out, head_heads, head_mlp_dim, head_dropout,
@@ -174,6 +192,7 @@ class MPM(nn.Module):
             mask_ratio=float(cfg.get("mask_ratio", 0.3)), head_heads=int(cfg.get("head_heads", 8)),
             head_mlp_dim=cfg.get("head_mlp_dim"), head_dropout=float(cfg.get("head_dropout", 0.1)),
             max_particles=int(cfg.get("max_particles", 128)),
+            inputs=str(cfg.get("inputs", "continuous")),
         )  # fmt: skip
 
     def train(self, mode: bool = True) -> MPM:
@@ -187,10 +206,14 @@ class MPM(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """(inputs with the masked particles replaced by the mask vector, masked ``[B, P]``)."""
         masked = sample_particle_mask(mask, self.mask_ratio, generator)
+        if self.quantized:
+            x = self.backbone.quantize(x, mask).to(x.dtype)
         return torch.where(masked[..., None], self.mask_vector.to(x.dtype), x), masked
 
     def predict(self, x_in: Tensor, mask: Tensor) -> Tensor:
         """Head outputs ``[B, P, C]`` (logits or standardised features) for every slot."""
+        if self.quantized:
+            return self.head(self.backbone.tokens(x_in, mask, quantized=True), mask)
         return self.head(self.backbone.tokens(x_in, mask), mask)
 
     def forward(self, x: Tensor, mask: Tensor) -> dict[str, Tensor]:

@@ -28,9 +28,21 @@ of each particle's p_T rank (§V B, refs [49, 50]) is added to the embedded inpu
 Fig. 1). This breaks permutation equivariance on purpose and is off by default; ranks are
 the index among *real* particles in slot order, which is descending p_T by the data
 contract.
+
+Quantized inputs (Table I rows "quantized"): with ``input_tokens`` (``{"kind": "kmeans" |
+"vqvae", "kwargs": <tokenizer constructor arguments>}``) the backbone holds a frozen copy of
+an MPM tokenizer and replaces each particle by the code vector it is assigned (K-means: the
+centroid in standardised feature space; VQ-VAE: the effective codebook vector, whose token
+depends on the whole jet) before the linear embedding: "the codebook vectors assigned by the
+VQ-VAE are used to replace the input vectors from the data set in box B of Fig. 1" (§V B).
+The tokenizer's weights are part of the backbone's state, so a ``model.pt`` rebuilds it from
+its ``backbone_cfg`` alone and every downstream use sees the same quantized inputs.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -117,12 +129,16 @@ class NormformerNet(nn.Module):
         dropout: float = 0.1,
         ordered: bool = False,
         max_particles: int = 128,
+        input_tokens: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
         self.in_dim, self.dim, self.ordered = int(in_dim), int(dim), bool(ordered)
+        self.input_tokenizer: nn.Module | None = None
         self.embed = nn.Linear(self.in_dim, self.dim)
+        if input_tokens is not None:
+            self._set_input_tokenizer(_build_tokenizer(input_tokens))
         self.pos = nn.Embedding(int(max_particles), self.dim) if self.ordered else None
         self.blocks = nn.ModuleList(
             NormformerBlock(self.dim, n_heads, mlp_dim, dropout) for _ in range(n_blocks)
@@ -134,14 +150,65 @@ class NormformerNet(nn.Module):
         """Dimension D of the jet (and per-particle) representation."""
         return self.dim
 
-    def tokens(self, x: Tensor, mask: Tensor) -> Tensor:
-        """Per-particle representations ``[B, P, dim]`` (same P as the input; zero on padding)."""
-        check_inputs(x, mask, self.in_dim)
+    @property
+    def code_dim(self) -> int:
+        """Width of what the linear embedding reads: features, or code vectors."""
+        return int(self.embed.in_features)
+
+    def _set_input_tokenizer(self, tok: nn.Module) -> None:
+        if tok.kind not in ("kmeans", "vqvae"):
+            raise ValueError(f"quantized inputs need a kmeans or vqvae tokenizer, got {tok.kind!r}")
+        if int(tok.init_kwargs["in_dim"]) != self.in_dim:
+            raise ValueError(f"input tokenizer reads {tok.init_kwargs['in_dim']} features, the "
+                             f"backbone {self.in_dim}")  # fmt: skip
+        self.input_tokenizer = tok.eval().requires_grad_(False)
+        code_dim = self.in_dim if tok.kind == "kmeans" else int(tok.init_kwargs["latent_dim"])
+        self.embed = nn.Linear(code_dim, self.dim)
+
+    def quantize_inputs_(self, tok: nn.Module) -> dict[str, Any]:
+        """Read quantized inputs from now on (a frozen copy of ``tok``; fresh embedding);
+        returns the ``backbone_cfg`` entry that rebuilds this backbone."""
+        import copy
+
+        self._set_input_tokenizer(copy.deepcopy(tok))
+        return {"input_tokens": {"kind": tok.kind, "kwargs": dict(tok.init_kwargs)}}
+
+    def train(self, mode: bool = True) -> NormformerNet:
+        """Like ``nn.Module.train``; a quantizing tokenizer always stays in eval mode."""
+        super().train(mode)
+        if self.input_tokenizer is not None:
+            self.input_tokenizer.eval()
+        return self
+
+    @torch.no_grad()
+    def quantize(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Code vector of each particle ``[B, P, code_dim]`` (features where not quantizing)."""
+        tok = self.input_tokenizer
+        if tok is None:
+            return x
+        mask = mask.bool()
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            ids = tok.targets(x.float(), mask)
+            book = tok.centroids if tok.kind == "kmeans" else tok.quantiser.codes()
+            v = book.float()[ids]
+        return torch.where(mask[..., None], v, torch.zeros((), dtype=v.dtype, device=v.device))
+
+    def tokens(self, x: Tensor, mask: Tensor, quantized: bool = False) -> Tensor:
+        """Per-particle representations ``[B, P, dim]`` (same P as the input; zero on padding).
+
+        ``quantized=True``: ``x`` already holds code vectors (:meth:`quantize`; MPM masks
+        particles after quantizing)."""
+        if quantized or self.input_tokenizer is None:
+            check_inputs(x, mask, self.code_dim)
+        else:
+            check_inputs(x, mask, self.in_dim)
         P_full = x.shape[1]
         mask = mask.bool()
         x, mask = trim_padding(x, mask)
         # padded slots may hold anything (even NaN): zero them before any arithmetic
         x = torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+        if not quantized:
+            x = self.quantize(x, mask).to(x.dtype)
         h = self.embed(x)
         if self.pos is not None:
             rank = particle_rank(mask).clamp_max(self.pos.num_embeddings - 1)
@@ -160,3 +227,13 @@ class NormformerNet(nn.Module):
         h = self.tokens(x, mask)
         n = mask.sum(dim=1, keepdim=True).clamp_min(1).to(h.dtype)
         return h.sum(dim=1) / n
+
+
+def _build_tokenizer(spec: Mapping[str, Any]) -> nn.Module:
+    """An untrained tokenizer of ``{"kind", "kwargs"}`` (its weights come with the state)."""
+    from jetforge.methods.mpm_tokenizer import TOKENIZERS
+
+    kind = spec.get("kind")
+    if kind not in ("kmeans", "vqvae"):
+        raise ValueError(f"input_tokens.kind must be kmeans or vqvae, got {kind!r}")
+    return TOKENIZERS[kind](**dict(spec.get("kwargs") or {}))

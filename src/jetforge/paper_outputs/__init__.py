@@ -104,9 +104,11 @@ class OutputKind:
 TABLE_KINDS = Registry("table kind", {
     "rejection": "jetforge.paper_outputs.rs3l:REJECTION",  # RS3L Tables II, IV
     "wasserstein": "jetforge.paper_outputs.rs3l:WASSERSTEIN",  # RS3L Tables III, V
+    "pretraining_variants": "jetforge.paper_outputs.mpm:PRETRAINING_VARIANTS",  # MPM Table I
 })  # fmt: skip
 
 FIGURE_KINDS = Registry("figure kind", {
+    "accuracy_vs_labels": "jetforge.paper_outputs.mpm:ACCURACY_VS_LABELS",  # MPM Figs. 3-5
 })  # fmt: skip
 
 KIND_REGISTRIES = {"table_kinds": TABLE_KINDS, "figure_kinds": FIGURE_KINDS}

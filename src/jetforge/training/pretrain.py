@@ -328,6 +328,8 @@ def run_pretrain(
         bcfg, train_h5, data.norm_rows, int(pcfg.get("norm_jets", 20000))
     )
     model = METHODS[method].from_config(backbone, pcfg).to(dev)
+    # a method may change the backbone it wraps (MPM's quantized inputs): saved config too
+    bb_cfg = {**bb_cfg, **getattr(model, "backbone_cfg_updates", {})}
 
     data_seed = derive_seed("pretrain", data.tag, repeat, "data", base=seed)
     # loader worker processes for the training batches (validation: one small pass per

@@ -81,8 +81,9 @@ def split_path(config: dict, experiment: str, role: str) -> str:
 
 def pretrain_inputs(config: dict, experiment: str) -> dict[str, str]:
     inputs = {"train": split_path(config, experiment, "pretrain")}
-    if X.needs_tokenizer(_exp(config, experiment)):
-        inputs["tokenizer"] = TOKENIZER.format(experiment=experiment)
+    exp = _exp(config, experiment)
+    if X.needs_tokenizer(exp):
+        inputs["tokenizer"] = TOKENIZER.format(experiment=exp.get("tokenizer_from") or experiment)
     return inputs
 
 
@@ -196,10 +197,12 @@ def experiment_targets(config: dict, experiment: str) -> list[str]:
     figures the experiment lists."""
     exp = _exp(config, experiment)
     tables, figures = TABLE.replace("/{table}", ""), FIGURES
-    out = _both(f"{tables}/probes", TABLE_FORMATS)
-    out += [p for a in X.augsets(exp) for p in _both(f"{figures}/pretrain_history_{a}")]
-    if exp.get("finetune"):
-        out += _both(f"{tables}/finetune", TABLE_FORMATS) + _both(f"{figures}/finetune")
+    out: list[str] = []
+    if exp.get("summaries", True):  # false: a study row another output reads
+        out += _both(f"{tables}/probes", TABLE_FORMATS)
+        out += [p for a in X.augsets(exp) for p in _both(f"{figures}/pretrain_history_{a}")]
+        if exp.get("finetune"):
+            out += _both(f"{tables}/finetune", TABLE_FORMATS) + _both(f"{figures}/finetune")
     out += [p for t in exp.get("tables", {}) for p in _both(f"{tables}/{t}", TABLE_FORMATS)]
     tasks = list((exp.get("finetune") or {}).get("tasks", {}))
     for kind in exp.get("figures", []):
