@@ -21,9 +21,10 @@ event-record extraction, detector, clustering + selection, features, HDF5 write)
 
 The bare run uses the *same* shower seed as the chunk build, so both shower exactly the
 same events and the difference is the overhead alone (not event-to-event fluctuations of
-the shower time). ``--repeats R`` runs bare and full R times each, alternating, and keeps
-each one's minimum CPU time: neighbours on a shared machine only ever add CPU time (cache
-and SMT contention), so the minimum is the most reproducible estimate.
+the shower time). ``--repeats R`` (default 3) runs bare and full R times each, alternating,
+and reports the minimum and the median CPU time of each and the overhead from both:
+neighbours on a shared machine only ever add CPU time (cache and SMT contention), so the
+minimum is the most reproducible estimate and the median shows the spread.
 
 ``--baseline-src DIR`` also builds every chunk with the jetforge package found in DIR (the
 ``src`` folder of another checkout, e.g. ``git archive <commit> src resources | tar -x -C
@@ -48,6 +49,7 @@ import copy
 import json
 import multiprocessing as mp
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -201,6 +203,8 @@ def bench_pair(
             bases.append(in_child(_full, lhe, base_out, ds, dataset, process, baseline_src))
     bare = min(bares, key=lambda r: r["cpu"])
     full = min(fulls, key=lambda r: r["cpu"])
+    med_bare = statistics.median(r["cpu"] for r in bares)
+    med_full = statistics.median(r["cpu"] for r in fulls)
     jets = max(full["jets"], 1)
     # payload per jet: particles float32 [P, F] + mask bool [P] + the 12 jet columns (41 B)
     fs_width = len(
@@ -218,11 +222,14 @@ def bench_pair(
         "payload_bytes_per_jet": payload,
         "rss_mb": full["rss_mb"], "bare_rss_mb": bare["rss_mb"], "timing": full["timing"],
         "bare_cpu": bare["cpu"], "full_cpu": full["cpu"], "repeats": len(fulls),
+        "bare_cpu_median": med_bare, "full_cpu_median": med_full,
+        "overhead_median": med_full / med_bare - 1,
         "bare_cpu_all": [r["cpu"] for r in bares], "full_cpu_all": [r["cpu"] for r in fulls],
     }  # fmt: skip
     print(
         f"{dataset:10s} {process:9s} bare {row['bare_ev_per_cpu_s']:6.1f} ev/s  full "
-        f"{row['full_ev_per_cpu_s']:6.1f} ev/s  overhead {100 * row['overhead']:5.1f} %  "
+        f"{row['full_ev_per_cpu_s']:6.1f} ev/s  overhead {100 * row['overhead']:5.1f} % (min), "
+        f"{100 * row['overhead_median']:5.1f} % (median)  "
         f"jets/ev {row['jets_per_event']:.3f}  {row['bytes_per_jet']:6.0f} B/jet "
         f"(payload {payload})  "
         f"RSS {row['rss_mb']:5.0f} MB  (hard {row['hard_ev_per_cpu_s']:.0f} ev/s, acc "
@@ -231,8 +238,8 @@ def bench_pair(
     )
     phases = "  ".join(f"{k} {v:.3f}" for k, v in full["timing"].items())
     print(
-        f"{'':21s}cpu s: bare {bare['cpu']:.3f} (init {bare['cpu_init']:.3f})  full "
-        f"{full['cpu']:.3f}  [{phases}]",
+        f"{'':21s}cpu s: bare min {bare['cpu']:.3f} median {med_bare:.3f} (init "
+        f"{bare['cpu_init']:.3f})  full min {full['cpu']:.3f} median {med_full:.3f}  [{phases}]",
         flush=True,
     )
     if bases:
@@ -330,7 +337,7 @@ def main() -> None:
     ap.add_argument("--datasets", default=",".join(DEFAULT_PAIRS))
     ap.add_argument("--processes", default="", help="restrict to these processes")
     ap.add_argument(
-        "--repeats", type=int, default=1, help="runs of bare and full each; minimum CPU kept"
+        "--repeats", type=int, default=3, help="runs of bare and full each (min and median)"
     )
     ap.add_argument(
         "--baseline-src", default="", help="also time the chunk build of the jetforge in DIR"

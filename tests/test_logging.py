@@ -113,7 +113,7 @@ def test_a_failed_rule_leaves_its_traceback_in_its_log(tmp_path):
     env = {**os.environ, "JETFORGE_NO_PROGRESS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert res.returncode != 0, res.stdout[-2000:]
-    assert "rule build_chunk" not in res.stdout + res.stderr  # nothing was generated
+    assert "rule generate_block" not in res.stdout + res.stderr  # nothing was generated
     text = (tmp_path / "logs" / "datasets" / "jetnet" / "test.log").read_text()
     assert "rule merge_split" in text and "dataset=jetnet, split=test" in text
     assert chunks[0] in text  # the header lists the inputs

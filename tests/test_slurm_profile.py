@@ -251,7 +251,7 @@ def test_literal_command_places_every_rule_of_all(tmp_path: Path) -> None:
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-6000:]
     listing = _dry_run_resources(res.stdout + res.stderr)
-    assert set(listing) >= GPU_RULES | {"hard_process", "build_chunk", "merge_split"}
+    assert set(listing) >= GPU_RULES | {"generate_block", "merge_split"}
     for rule, lines in listing.items():
         for line in lines:
             res_of = dict(kv.split("=", 1) for kv in line.split(", "))
@@ -306,7 +306,7 @@ def test_profile_submits_every_job_where_it_belongs(tmp_path: Path) -> None:
     )
     print(f"\n{len(jobs)} sbatch jobs in {seconds:.0f} s:\n{table}")
 
-    assert {j["rule"] for j in jobs.values()} >= GPU_RULES | {"hard_process", "finetune_summary"}
+    assert {j["rule"] for j in jobs.values()} >= GPU_RULES | {"generate_block", "finetune_summary"}
     assert set(srun) == set(jobs), "every sbatch job runs its rule through srun"
     for jobid, job in jobs.items():
         assert job["mem"] and int(job["mem"]) > 0, job

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from snakemake.utils import update_config
 
 from jetforge.config import ConfigError, compose_config, validate_config
+from jetforge.workflow import resources as R
 from jetforge.workflow import targets as T
 
 # The config is composed by jetforge's overlay (task, augset, table and chunk mappings are
@@ -29,6 +30,7 @@ wildcard_constraints:
     process=r"[A-Za-z0-9_]+",
     split=r"[a-z]+",
     chunk=r"\d+",
+    block=r"\d+",
     augset=r"[A-Za-z0-9_]+",
     repeat=r"\d+",
     task=r"[A-Za-z0-9_]+",
@@ -43,11 +45,19 @@ def all_targets():
     return T.all_targets(config)
 
 
-def chunk_inputs(wc):
-    return T.chunk_inputs(config, wc.dataset, wc.process, wc.split, wc.chunk)
+def block_inputs(wc):
+    return T.block_inputs(config, wc.dataset, wc.process, wc.split, wc.block)
 
 
-def split_chunks(wc):
+def block_chunk_list(wc):
+    return list(T.block_chunks(config, wc.dataset, wc.process, wc.split, wc.block))
+
+
+def split_blocks(wc):
+    return T.block_dirs(config, wc.dataset, wc.split)
+
+
+def split_chunk_files(wc):
     return T.chunk_h5_paths(config, wc.dataset, wc.split)
 
 

@@ -3,7 +3,7 @@
 
 rule merge_split:
     input:
-        split_chunks,
+        split_blocks,
     output:
         "results/datasets/{dataset}/{split}.h5",
     log:
@@ -14,8 +14,10 @@ rule merge_split:
         "../../envs/generation.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=30,
+        mem_mb=lambda wc: R.merge_mem_mb(config["datasets"][wc.dataset]),
+        runtime=lambda wc: R.merge_runtime(config["datasets"][wc.dataset], wc.split),
+    params:
+        chunks=split_chunk_files,  # the chunk files inside the block folders, in merge order
     script:
         "../scripts/merge_split.py"
 

@@ -1,48 +1,33 @@
-# Event generation: hard process (Pythia, stored as LHE) and, one chunk per job, the
-# dataset's builder (re-simulated variants, single shower, or hadronization fork) through
-# detector, jet clustering and features.
+# Event generation, one job per block of `chunks_per_job` chunks (jetforge.workflow.targets):
+# for each chunk in turn, the hard process (Pythia, stored as LHE in the block's folder, or
+# the user's LHE files) and the dataset's builder (re-simulated variants, single shower, or
+# hadronization fork) through detector, jet clustering and features. Each chunk keeps its
+# own seeds and file, so the split files do not depend on the block size.
 
 
-rule hard_process:
-    output:
-        "results/gen/{dataset}/{process}/{split}/hard_{chunk}.lhe",
-    log:
-        "logs/gen/{dataset}/{process}/{split}/hard_{chunk}.log",
-    benchmark:
-        "benchmarks/gen/{dataset}/{process}/{split}/hard_{chunk}.tsv"
-    conda:
-        "../../envs/generation.yaml"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=30,
-    params:
-        ds=lambda wc: config["datasets"][wc.dataset],
-        seed=config["seed"],
-    script:
-        "../scripts/hard_process.py"
-
-
-rule build_chunk:
+rule generate_block:
     input:
-        unpack(chunk_inputs),
+        unpack(block_inputs),
     output:
-        "results/gen/{dataset}/{process}/{split}/jets_{chunk}.h5",
+        directory("results/gen/{dataset}/{process}/{split}/block_{block}"),
     log:
-        "logs/gen/{dataset}/{process}/{split}/jets_{chunk}.log",
+        "logs/gen/{dataset}/{process}/{split}/block_{block}.log",
     benchmark:
-        "benchmarks/gen/{dataset}/{process}/{split}/jets_{chunk}.tsv"
+        "benchmarks/gen/{dataset}/{process}/{split}/block_{block}.tsv"
     conda:
         "../../envs/generation.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=lambda wc: R.generation_mem_mb(config["datasets"][wc.dataset]),
+        runtime=lambda wc: R.generation_runtime(
+            config["datasets"][wc.dataset], len(block_chunk_list(wc))
+        ),
     params:
         ds=lambda wc: config["datasets"][wc.dataset],
         seed=config["seed"],
+        chunks=block_chunk_list,
     script:
-        "../scripts/build_chunk.py"
+        "../scripts/generate_block.py"
 
 
 rule minbias_library:
@@ -56,8 +41,8 @@ rule minbias_library:
         "../../envs/generation.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=lambda wc: R.minbias_mem_mb(config["datasets"][wc.dataset]),
+        runtime=lambda wc: R.minbias_runtime(config["datasets"][wc.dataset]),
     params:
         ds=lambda wc: config["datasets"][wc.dataset],
         seed=config["seed"],

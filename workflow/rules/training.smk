@@ -18,8 +18,8 @@ rule tokenizer:
         "../../envs/training.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=240,
+        mem_mb=lambda wc: R.train_mem_mb(config, wc.experiment, "tokenizer"),
+        runtime=lambda wc: R.train_runtime(config, wc.experiment, "tokenizer"),
         gpu=1,
     params:
         exp=experiment_cfg,
@@ -43,8 +43,8 @@ rule pretrain:
         "../../envs/training.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=720,
+        mem_mb=lambda wc: R.train_mem_mb(config, wc.experiment, "pretrain"),
+        runtime=lambda wc: R.train_runtime(config, wc.experiment, "pretrain"),
         gpu=1,
     params:
         exp=experiment_cfg,
@@ -71,8 +71,8 @@ rule finetune:
         "../../envs/training.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=240,
+        mem_mb=lambda wc: R.train_mem_mb(config, wc.experiment, "finetune"),
+        runtime=lambda wc: R.train_runtime(config, wc.experiment, "finetune", wc.ntrain),
         gpu=1,
     params:
         exp=experiment_cfg,
@@ -98,8 +98,8 @@ rule embed:
         "../../envs/training.yaml"
     threads: 2
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=lambda wc: R.train_mem_mb(config, wc.experiment, "embed"),
+        runtime=lambda wc: R.train_runtime(config, wc.experiment, "embed"),
         gpu=1,
     params:
         exp=experiment_cfg,

@@ -1,4 +1,5 @@
-"""Snakemake script: merge the chunk files of one split into one HDF5 dataset."""
+"""Snakemake script: merge the chunk files of one split (inside its generation jobs'
+block folders, listed in merge order by the rule's params) into one HDF5 dataset."""
 
 import sys
 
@@ -9,4 +10,4 @@ from jetforge.workflow.logging import job_log
 from jetforge.workflow.steps import merge_split
 
 with job_log(snakemake):
-    merge_split(list(snakemake.input), snakemake.output[0])
+    merge_split(list(snakemake.params.chunks), snakemake.output[0])

@@ -64,28 +64,38 @@ def cluster_and_select(
     cs = fastjet.ClusterSequence(candidates, jetdef)
     jets = cs.inclusive_jets(min_pt=sel.pt_min)
     consts = cs.constituents(min_pt=sel.pt_min)
-    pt, eta, phi, mass = _kinematics(jets.px, jets.py, jets.pz, jets.E)
+    # the selection on flat numpy columns (the same element-wise arithmetic as on the
+    # jagged arrays, so the same bits): awkward's per-call dispatch cost as much as
+    # fastjet's clustering here (~35 ms per 1000 events)
+    counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
+    px, py, pz, e = (ak.to_numpy(ak.flatten(jets[k])) for k in ("px", "py", "pz", "E"))
+    pt, eta, phi, mass = _kinematics(px, py, pz, e)
     ok = (pt > sel.pt_min) & (mass > sel.mass_min) & (abs(eta) < sel.eta_max)
+    event = np.repeat(np.arange(n), counts)
     for k in range(truth_eta.shape[1]):
-        dr = delta_r(eta, phi, truth_eta[:, k], truth_phi[:, k])
+        dr = delta_r(eta, phi, truth_eta[event, k], truth_phi[event, k])
         ok = ok & (dr < sel.match_dr)
-    score = ak.where(ok, pt, -1.0)
-    best = ak.argmax(score, axis=1, keepdims=True)
-    best_ok = ak.fill_none(ak.firsts(ok[best]), False)
-    selected = ak.to_numpy(best_ok).astype(bool) if n else np.zeros(0, bool)
-    jet = ak.zip(
-        {
-            "pt": ak.firsts(pt[best]),
-            "eta": ak.firsts(eta[best]),
-            "phi": ak.firsts(phi[best]),
-            "mass": ak.firsts(mass[best]),
-            "E": ak.firsts(jets.E[best]),
-        }
-    )
-    jet = ak.fill_none(jet, 0.0)
-    chosen = ak.firsts(consts[best])
-    chosen = ak.fill_none(chosen, [], axis=0)
+    score = np.where(ok, pt, -1.0)
+    # per event, the first jet of highest score (ak.argmax's choice): sort by event, then
+    # score descending, then position; each event's group starts where its jets start
+    start = np.cumsum(counts) - counts
+    order = np.lexsort((np.arange(score.size), -score, event))
+    has = counts > 0
+    best = order[start[has]]
+    selected = np.zeros(n, bool)
+    selected[has] = ok[best]
+    cols = {"pt": pt, "eta": eta, "phi": phi, "mass": mass, "E": e}
+    jet = ak.zip({k: _per_event(v, best, has) for k, v in cols.items()})
+    local = ak.unflatten(best - start[has], has.astype(np.int64))
+    chosen = ak.fill_none(ak.firsts(consts[local]), [], axis=0)
     return selected, jet, chosen
+
+
+def _per_event(values: np.ndarray, best: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """``values[best]`` for the events with jets (``has``), 0.0 for the others."""
+    out = np.zeros(has.size, dtype=np.float64)
+    out[has] = values[best]
+    return out
 
 
 # ----------------------------------------------------------------------------- flat path

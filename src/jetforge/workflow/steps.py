@@ -49,6 +49,63 @@ def build_chunk(
     return stats
 
 
+#: config keys that say how chunks are grouped into jobs, not what a chunk holds: left out
+#: of the dataset config a builder sees (and stores in each chunk's ``config_json``), so a
+#: chunk's bytes do not depend on the block size
+SCHEDULING_KEYS = ("chunks_per_job",)
+
+
+def chunk_config(ds_cfg: dict) -> dict:
+    """The dataset config as a chunk builder sees it (:data:`SCHEDULING_KEYS` removed)."""
+    return {k: v for k, v in ds_cfg.items() if k not in SCHEDULING_KEYS}
+
+
+def generate_block(
+    out_dir: str,
+    ds_cfg: dict,
+    dataset: str,
+    process: str,
+    split: str,
+    chunks: list[int],
+    base_seed: int,
+    lhe_paths: list[str] | None = None,
+    extra_inputs: dict[str, str] | None = None,
+) -> list[dict]:
+    """One generation job: for each chunk of the block, in order, the hard events (Pythia,
+    written as ``hard_{chunk}.lhe``, unless ``lhe_paths`` gives the user's files, one per
+    chunk) and the chunk file ``jets_{chunk}.h5``, exactly as one job per chunk made them.
+
+    The block is built in a sibling temporary folder and renamed into place when every
+    chunk is done, so a killed job never leaves a folder that looks finished. Memory stays
+    that of one chunk: each chunk's events are released before the next one starts.
+    """
+    import shutil
+
+    from jetforge.datasets import uses_lhe
+
+    cfg = chunk_config(ds_cfg)
+    if lhe_paths is not None and len(lhe_paths) != len(chunks):
+        raise ValueError(f"{out_dir}: {len(lhe_paths)} LHE files for {len(chunks)} chunks")
+    final = Path(out_dir)
+    tmp = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    needs_lhe = uses_lhe(cfg.get("kind", "resim"))
+    stats = []
+    for i, chunk in enumerate(chunks):
+        lhe = None
+        if needs_lhe:
+            lhe = lhe_paths[i] if lhe_paths is not None else str(tmp / f"hard_{chunk}.lhe")
+            if lhe_paths is None:
+                hard_process(lhe, cfg, dataset, process, split, chunk, base_seed)
+        args = (lhe, str(tmp / f"jets_{chunk}.h5"), cfg, dataset, process, split, chunk)
+        stats.append(build_chunk(*args, base_seed, extra_inputs))
+    if final.exists():  # an empty folder made for the job (Snakemake, a rerun)
+        final.rmdir()
+    tmp.rename(final)
+    return stats
+
+
 def minbias_library(out_path: str, ds_cfg: dict, dataset: str, base_seed: int) -> None:
     """The pile-up library: minimum-bias events generated once, overlaid by every chunk."""
     from jetforge.generation.pileup import generate_minbias_library

@@ -13,8 +13,10 @@ from typing import Any
 from jetforge import experiment as X
 
 GEN = "results/gen/{dataset}/{process}/{split}"
-HARD_LHE = GEN + "/hard_{chunk}.lhe"
-CHUNK_H5 = GEN + "/jets_{chunk}.h5"
+#: one generation job's folder: chunks ``block·k … block·k + k − 1`` (k = chunks_per_job)
+BLOCK_DIR = GEN + "/block_{block}"
+HARD_LHE = BLOCK_DIR + "/hard_{chunk}.lhe"
+CHUNK_H5 = BLOCK_DIR + "/jets_{chunk}.h5"
 SPLIT_H5 = "results/datasets/{dataset}/{split}.h5"
 CONVERTED_H5 = "results/datasets/{dataset}/as_{features}/n{nmax}/{split}.h5"
 PILEUP_LIBRARY = "results/gen/{dataset}/minbias_library.h5"
@@ -35,41 +37,87 @@ def _exp(config: dict, experiment: str) -> dict[str, Any]:
     return config["experiments"][experiment]
 
 
-def hard_lhe_path(config: dict, dataset: str, process: str, split: str, chunk: str | int) -> str:
-    ds = config["datasets"][dataset]
-    src = ds.get("hard_process", {})
-    if src.get("source", "pythia") == "lhe":
-        return src["lhe_pattern"].format(process=process, split=split, chunk=chunk)
-    return HARD_LHE.format(dataset=dataset, process=process, split=split, chunk=chunk)
+def chunks_per_job(ds: dict[str, Any]) -> int:
+    """Chunks one generation job builds, one after the other (``chunks_per_job``, default 1).
+
+    Why blocks: at paper scale a chunk is minutes of work and a dataset tens of thousands
+    of chunks; one job per chunk gave DAGs of 80k+ jobs that take minutes to build and
+    drown a scheduler. A block changes only how chunks are grouped into jobs: every chunk
+    keeps its own seeds and file, so the split files are the same bytes for any block size.
+    """
+    return int(ds.get("chunks_per_job", 1))
 
 
-def chunk_inputs(
-    config: dict, dataset: str, process: str, split: str, chunk: str | int
-) -> dict[str, str]:
-    """Inputs of one chunk job: the hard events (LHE builders) and any static library
-    the builder declares (e.g. the pile-up minimum-bias library)."""
-    from jetforge.datasets import uses_lhe
-
-    ds = config["datasets"][dataset]
-    out: dict[str, str] = {}
-    if uses_lhe(ds.get("kind", "resim")):
-        out["lhe"] = hard_lhe_path(config, dataset, process, split, chunk)
-    if ds.get("pileup", {}).get("mu", 0) > 0:
-        out["pileup_library"] = PILEUP_LIBRARY.format(dataset=dataset)
-    return out
-
-
-def chunk_h5_paths(config: dict, dataset: str, split: str) -> list[str]:
+def n_chunks(config: dict, dataset: str, process: str, split: str) -> int:
     ds = config["datasets"][dataset]
     per_proc = ds["chunks"].get(split)
     if per_proc is None:
         raise KeyError(
             f"dataset {dataset!r} has no split {split!r}; splits: {sorted(ds['chunks'])}"
         )
+    return int(per_proc.get(process, 0))
+
+
+def block_chunks(config: dict, dataset: str, process: str, split: str, block: str | int) -> range:
+    """Chunk indices of one generation job (the last block of a split may be shorter)."""
+    k = chunks_per_job(config["datasets"][dataset])
+    n = n_chunks(config, dataset, process, split)
+    first = int(block) * k
+    if not 0 <= first < n:
+        raise KeyError(f"{dataset}/{process}/{split}: no block {block} ({n} chunks, {k} per job)")
+    return range(first, min(first + k, n))
+
+
+def block_dirs(config: dict, dataset: str, split: str) -> list[str]:
+    """Every generation job's folder of a split, in merge order (processes as listed)."""
+    ds = config["datasets"][dataset]
+    k = chunks_per_job(ds)
     return [
-        CHUNK_H5.format(dataset=dataset, process=proc, split=split, chunk=c)
+        BLOCK_DIR.format(dataset=dataset, process=proc, split=split, block=b)
         for proc in ds["processes"]
-        for c in range(per_proc.get(proc, 0))
+        for b in range(-(-n_chunks(config, dataset, proc, split) // k))
+    ]
+
+
+def hard_lhe_path(config: dict, dataset: str, process: str, split: str, chunk: str | int) -> str:
+    """The hard events of one chunk: the user's LHE file (``source: lhe``) or the one the
+    chunk's generation job writes into its block folder."""
+    ds = config["datasets"][dataset]
+    src = ds.get("hard_process", {})
+    if src.get("source", "pythia") == "lhe":
+        return src["lhe_pattern"].format(process=process, split=split, chunk=chunk)
+    block = int(chunk) // chunks_per_job(ds)
+    return HARD_LHE.format(dataset=dataset, process=process, split=split, block=block,
+                           chunk=chunk)  # fmt: skip
+
+
+def block_inputs(
+    config: dict, dataset: str, process: str, split: str, block: str | int
+) -> dict[str, str | list[str]]:
+    """Inputs of one generation job: the user's LHE files of its chunks (``source: lhe``;
+    Pythia hard events are generated inside the job) and any static library the builder
+    declares (e.g. the pile-up minimum-bias library)."""
+    from jetforge.datasets import uses_lhe
+
+    ds = config["datasets"][dataset]
+    out: dict[str, str | list[str]] = {}
+    from_lhe = ds.get("hard_process", {}).get("source", "pythia") == "lhe"
+    if uses_lhe(ds.get("kind", "resim")) and from_lhe:
+        chunks = block_chunks(config, dataset, process, split, block)
+        out["lhe"] = [hard_lhe_path(config, dataset, process, split, c) for c in chunks]
+    if ds.get("pileup", {}).get("mu", 0) > 0:
+        out["pileup_library"] = PILEUP_LIBRARY.format(dataset=dataset)
+    return out
+
+
+def chunk_h5_paths(config: dict, dataset: str, split: str) -> list[str]:
+    """Every chunk file of a split, in merge order (processes as listed, chunks ascending)."""
+    ds = config["datasets"][dataset]
+    k = chunks_per_job(ds)
+    return [
+        CHUNK_H5.format(dataset=dataset, process=proc, split=split, block=c // k, chunk=c)
+        for proc in ds["processes"]
+        for c in range(n_chunks(config, dataset, proc, split))
     ]
 
 
