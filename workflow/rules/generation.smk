@@ -30,6 +30,28 @@ rule generate_block:
         "../scripts/generate_block.py"
 
 
+# The same job for datasets whose detector card runs the real Delphes (`model: delphes`,
+# e.g. `detector: delphes_cms`): its own rule and env (envs/delphes.yaml: DelphesHepMC3,
+# ROOT, uproot, pyhepmc), so no other dataset's job needs Delphes. Delphes runs inside the
+# job on each variant of each chunk (HepMC3 in $TMPDIR, never stored).
+from jetforge.detector.delphes import uses_delphes
+
+#: dataset names this rule builds; a pattern that matches nothing when there are none
+DELPHES_DATASETS = "|".join(
+    n for n, ds in config["datasets"].items() if uses_delphes(ds)
+)
+
+
+use rule generate_block as generate_block_delphes with:
+    wildcard_constraints:
+        dataset=DELPHES_DATASETS or r"(?!)",
+    conda:
+        "../../envs/delphes.yaml"
+
+
+ruleorder: generate_block_delphes > generate_block
+
+
 rule minbias_library:
     output:
         "results/gen/{dataset}/minbias_library.h5",

@@ -579,6 +579,21 @@ def read_delphes_events(
     return cands
 
 
+def uses_delphes(ds_cfg: Mapping[str, Any]) -> bool:
+    """Whether a dataset config's detector card runs the real Delphes (``model: delphes``).
+
+    The workflow reads this to give such a dataset's generation jobs their own rule and
+    env (envs/delphes.yaml: DelphesHepMC3 with ROOT, uproot, pyhepmc), so the other
+    datasets' jobs never need Delphes installed.
+    """
+    from jetforge.detector import load_card
+
+    name = ds_cfg.get("detector")
+    if not isinstance(name, str) or name == "none":
+        return False
+    return load_card(name)[0].get("model") == "delphes"
+
+
 def simulate_delphes(
     particles: ak.Array, card: Mapping[str, Any], rng: np.random.Generator
 ) -> ak.Array:
