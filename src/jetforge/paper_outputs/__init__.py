@@ -104,6 +104,11 @@ class OutputKind:
 TABLE_KINDS = Registry("table kind", {
     "rejection": "jetforge.paper_outputs.rs3l:REJECTION",  # RS3L Tables II, IV
     "wasserstein": "jetforge.paper_outputs.rs3l:WASSERSTEIN",  # RS3L Tables III, V
+    "jpjepa_jetclass": "jetforge.paper_outputs.jpjepa:JETCLASS_REJECTION",  # JP-JEPA Table 1
+    "jpjepa_transfer": "jetforge.paper_outputs.jpjepa:TRANSFER",  # JP-JEPA Table 2
+    "calibration": "jetforge.paper_outputs.jpjepa:CALIBRATION",  # JP-JEPA §2.4 (any task)
+    "robustness": "jetforge.paper_outputs.jpjepa:ROBUSTNESS",  # JP-JEPA §2.3 (any experiment)
+    "jpjepa_variants": "jetforge.paper_outputs.jpjepa:VARIANTS",  # JP-JEPA Tables 3-5
     "pretraining_variants": "jetforge.paper_outputs.mpm:PRETRAINING_VARIANTS",  # MPM Table I
 })  # fmt: skip
 
@@ -114,6 +119,12 @@ FIGURE_KINDS = Registry("figure kind", {
 KIND_REGISTRIES = {"table_kinds": TABLE_KINDS, "figure_kinds": FIGURE_KINDS}
 
 
+    "jpjepa_tsne": "jetforge.paper_outputs.jpjepa_figures:TSNE",  # JP-JEPA Fig. 2(a)-(c)
+    "effective_rank": "jetforge.paper_outputs.jpjepa_figures:RANK",  # JP-JEPA Fig. 2(d)
+    "jpjepa_size_scan": "jetforge.paper_outputs.jpjepa_figures:SIZE_SCAN",  # JP-JEPA Fig. 2(e)
+    "jpjepa_class_rejection": "jetforge.paper_outputs.jpjepa_figures:CLASS_REJECTION",  # 2(f)
+    "robustness": "jetforge.paper_outputs.jpjepa_figures:ROBUSTNESS_FIGURE",  # Fig. 3(a)-(c)
+    "entropy": "jetforge.paper_outputs.jpjepa_figures:ENTROPY",  # JP-JEPA Fig. 3(d)
 @dataclass(frozen=True)
 class Declared:
     """One declared output: ``experiments.<experiment>.<section>.<name>``."""

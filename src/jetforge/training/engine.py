@@ -47,6 +47,7 @@ Logs (one run = one directory holding ``history.csv``):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import math
@@ -101,6 +102,12 @@ class EngineConfig:
     schedule: str = "constant"  # constant | cosine (after linear warm-up)
     warmup_steps: int = 0
     amp: bool = True  # bf16 autocast on CUDA (never on CPU)
+    min_lr: float = 0.0  # cosine floor (JP-JEPA §4.4: "cosine annealing down to 1e-6")
+    # optimiser steps in all (JP-JEPA Table 4 counts fine-tuning steps): replaces `epochs`
+    # by the epochs they need, training stops at the budget mid-epoch; null: `epochs`
+    steps: int | None = None
+    # no weight decay on biases, normalisation weights (1-d) and tokens (JP-JEPA §4.4)
+    decay_exclude_norms: bool = False
     compile: bool = False  # torch.compile the model (CUDA speed-up; off by default)
     tensorboard: bool = True  # TensorBoard event files in tensorboard/ beside history.csv
     # collapse detection (see collapse_reason); None disables each test
@@ -154,7 +161,9 @@ def _lr_lambda(cfg: EngineConfig, total_steps: int) -> Callable[[int], float]:
             return (step + 1) / cfg.warmup_steps
         if cfg.schedule == "cosine":
             span = max(total_steps - cfg.warmup_steps, 1)
-            return 0.5 * (1.0 + math.cos(math.pi * min(step - cfg.warmup_steps, span) / span))
+            floor = min(cfg.min_lr / cfg.lr, 1.0)  # each group keeps its share of lr
+            cos = 0.5 * (1.0 + math.cos(math.pi * min(step - cfg.warmup_steps, span) / span))
+            return floor + (1.0 - floor) * cos
         return 1.0
 
     return f
@@ -519,10 +528,23 @@ def _train_epoch(
     after_step: Callable[[TrainState], None] | None,
 ) -> _EpochTimes:
     """Apply the epoch's remaining ``batches``, updating ``state`` and writing the
+def _split_no_decay(model: nn.Module, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each group twice: its matrices with weight decay, its biases, normalisation weights
+    (1-d parameters) and tokens (names ending ``token``) with none (JP-JEPA §4.4)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    out = []
+    for g in groups:
+        free = [p for p in g["params"] if p.ndim <= 1 or names.get(id(p), "").endswith("token")]
+        ids = {id(p) for p in free}
+        out.append({**g, "params": [p for p in g["params"] if id(p) not in ids]})
+        out.append({**g, "params": free, "weight_decay": 0.0})
+    return [g for g in out if g["params"]]
+
+
     mid-epoch checkpoints that fall due; returns the epoch's throughput timings."""
     times, end = _EpochTimes(), object()
     t0 = time.perf_counter()
-    while True:
+    while run.cfg.steps is None or state.step < run.cfg.steps:
         t_a = time.perf_counter()
         batch = next(batches, end)
         if batch is end:
@@ -728,14 +750,19 @@ def fit(
         )
     groups = [dict(g) for g in param_groups]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, cfg.epochs * steps_per_epoch))
+    total = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
     run = _Run(
         model=model,
         step_model=model,
         opt=opt,
         sched=sched,
         params=[p for g in groups for p in g["params"]],
+    if cfg.steps is not None:  # a step budget: the epochs it needs, the last one cut short
+        cfg = dataclasses.replace(cfg, epochs=-(-int(cfg.steps) // max(steps_per_epoch, 1)))
         loss_fn=loss_fn,
+    if cfg.decay_exclude_norms:
+        groups = _split_no_decay(model, groups)
         cfg=cfg,
         device=device,
         steps_per_epoch=steps_per_epoch,

@@ -257,6 +257,9 @@ def _build_classifier(
         hidden=[round(float(k) * D) for k in fcfg.get("head_hidden_mult", [])],
         dropout=float(fcfg.get("head_dropout", 0.0)),
     )
+    # what evaluation.robustness.save_classifier stores so the classifier can be rebuilt
+    model.saved_config = {"backbone_cfg": bb_cfg, "mode": mode, "lora": {
+        "rank": int(fcfg.get("lora_rank", 1)), "alpha": float(fcfg.get("lora_alpha", 1.0))}}
     return model, bb_cfg, lora_params
 
 
@@ -349,6 +352,9 @@ def run_finetune(
         chosen = results[best]
         attrs.update(n_val=int(val[0].size), val_loss=chosen.val_loss,
                      best_epoch=chosen.best_epoch, scan_point=repr(points[best]))  # fmt: skip
+    from jetforge.evaluation.robustness import save_classifier  # test-time evaluations
+
+    save_classifier(out.with_name("model.pt"), results[best].model)
     _predict_test(results[best].model, test_h5, out, dev, classes, signal, background, attrs)
 
 

@@ -1,0 +1,347 @@
+"""JP-JEPA's figures (Letellier, Vacheret, Jurie, arXiv:2606.14813): Fig. 2 (t-SNE of the
+frozen embedding by label, jet energy and p_T; effective rank during pre-training;
+accuracy vs labelled jets; per-class rejection relative to ParT from scratch) and Fig. 3
+(robustness to removed inputs; entropy of the predictions).
+
+Figures draw from files other rules make (embeddings, histories, prediction files, the
+robustness table), so none of them trains or loads a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from jetforge import experiment as X
+from jetforge.paper_outputs import OutputJob, OutputKind
+from jetforge.paper_outputs import jpjepa as J
+from jetforge.workflow import targets as T
+
+MODE_STYLE = {
+    "floating": ("tab:blue", "--"),
+    "supervised": ("tab:orange", "-"),
+    "fixed": ("tab:green", ":"),
+    "lora": ("tab:purple", "-."),
+}
+TSNE_COLORS = ("label", "energy", "pt")
+PANELS = ("single", "group", "particles")
+
+
+def _figure(figsize: tuple[float, float] = (6.4, 4.8)) -> tuple[Any, Any]:
+    import matplotlib.pyplot as plt
+
+    from jetforge.reporting.style import apply_style
+
+    apply_style()
+    return plt.subplots(figsize=figsize)
+
+
+def _save(fig: Any, ax: Any, job: OutputJob, rlabel: str) -> None:
+    from jetforge.reporting.style import label, save_figure
+
+    label(ax, rlabel=rlabel)
+    save_figure(fig, job.stem)
+
+
+def _augset(job_or_exp: Any, spec: Mapping[str, Any]) -> str:
+    exp = job_or_exp.exp if isinstance(job_or_exp, OutputJob) else job_or_exp
+    return str(spec.get("augset") or next(iter(X.augsets(exp))))
+
+
+# ------------------------------------------------------------------ Fig. 2(a)-(c)
+
+
+def _tsne_inputs(config: dict, experiment: str, spec: dict) -> dict[str, list[str]]:
+    aug = _augset(config["experiments"][experiment], spec)
+    return {"embedding": [T.embedding_path(config, experiment, aug)]}
+
+
+def _tsne_errors(config: dict, experiment: str, spec: dict) -> list[str]:
+    if spec.get("color") not in TSNE_COLORS:
+        return [f"color: {spec.get('color')!r} must be one of {list(TSNE_COLORS)}"]
+    return []
+
+
+def jet_energy(pt: np.ndarray, eta: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """E = sqrt(m² + (p_T cosh η)²) of each jet (GeV)."""
+    return np.sqrt(mass.astype(np.float64) ** 2 + (pt * np.cosh(eta)) ** 2)
+
+
+def build_tsne(job: OutputJob) -> None:
+    """One t-SNE (fixed seed, so panels a-c show the same map) of up to ``n_jets`` jets
+    drawn evenly from the classes, coloured by ``color``."""
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    path = job.inputs["embedding"][0]
+    with h5py.File(path, "r") as f:
+        z = np.asarray(f["z"][()], np.float64)
+        jets = {k: np.asarray(f[f"jets/{k}"][()]) for k in ("label", "pt", "eta", "mass")}
+        names = [x.decode() if isinstance(x, bytes) else str(x) for x in f.attrs["class_names"]]
+    rng = np.random.default_rng(job.seed)
+    n = int(job.spec.get("n_jets", 1000))
+    per = max(1, n // max(1, len(np.unique(jets["label"]))))
+    sel = np.sort(
+        np.concatenate(
+            [
+                rng.permutation(np.flatnonzero(jets["label"] == c))[:per]
+                for c in np.unique(jets["label"])
+            ]
+        )
+    )
+    xy = TSNE(
+        2, random_state=job.seed, init="pca", perplexity=min(30.0, (sel.size - 1) / 3)
+    ).fit_transform(z[sel])
+    fig, ax = _figure((6.4, 5.6))
+    color = job.spec["color"]
+    if color == "label":
+        for c in np.unique(jets["label"][sel]):
+            m = jets["label"][sel] == c
+            ax.scatter(
+                xy[m, 0],
+                xy[m, 1],
+                s=5,
+                alpha=0.7,
+                label=names[int(c)],
+                rasterized=True,
+                color=plt.get_cmap("tab10")(int(c) % 10),
+            )
+        ax.legend(frameon=False, fontsize=7, markerscale=2, ncol=2)
+    else:
+        v = jets["pt"] if color == "pt" else jet_energy(jets["pt"], jets["eta"], jets["mass"])
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=v[sel], s=5, cmap="viridis", rasterized=True)
+        fig.colorbar(sc, ax=ax, label=f"jet {'$p_T$' if color == 'pt' else 'energy'} [GeV]")
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    _save(fig, ax, job, f"frozen [CLS], {sel.size} jets")
+
+
+# ------------------------------------------------------------------ Fig. 2(d)
+
+
+def _rank_inputs(config: dict, experiment: str, spec: dict) -> dict[str, list[str]]:
+    aug = _augset(config["experiments"][experiment], spec)
+    return {"histories": T.pretrain_histories(config, experiment, aug)}
+
+
+def build_rank(job: OutputJob) -> None:
+    """``val_effective_rank`` of the validation [CLS] embeddings vs optimiser step, one
+    line per pre-training seed (the paper also draws the mean particle token, which the
+    history does not record)."""
+    fig, ax = _figure()
+    for r, path in enumerate(job.inputs["histories"]):
+        h = pd.read_csv(path)
+        if "val_effective_rank" not in h:
+            raise ValueError(f"{path}: no val_effective_rank column (data contract)")
+        ax.plot(h["step"], h["val_effective_rank"], marker="o", label=f"[cls], seed {r}")
+    ax.set_xlabel("pre-training step")
+    ax.set_ylabel("effective rank")
+    ax.legend(frameon=False)
+    # history.csv's rank is the collapse check's, of the centred matrix (App. C.2 does not
+    # centre; the probe tables quote the paper's): say so on the figure
+    _save(fig, ax, job, "validation [CLS], centred")
+
+
+# ------------------------------------------------------------------ Fig. 2(e)
+
+
+def build_size_scan(job: OutputJob) -> None:
+    """Accuracy vs labelled jets, fine-tuned (dashed) vs from scratch (solid)."""
+    from jetforge.evaluation.probes import classification_metrics
+
+    task = job.spec["task"]
+    rows = []
+    for e, run in J.runs_of(job.config, job.experiment, job.spec, task):
+        p = J.read_predictions(T.prediction_path(e, run))
+        acc = classification_metrics(p["score"], p["label"], p.get("classes"))["accuracy"]
+        rows.append({"mode": run["mode"], "n": run["n_train"], "acc": acc})
+    df = pd.DataFrame(rows).groupby(["mode", "n"], sort=True)["acc"].agg(["mean", "std"])
+    fig, ax = _figure()
+    for mode, g in df.groupby(level=0):
+        c, ls = MODE_STYLE.get(str(mode), ("k", "-"))
+        n = g.index.get_level_values(1)
+        ax.errorbar(
+            n,
+            g["mean"],
+            yerr=g["std"].fillna(0),
+            color=c,
+            ls=ls,
+            marker="o",
+            capsize=3,
+            label=J.MODE_LABELS.get(str(mode), str(mode)),
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled jets")
+    ax.set_ylabel(f"accuracy ({task})")
+    ax.legend(frameon=False)
+    _save(fig, ax, job, f"{task}, mean ± std over repeats")
+
+
+# ------------------------------------------------------------------ Fig. 2(f)
+
+
+def build_class_rejection(job: OutputJob) -> None:
+    """Per-class rejection of the fine-tuned model relative to ParT from scratch (ratio of
+    the means at the largest labelled size), the paper's JP-JEPA Mini / ParT ratio beside."""
+    task = job.spec["task"]
+    classes = list(J.task_spec(job.config, job.experiment, task, job.spec)["classes"])
+    bkg = job.spec.get("background", classes[0])
+    effs = J._class_effs(job.spec, classes)
+    long = J.multiclass_rows(job, task, effs, bkg)
+    long["mode"] = long["setup"].str.partition("-")[0]
+    long["n"] = long["setup"].str.rsplit("-n", n=1).str[-1].astype(int)
+    last = long[long["n"] == long["n"].max()]
+    mean = last.groupby("mode")[[f"rej_{c}" for c in effs]].mean()
+    if not {"floating", "supervised"} <= set(mean.index):
+        raise ValueError(f"{task}: needs floating and supervised runs, have {sorted(mean.index)}")
+    ratio = mean.loc["floating"] / mean.loc["supervised"]
+    ref = (job.reference() or {}).get("rows") or {}
+    paper = [
+        (ref.get("JP-JEPA (Mini)", {}).get(f"rej_{c}") or np.nan)
+        / (ref.get("ParT", {}).get(f"rej_{c}") or np.nan)
+        for c in effs
+    ]
+    fig, ax = _figure((7.2, 4.8))
+    x = np.arange(len(effs))
+    ax.bar(x - 0.2, ratio.to_numpy(), 0.4, label="ours (fine-tuned / scratch)")
+    ax.bar(x + 0.2, paper, 0.4, label="paper (JP-JEPA Mini / ParT, Table 1)", alpha=0.6)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xticks(x, [f"{c}\nRej{effs[c] * 100:g}" for c in effs], fontsize=7, rotation=45)
+    ax.set_ylabel("rejection ratio")
+    ax.legend(frameon=False, fontsize=8)
+    _save(fig, ax, job, f"{task}, n = {int(last['n'].max())}")
+
+
+# ------------------------------------------------------------------ Fig. 3(d)
+
+
+def build_entropy(job: OutputJob) -> None:
+    """Density of the predictions' entropy per mode (repeats pooled)."""
+    from jetforge.evaluation.calibration import prediction_entropy
+
+    task = job.spec["task"]
+    fig, ax = _figure()
+    by_mode: dict[str, list[np.ndarray]] = {}
+    for e, run in J.runs_of(job.config, job.experiment, job.spec, task):
+        p = J.read_predictions(T.prediction_path(e, run))
+        by_mode.setdefault(run["mode"], []).append(prediction_entropy(p["score"]))
+    top = max(float(np.concatenate(v).max()) for v in by_mode.values())
+    bins = np.linspace(0.0, max(top, 1e-3), 31)
+    for mode, parts in by_mode.items():
+        c, ls = MODE_STYLE.get(mode, ("k", "-"))
+        ax.hist(
+            np.concatenate(parts),
+            bins=bins,
+            density=True,
+            histtype="step",
+            color=c,
+            ls=ls,
+            lw=1.5,
+            label=J.MODE_LABELS.get(mode, mode),
+        )
+    ax.set_xlabel("entropy of the predicted probabilities [nats]")
+    ax.set_ylabel("density")
+    ax.legend(frameon=False)
+    _save(fig, ax, job, f"{task} test jets")
+
+
+# ------------------------------------------------------------------ Fig. 3(a)-(c)
+
+
+def _robust_fig_inputs(config: dict, experiment: str, spec: dict) -> dict[str, list[str]]:
+    from jetforge.papers import paper_of
+
+    paper = paper_of(experiment, config["experiments"][experiment]) or experiment
+    return {"table": [J.table_csv(paper, str(spec["table"]))]}
+
+
+def _robust_fig_errors(config: dict, experiment: str, spec: dict) -> list[str]:
+    errs = []
+    tables = config["experiments"][experiment].get("tables") or {}
+    if tables.get(spec.get("table"), {}).get("kind") != "robustness":
+        errs.append(
+            f"table: {spec.get('table')!r} is not a robustness table of "
+            f"{experiment}; its tables: {sorted(tables)}"
+        )
+    if spec.get("panel") not in PANELS:
+        errs.append(f"panel: {spec.get('panel')!r} must be one of {list(PANELS)}")
+    return errs
+
+
+def build_robust_fig(job: OutputJob) -> None:
+    """Accuracy with what was removed on the x axis (bars for variables and groups, a line
+    over the removed fraction for particles), nominal accuracy as a horizontal line."""
+    df = pd.read_csv(job.inputs["table"][0])
+    panel = job.spec["panel"]
+    fig, ax = _figure((8.0, 4.8) if panel == "single" else (6.4, 4.8))
+    setups = list(dict.fromkeys(df["setup"]))
+    for k, sid in enumerate(setups):
+        mode = sid.partition("-")[0]
+        c, ls = MODE_STYLE.get(mode, ("k", "-"))
+        d = df[df["setup"] == sid]
+        nom = d[d["dropped_kind"] == "none"]["acc"].iloc[0]
+        sub = d[d["dropped_kind"] == panel]
+        if panel == "particles":
+            fr = np.concatenate([[0.0], sub["dropped"].astype(float)])
+            ax.errorbar(
+                fr,
+                np.concatenate([[nom], sub["acc"]]),
+                yerr=np.concatenate([[0.0], sub["acc_std"]]),
+                color=c,
+                ls=ls,
+                marker="o",
+                capsize=3,
+                label=J.setup_label(sid),
+            )
+        else:
+            x = np.arange(len(sub)) + (k - (len(setups) - 1) / 2) * 0.8 / len(setups)
+            ax.bar(
+                x,
+                sub["acc"],
+                0.8 / len(setups),
+                yerr=sub["acc_std"],
+                color=c,
+                alpha=0.7,
+                label=J.setup_label(sid),
+            )
+            ax.axhline(nom, color=c, ls=ls, lw=1)
+            ax.set_xticks(np.arange(len(sub)), list(sub["dropped"]), rotation=60, fontsize=7)
+    ax.set_xlabel(
+        "fraction of particles removed"
+        if panel == "particles"
+        else f"removed {'variable' if panel == 'single' else 'group'}"
+    )
+    ax.set_ylabel("accuracy")
+    ax.legend(frameon=False, fontsize=8)
+    _save(fig, ax, job, "test time; lines: nothing removed")
+
+
+def _task_figure_errors(config: dict, experiment: str, spec: dict) -> list[str]:
+    return J.task_errors(config, experiment, spec.get("task"), None, spec)
+
+
+def _multi_figure_errors(config: dict, experiment: str, spec: dict) -> list[str]:
+    return J._jetclass_errors(config, experiment, spec)
+
+
+TSNE = OutputKind(
+    _tsne_inputs, build_tsne, _tsne_errors, frozenset({"color", "n_jets", "augset"}), heavy=True
+)
+RANK = OutputKind(_rank_inputs, build_rank, keys=frozenset({"augset"}))
+SIZE_SCAN = OutputKind(J.task_inputs, build_size_scan, _task_figure_errors, J.TASK_KEYS)
+CLASS_REJECTION = OutputKind(
+    J.task_inputs,
+    build_class_rejection,
+    _multi_figure_errors,
+    J.TASK_KEYS | {"background", "class_efficiencies"},
+)
+ENTROPY = OutputKind(J.task_inputs, build_entropy, _task_figure_errors, J.TASK_KEYS)
+ROBUSTNESS_FIGURE = OutputKind(
+    _robust_fig_inputs, build_robust_fig, _robust_fig_errors, frozenset({"table", "panel"})
+)
