@@ -89,3 +89,15 @@ def test_paper_configs_ask_for_what_a_cluster_has(paper):
         assert R.generation_runtime(ds, k) <= 12 * 60
     for name in cfg["experiments"]:
         assert R.train_runtime(cfg, name, "pretrain") <= R.TRAIN_MAX_MIN
+
+
+def test_training_host_memory_follows_the_device():
+    """Activations are host memory only on CPU: a paper-scale model declares them in full
+    with ``device: cpu``, a bounded amount with ``auto`` (covering the CUDA context)."""
+    cfg = _paper("mpm.yaml")
+    auto = R.train_mem_mb(cfg, "mpm", "pretrain")
+    cfg["device"] = "cpu"
+    cpu = R.train_mem_mb(cfg, "mpm", "pretrain")
+    cfg["device"] = "cuda"
+    cuda = R.train_mem_mb(cfg, "mpm", "pretrain")
+    assert cuda < auto <= 16000 and cpu > 4 * auto

@@ -204,6 +204,13 @@ TRAIN_S_PER_JP = {"edgeconv": 1.1e-5, "normformer": 2.5e-5, "vit": 1.0e-4, "part
 TRAIN_S_PER_JP_DEFAULT = 1.2e-4
 #: bytes per parameter held by a training: weights, gradients, two Adam moments
 BYTES_PER_PARAM = 16
+#: host memory of the activations with ``device: auto``: at most this (MB). Why a cap: the
+#: activations live in host memory only when no GPU is found (our CPU demo runs, all
+#: below it); on a GPU node they live on the GPU and the host holds the CUDA context
+#: instead (~2–3 GB, not measured here), which the cap covers. A paper-scale model with
+#: ``device: cpu`` declares its activations in full; with ``device: cuda``, the context.
+AUTO_HOST_ACT_CAP_MB = 4000.0
+CUDA_HOST_MB = 3000.0
 
 
 def _particles(ds: Mapping[str, Any]) -> int:
@@ -234,16 +241,20 @@ def _scale(exp: Mapping[str, Any]) -> float:
     return max(1.0, p / 65536.0) if p else 1.0
 
 
-def training_mem_mb(exp: Mapping[str, Any], ds: Mapping[str, Any], stage: str) -> int:
-    """Host memory of a tokenizer, pre-training, fine-tuning or embedding job."""
+def training_mem_mb(
+    exp: Mapping[str, Any], ds: Mapping[str, Any], stage: str, device: str = "auto"
+) -> int:
+    """Host memory of a tokenizer, pre-training, fine-tuning or embedding job on ``device``
+    (the config's ``device``: auto, cpu or cuda; see :data:`AUTO_HOST_ACT_CAP_MB`)."""
     block = exp.get(stage) or exp.get("pretrain", {})
     batch = int(block.get("batch_size", exp.get("pretrain", {}).get("batch_size", 256)))
     # two views in pre-training; fine-tuning and embedding hold the test split's outputs
     # and evaluation batches beside the training batch: the same measured fit
     views = 1 if stage == "tokenizer" else 2
     act_kb = ACT_KB.get(_backbone(exp), ACT_KB_DEFAULT) * math.sqrt(_scale(exp))
-    mb = TRAIN_BASE_MB + act_kb * batch * _particles(ds) * views / 1e3
-    mb += BYTES_PER_PARAM * _params(exp) / 1e6
+    act_mb = act_kb * batch * _particles(ds) * views / 1e3
+    host_act = {"cpu": act_mb, "cuda": CUDA_HOST_MB}.get(device, min(act_mb, AUTO_HOST_ACT_CAP_MB))
+    mb = TRAIN_BASE_MB + host_act + BYTES_PER_PARAM * _params(exp) / 1e6
     return math.ceil(MEM_MARGIN * mb)
 
 
@@ -263,7 +274,8 @@ def training_runtime(exp: Mapping[str, Any], ds: Mapping[str, Any], stage: str,
 def train_mem_mb(config: Mapping[str, Any], experiment: str, stage: str) -> int:
     """:func:`training_mem_mb` of an experiment's ``stage`` (rule lambdas call this)."""
     exp = config["experiments"][experiment]
-    return training_mem_mb(exp, config["datasets"][exp["dataset"]], stage)
+    device = str(config.get("device", "auto"))
+    return training_mem_mb(exp, config["datasets"][exp["dataset"]], stage, device)
 
 
 def train_runtime(
