@@ -101,13 +101,13 @@ class EngineConfig:
     checkpoint_every: int = 50
     schedule: str = "constant"  # constant | cosine (after linear warm-up)
     warmup_steps: int = 0
-    amp: bool = True  # bf16 autocast on CUDA (never on CPU)
     min_lr: float = 0.0  # cosine floor (JP-JEPA §4.4: "cosine annealing down to 1e-6")
     # optimiser steps in all (JP-JEPA Table 4 counts fine-tuning steps): replaces `epochs`
     # by the epochs they need, training stops at the budget mid-epoch; null: `epochs`
     steps: int | None = None
     # no weight decay on biases, normalisation weights (1-d) and tokens (JP-JEPA §4.4)
     decay_exclude_norms: bool = False
+    amp: bool = True  # bf16 autocast on CUDA (never on CPU)
     compile: bool = False  # torch.compile the model (CUDA speed-up; off by default)
     tensorboard: bool = True  # TensorBoard event files in tensorboard/ beside history.csv
     # collapse detection (see collapse_reason); None disables each test
@@ -519,15 +519,6 @@ def _progress_bar(run: _Run, state: TrainState, epoch: int, desc: str) -> Any:
     )
 
 
-def _train_epoch(
-    run: _Run,
-    batches: Iterator[Batch],
-    state: TrainState,
-    epoch: int,
-    bar: Any,
-    after_step: Callable[[TrainState], None] | None,
-) -> _EpochTimes:
-    """Apply the epoch's remaining ``batches``, updating ``state`` and writing the
 def _split_no_decay(model: nn.Module, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each group twice: its matrices with weight decay, its biases, normalisation weights
     (1-d parameters) and tokens (names ending ``token``) with none (JP-JEPA §4.4)."""
@@ -541,6 +532,15 @@ def _split_no_decay(model: nn.Module, groups: list[dict[str, Any]]) -> list[dict
     return [g for g in out if g["params"]]
 
 
+def _train_epoch(
+    run: _Run,
+    batches: Iterator[Batch],
+    state: TrainState,
+    epoch: int,
+    bar: Any,
+    after_step: Callable[[TrainState], None] | None,
+) -> _EpochTimes:
+    """Apply the epoch's remaining ``batches``, updating ``state`` and writing the
     mid-epoch checkpoints that fall due; returns the epoch's throughput timings."""
     times, end = _EpochTimes(), object()
     t0 = time.perf_counter()
@@ -748,7 +748,11 @@ def fit(
             f"no training batches per epoch (steps_per_epoch={steps_per_epoch}); "
             "dataset too small for the batch size?"
         )
+    if cfg.steps is not None:  # a step budget: the epochs it needs, the last one cut short
+        cfg = dataclasses.replace(cfg, epochs=-(-int(cfg.steps) // max(steps_per_epoch, 1)))
     groups = [dict(g) for g in param_groups]
+    if cfg.decay_exclude_norms:
+        groups = _split_no_decay(model, groups)
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
@@ -758,11 +762,7 @@ def fit(
         opt=opt,
         sched=sched,
         params=[p for g in groups for p in g["params"]],
-    if cfg.steps is not None:  # a step budget: the epochs it needs, the last one cut short
-        cfg = dataclasses.replace(cfg, epochs=-(-int(cfg.steps) // max(steps_per_epoch, 1)))
         loss_fn=loss_fn,
-    if cfg.decay_exclude_norms:
-        groups = _split_no_decay(model, groups)
         cfg=cfg,
         device=device,
         steps_per_epoch=steps_per_epoch,
