@@ -12,6 +12,7 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/imports.smk"
 include: "workflow/rules/generation.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/training.smk"

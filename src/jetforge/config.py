@@ -234,12 +234,13 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
     if ds is None:
         return [f"config key {key}.dataset: {exp.get('dataset')!r} is not a dataset; defined: "
                 f"{sorted(config.get('datasets', {}))}"]  # fmt: skip
+    from jetforge.datasets import dataset_splits, variant_names
+
     errs: list[str] = []
     for role, split in X.splits(exp).items():
-        if split not in ds.get("chunks", {}):
+        if split not in dataset_splits(ds):
             errs.append(f"config key {key}.splits.{role}: dataset {exp['dataset']!r} has no split "
-                        f"{split!r}; it has {sorted(ds.get('chunks', {}))}")  # fmt: skip
-    from jetforge.datasets import variant_names
+                        f"{split!r}; it has {sorted(dataset_splits(ds))}")  # fmt: skip
 
     procs, variants = ds.get("processes", []), variant_names(ds)
     for p in exp["pretrain"].get("processes") or []:
@@ -322,9 +323,8 @@ def _builder_errors(key: str, kind: str, ds: dict[str, Any]) -> list[str]:
     the schema and the builder drift apart."""
     import importlib
 
-    module = {"single": "jetforge.datasets.single", "hadfork": "jetforge.datasets.hadfork"}.get(
-        kind
-    )
+    module = {"single": "jetforge.datasets.single", "hadfork": "jetforge.datasets.hadfork",
+              "import": "jetforge.datasets.importers"}.get(kind)  # fmt: skip
     if module is None:
         return []
     parse = getattr(importlib.import_module(module), "parse_config", None)
@@ -431,7 +431,7 @@ def _finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
     """Fine-tuning tasks: their dataset, classes, splits, grid augsets and whether the
     task's dataset can be read in the backbone's input convention."""
     from jetforge import experiment as X
-    from jetforge.datasets import feature_set
+    from jetforge.datasets import dataset_splits, feature_set
     from jetforge.jets.featuresets import FEATURE_SETS
 
     errs: list[str] = []
@@ -455,10 +455,10 @@ def _finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
                 errs.append(f"{tkey}: {p!r} is not a process of dataset {name!r}; it has {procs}")
         if name != exp["dataset"]:
             for role, split in {"train": "train", "test": "test", **spec.get("splits", {})}.items():
-                if split not in ds.get("chunks", {}):
+                if split not in dataset_splits(ds):
                     errs.append(
                         f"{tkey}.splits.{role}: dataset {name!r} has no split {split!r}; it has "
-                        f"{sorted(ds.get('chunks', {}))}"
+                        f"{sorted(dataset_splits(ds))}"
                     )
             theirs = feature_set(ds)
             if theirs != own:

@@ -72,7 +72,9 @@ def paper_category(wc):
 
 
 def validation_split(wc):
-    splits = list(config["datasets"][wc.dataset]["chunks"])
+    from jetforge.datasets import dataset_splits
+
+    splits = dataset_splits(config["datasets"][wc.dataset])
     split = "test" if "test" in splits else splits[0]
     return T.SPLIT_H5.format(dataset=wc.dataset, split=split)
 

@@ -10,6 +10,8 @@ rule merge_split:
         "logs/datasets/{dataset}/{split}.log",
     benchmark:
         "benchmarks/datasets/{dataset}/{split}.tsv"
+    wildcard_constraints:
+        dataset=GENERATED_DATASETS,  # import datasets: rule import_split (imports.smk)
     conda:
         "../../envs/generation.yaml"
     threads: 1

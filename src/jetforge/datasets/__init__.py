@@ -19,6 +19,18 @@ BUILDERS: dict[str, tuple[str, bool, str | None]] = {
     "resim": ("jetforge.datasets.resim:build_resim_chunk", True, "rs3l"),  # RS3L variants
     "single": ("jetforge.datasets.single:build_jets_chunk", True, None),  # config `features`
     "hadfork": ("jetforge.datasets.hadfork:build_hadfork_chunk", False, None),  # tracks + cells
+    # the public releases, read from their files: no chunk jobs; the workflow's rule
+    # import_split calls this once per split (feature set: IMPORT_FEATURE_SETS[format])
+    "import": ("jetforge.datasets.importers:import_split", False, None),
+}
+
+#: feature set each import format is stored in (jetforge.datasets.importers.FORMATS),
+#: here so that config checks and targets need not import uproot or the readers
+IMPORT_FEATURE_SETS: dict[str, str] = {
+    "jetclass_root": "part17",  # ParT / JetClass 17 particle features
+    "jetnet_h5": "jetnet",  # (etarel, phirel, ptrel, mask)
+    "toptag_h5": "kinematic4",  # (E, px, py, pz)
+    "quarkgluon_npz": "pid_kin",  # ParT qg_kinpid 13 features
 }
 
 
@@ -27,6 +39,7 @@ BUILDERS: dict[str, tuple[str, bool, str | None]] = {
 FIXED_VARIANTS: dict[str, tuple[str, ...]] = {
     "single": ("nominal",),
     "hadfork": ("fork_a", "fork_b"),  # one shower, two hadronizations (Rieck et al.)
+    "import": ("nominal",),
 }
 
 
@@ -54,4 +67,13 @@ def uses_lhe(kind: str) -> bool:
 
 def feature_set(ds: dict[str, Any]) -> str | None:
     """The feature set (``jetforge.jets.featuresets``) a dataset config's files hold."""
+    if ds.get("kind") == "import":
+        return IMPORT_FEATURE_SETS.get(ds.get("format", ""))
     return ds.get("features", BUILDERS[ds.get("kind", "resim")][2])
+
+
+def dataset_splits(ds: dict[str, Any]) -> list[str]:
+    """The splits a dataset config has: ``files`` of an import, else ``chunks``."""
+    if ds.get("kind") == "import":
+        return list(ds.get("files") or {})
+    return list(ds.get("chunks") or {})

@@ -4,12 +4,16 @@ jetforge stores every hard scatter as LHE so that (i) each one can be re-showere
 number of times with different settings (RS3L re-simulation), and (ii) users can replace
 our Pythia hard process with MadGraph (or any LHEF producer) output. The reader is strict:
 a truncated or malformed file raises ``LHEError`` naming the file and the event, since a
-silently short file would misalign the re-simulated variants.
+silently short file would misalign the re-simulated variants. Gzipped files (MadGraph's
+``unweighted_events.lhe.gz``) are read transparently, recognised by their magic bytes
+rather than the name, with the same checks; Pythia reads them as they are
+(``Beams:LHEF``), so they need no unpacking anywhere in the chain.
 """
 
 from __future__ import annotations
 
 import gc
+import gzip
 import math
 import os
 import re
@@ -365,10 +369,31 @@ def iter_lhe_events(path: str | os.PathLike[str]) -> Iterator[LHEEvent]:
     yield from _read(Path(path))[1]
 
 
+#: the first two bytes of every gzip member (RFC 1952)
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, inflated if it is gzip; a damaged or cut gzip stream is an
+    ``LHEError`` naming the file (gzip's own EOFError names none)."""
+    with open(path, "rb") as fh:
+        packed = fh.read(2) == GZIP_MAGIC
+    if not packed:
+        return path.read_text()
+    try:
+        with gzip.open(path, "rt") as fh:
+            return fh.read()
+    except (EOFError, OSError, UnicodeDecodeError) as exc:
+        raise LHEError(
+            f"{path}: gzip stream cannot be read to its end ({exc}); a truncated or damaged "
+            ".lhe.gz: copy it again or regenerate it"
+        ) from None
+
+
 def _read(path: Path) -> tuple[LHEInit, list[LHEEvent]]:
     if not path.exists():
         raise LHEError(f"{path}: LHE file does not exist")
-    text = path.read_text()
+    text = _read_text(path)
     if "<LesHouchesEvents" not in text:
         raise LHEError(f"{path}: not a Les Houches file (no <LesHouchesEvents> tag)")
     if "</LesHouchesEvents>" not in text:

@@ -261,9 +261,11 @@ def experiment_targets(config: dict, experiment: str) -> list[str]:
 
 def dataset_targets(config: dict) -> list[str]:
     """Every split of every dataset, plus its validation figures and checks."""
+    from jetforge.datasets import dataset_splits
+
     out: list[str] = []
     for name, ds in config.get("datasets", {}).items():
-        out += [SPLIT_H5.format(dataset=name, split=split) for split in ds["chunks"]]
+        out += [SPLIT_H5.format(dataset=name, split=split) for split in dataset_splits(ds)]
         out += [f"results/datasets/{name}/validation.json"]
         out += [f"results/figures/datasets/{name}/overview.{ext}" for ext in ("png", "pdf")]
     return out
