@@ -492,6 +492,51 @@ def agreement(
     return out
 
 
+# ----------------------------------------------------------------------------- engine
+
+
+def engine_run(quick: bool, device: torch.device, tmp: Path) -> dict[str, Any]:
+    """The engine's own CUDA path end to end: ``run_pretrain`` of the default config's
+    RS3L experiment (EdgeConv / SimCLR) on a synthetic paired file, with what a GPU node
+    gets -- bf16 autocast, pinned memory, the CUDA default of loader workers, CUDA RNG
+    states in the checkpoint -- eager and compiled (CUDA only); the throughput columns of
+    each run's last history row, and a rerun that must resume as finished."""
+    import csv
+
+    import loader as lb
+
+    from jetforge.training.pretrain import run_pretrain
+
+    case = CASES["edgeconv_simclr"]
+    exp = case_config(case, quick)
+    bs = QUICK_SHAPE["batch"] if quick else int(exp["pretrain"]["batch_size"])
+    P = QUICK_SHAPE["particles"] if quick else case.particles
+    h5 = lb.write_synthetic(tmp / "engine.h5", (6 if quick else 40) * bs, P=P, F=15)
+    out: dict[str, Any] = {"batch_pairs": bs}
+    for compiled in (False, True) if device.type == "cuda" else (False,):
+        e = copy.deepcopy(exp)
+        e["pretrain"].update(epochs=2, batch_size=bs, compile=compiled, tensorboard=False,
+                             checkpoint_every=10**6)  # fmt: skip
+        run_dir = tmp / f"engine_{'compile' if compiled else 'eager'}"
+        t0 = time.perf_counter()
+        try:
+            run_pretrain(str(h5), str(run_dir), e, "all", 0, 1, device=str(device))
+            wall = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            run_pretrain(str(h5), str(run_dir), e, "all", 0, 1, device=str(device))  # resumes
+            rerun = time.perf_counter() - t0
+        except Exception as err:  # a failing path is a finding, not a crash
+            out["compile" if compiled else "eager"] = {"error": f"{type(err).__name__}: {err}"}
+            continue
+        with open(run_dir / "history.csv") as f:
+            last = list(csv.DictReader(f))[-1]
+        keys = ("loss", "val_loss", "jets_per_s", "loader_jets_per_s", "step_jets_per_s")
+        out["compile" if compiled else "eager"] = {
+            "wall_s": wall, "rerun_s": rerun, **{k: float(last[k]) for k in keys if k in last},
+        }  # fmt: skip
+    return out
+
+
 # ----------------------------------------------------------------------------- one case
 
 
@@ -528,7 +573,7 @@ def run_case(case: Case, args: argparse.Namespace, device: torch.device, tmp: Pa
         try:
             tr = Trainer(copy.deepcopy(method), kind, device, amp, compiled, lr, clip)
             r = time_steps(tr, dev_batch, args.warm, args.min_s, args.max_steps)
-        except Exception as err:
+        except Exception as err:  # a failing path is a finding, not a crash
             out["modes"][mode] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
             continue
         finally:
@@ -553,6 +598,10 @@ def _fmt(v: Any, spec: str = ".0f") -> str:
     return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
 
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}%"
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown tables (what docs/performance.md quotes)."""
     d = report["device"]
@@ -570,7 +619,7 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {c['jets_per_batch']} | {_fmt(c['flops_per_step'] / 1e9, '.2f')} | "
                 f"{mode} | {_fmt(r['jets_per_s'])} | {_fmt(r['step_ms'], '.1f')} | "
-                f"{_fmt(mfu, '.2f')}% | {_fmt(r.get('peak_mem_gib'), '.2f')} | "
+                f"{_pct(mfu)} | {_fmt(r.get('peak_mem_gib'), '.2f')} | "
                 f"{_fmt(c['loader']['jets_per_s'])} |"
             )
     lines += ["", "| case | CPU vs device fp32 | fp32 vs bf16 |", "|---|---|---|"]
@@ -583,6 +632,13 @@ def markdown(report: dict[str, Any]) -> str:
                          f" {r['max_step_rel' if r['criterion'] == 'step' else 'mean_rel']:.1e}"
                          f" <= {r['tolerance']:.0e})")  # fmt: skip
         lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    if report.get("engine"):
+        lines += ["", f"run_pretrain (EdgeConv / SimCLR, {report['engine']['batch_pairs']} pairs"
+                  " per batch, 2 epochs, synthetic file):"]  # fmt: skip
+        for k, r in report["engine"].items():
+            if isinstance(r, dict):
+                lines.append(f"- {k}: " + (r.get("error") or ", ".join(
+                    f"{n} {v:.4g}" for n, v in r.items())))  # fmt: skip
     if report.get("part_vs_weaver"):
         import part as part_bench
 
@@ -620,6 +676,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="batch of the 20-step runs (their CPU half runs at paper model size)",
     )
     ap.add_argument("--no-agreement", action="store_true")
+    ap.add_argument("--no-engine", action="store_true", help="skip the run_pretrain section")
     ap.add_argument(
         "--part",
         choices=["auto", "on", "off"],
@@ -665,6 +722,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )  # fmt: skip
         write_report(report, out, t_start)
     with tempfile.TemporaryDirectory(prefix="jetforge-gpu-bench-") as tmp:
+        if not args.no_engine:
+            print("engine: run_pretrain (EdgeConv / SimCLR)", flush=True)
+            report["engine"] = engine_run(args.quick, device, Path(tmp))
+            write_report(report, out, t_start)
         for name in args.cases:
             print(f"{name}", flush=True)
             report["cases"][name] = run_case(CASES[name], args, device, Path(tmp), deadline)

@@ -304,7 +304,7 @@ def markdown(r: dict[str, Any]) -> str:
                 continue
             mfu = None if m.get("mfu") is None else 100 * m["mfu"]
             lines.append(f"| {name} | {res['flops_per_step'] / 1e9:.1f} | {mode} | "
-                         f"{m['jets_per_s']:.0f} | {m['step_ms']:.1f} | {gpu._fmt(mfu, '.2f')}% | "
+                         f"{m['jets_per_s']:.0f} | {m['step_ms']:.1f} | {gpu._pct(mfu)} | "
                          f"{gpu._fmt(m.get('peak_mem_gib'), '.2f')} |")  # fmt: skip
     if r.get("ratio_ours_best_to_weaver_best") is not None:
         lines.append(f"\nours (best mode) / weaver (best mode): "

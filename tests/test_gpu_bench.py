@@ -37,6 +37,9 @@ def test_quick_cpu_report(tmp_path: Path) -> None:
         assert "skipped" in agree["cpu_vs_device_fp32"]  # the device is the CPU
         assert agree["fp32_vs_bf16"]["pass"], (name, agree["fp32_vs_bf16"])
     assert report["device"]["bf16"] is None and report["modes"] == ["fp32"]
+    # the engine's own path (run_pretrain), trained and then resumed as finished
+    eager = report["engine"]["eager"]
+    assert eager["step_jets_per_s"] > 0 and eager["rerun_s"] < eager["wall_s"]
 
 
 def test_flop_count_includes_cpu_attention() -> None:
