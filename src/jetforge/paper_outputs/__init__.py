@@ -114,6 +114,8 @@ TABLE_KINDS = Registry("table kind", {
 
 FIGURE_KINDS = Registry("figure kind", {
     "accuracy_vs_labels": "jetforge.paper_outputs.mpm:ACCURACY_VS_LABELS",  # MPM Figs. 3-5
+    "tokenizer_reconstruction": "jetforge.paper_outputs.mpm_figures:TOKENIZER_RECONSTRUCTION",
+    "tsne_signal_fraction": "jetforge.paper_outputs.mpm_figures:TSNE_SIGNAL_FRACTION",  # MPM 8
 })  # fmt: skip
 
 KIND_REGISTRIES = {"table_kinds": TABLE_KINDS, "figure_kinds": FIGURE_KINDS}
