@@ -254,6 +254,10 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
                 errs.append(f"config key {key}.pretrain.augsets.{aug}: {v!r} is not an "
                             f"augmentation variant of dataset {exp['dataset']!r}; choose from "
                             f"{variants[1:]}")  # fmt: skip
+    pre = exp["pretrain"]
+    if pre.get("batch_size", 0) % pre.get("gpus", 1):
+        errs.append(f"config key {key}.pretrain.batch_size: {pre['batch_size']} is the global "
+                    f"batch and must split evenly over gpus={pre['gpus']}")  # fmt: skip
     errs += _finetune_errors(config, key, exp)
     errs += _shared_pretraining_errors(config, key, exp)
     errs += _tokenizer_errors(key, exp)

@@ -1,6 +1,7 @@
 # One path for every experiment (jetforge.experiment): [tokenizer] -> pretrain (augset x
 # repeat) -> finetune (task x mode x augset x n_train x repeat), and embedding export.
-# Training rules ask for one GPU (`gpu=1`): unconstrained locally, mapped by the Slurm
+# Training rules ask for one GPU (`gpu=1`; `pretrain`: `pretrain.gpus`, data-parallel with
+# torchrun inside the one job): unconstrained locally, mapped by the Slurm
 # profile to a GPU partition; the code falls back to CPU when none is present.
 
 
@@ -45,7 +46,7 @@ rule pretrain:
     resources:
         mem_mb=lambda wc: R.train_mem_mb(config, wc.experiment, "pretrain"),
         runtime=lambda wc: R.train_runtime(config, wc.experiment, "pretrain"),
-        gpu=1,
+        gpu=lambda wc: config["experiments"][wc.experiment]["pretrain"].get("gpus", 1),
     params:
         exp=experiment_cfg,
         seed=config["seed"],

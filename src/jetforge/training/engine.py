@@ -66,6 +66,7 @@ import torch
 from torch import Tensor, nn
 
 from jetforge.io.atomic import write_text, write_torch
+from jetforge.training import distributed as D
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +324,9 @@ def _epoch_scalars(row: Mapping[str, Any], train_terms: Sequence[str]) -> dict[s
 
 
 def _write_history(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Rewrite the whole CSV atomically (one row per finished epoch)."""
+    """Rewrite the whole CSV atomically (one row per finished epoch); rank 0 only."""
+    if D.rank() != 0:
+        return
     cols: list[str] = []
     for r in rows:
         cols += [c for c in r if c not in cols]
@@ -393,7 +396,10 @@ class _Run:
             "state": state.__dict__,
             "run_key": self.key,
         }
-        write_torch(self.ckpt_path, payload)
+        if D.world() > 1:  # every rank's RNG streams (collective: all ranks call save)
+            payload["rng_ranks"] = D.gather_objects(_rng_state())
+        if D.rank() == 0:
+            write_torch(self.ckpt_path, payload)
 
 
 @dataclass
@@ -440,7 +446,8 @@ def _resume(run: _Run) -> TrainState:
     run.model.load_state_dict(ck["model"])
     run.opt.load_state_dict(ck["optimizer"])
     run.sched.load_state_dict(ck["scheduler"])
-    _set_rng_state(ck["rng"])
+    ranks = ck.get("rng_ranks")  # written under torch.distributed (one state per rank)
+    _set_rng_state(ranks[D.rank()] if ranks and len(ranks) == D.world() else ck["rng"])
     state = TrainState(**ck["state"])
     log.info(
         "resumed %s at epoch %d batch %d (step %d)",
@@ -472,10 +479,11 @@ def _optimiser_step(
     applied and the gradient norm before clipping (None without clipping)."""
     with run.autocast():
         terms = run.loss_fn(run.step_model, batch)
-    values = {k: float(v.detach().float().item()) for k, v in terms.items()}
+    values = D.mean_values({k: float(v.detach().float().item()) for k, v in terms.items()})
     _check_finite(values, run, state, epoch)
     run.opt.zero_grad(set_to_none=True)
     terms["loss"].backward()
+    D.average_gradients(run.params)  # data-parallel: mean over ranks (no-op on one)
     grad_norm = None
     if run.cfg.grad_clip:
         grad_norm = torch.nn.utils.clip_grad_norm_(run.params, run.cfg.grad_clip)
@@ -694,7 +702,7 @@ def _run_epoch(
             close()  # stops a prefetching sampler's thread now, also on errors
         if bar is not None:
             bar.close()
-    row = _epoch_row(run, state, epoch, times, evaluate)
+    row = D.from_rank0(_epoch_row(run, state, epoch, times, evaluate))
     if run.tb is not None:  # before the checkpoint: a kill after it loses no point
         run.tb.scalars(_epoch_scalars(row, list(state.sums)), state.step)
         run.tb.flush()
@@ -772,7 +780,7 @@ def fit(
     state = _resume(run)
     if cfg.compile:
         run.step_model = torch.compile(model, dynamic=True)  # type: ignore[assignment]
-    if cfg.tensorboard and state.epoch < cfg.epochs:
+    if cfg.tensorboard and state.epoch < cfg.epochs and D.rank() == 0:
         run.tb = _TensorBoard(tensorboard_dir(hist_path), state.step)
     try:
         for epoch in range(state.epoch, cfg.epochs):

@@ -37,12 +37,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from jetforge.experiment import DEFAULT_AUGSET, NO_AUGSET
 from jetforge.generation.seeds import derive_seed
 from jetforge.methods import METHODS
 from jetforge.models.registry import backbone_inputs, build_backbone_for, save_backbone
+from jetforge.training import distributed as D
 from jetforge.training.data import (
     CellsInfo,
     DatasetInfo,
@@ -259,11 +260,18 @@ def _jets(
     )  # fmt: skip
 
 
+def _pair_loss(m: nn.Module, b: Any) -> dict[str, Tensor]:
+    """Contrastive loss of a pair batch; under torch.distributed on the embeddings of the
+    whole global batch (every rank's negatives), see :mod:`jetforge.training.distributed`."""
+    if D.world() == 1:
+        return m(b.x_a, b.m_a, b.x_b, b.m_b)
+    z_a, z_b = m.embed_pair(b.x_a, b.m_a, b.x_b, b.m_b)
+    return m.loss_from_embeddings(D.gather(z_a), D.gather(z_b))
+
+
 #: method ``sampler`` -> (items and batching, loss of one batch, validation, inputs fed)
 SAMPLERS: dict[str, tuple[Callable[..., _Data], Callable[..., Any], Callable[..., Any], tuple]] = {
-    "pairs": (
-        _pairs, lambda m, b: m(b.x_a, b.m_a, b.x_b, b.m_b), pair_diagnostics, ("particles",)
-    ),
+    "pairs": (_pairs, _pair_loss, pair_diagnostics, ("particles",)),
     "jets": (_jets, lambda m, b: m(b.x, b.mask), jet_diagnostics, ("particles",)),
     "multi_pairs": (
         _multi_pairs, lambda m, b: m(b), multi_pair_diagnostics, ("particles", "cells")
@@ -311,12 +319,14 @@ def run_pretrain(
             f"method {method!r} feeds {_what(fed)} {list(fed)} but backbone "
             f"{bcfg.get('name')!r} takes {_what(takes)} {list(takes)}"
         )
-    dev = resolve_device(device)
+    dev = resolve_device(D.init_from_env(device))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     info = DatasetInfo.read(train_h5)
     data = select(train_h5, info, exp_cfg, augset, method, seed)
-    bs = int(pcfg["batch_size"])
+    bs = int(pcfg["batch_size"])  # global: split over the ranks of a multi-GPU run
+    if bs % D.world():
+        raise ValueError(f"pretrain.batch_size={bs} does not split over {D.world()} GPUs")
     if data.train.size < bs:
         raise ValueError(
             f"only {data.train.size} training {data.unit} of {data.processes or 'all processes'} "
@@ -331,6 +341,8 @@ def run_pretrain(
     # a method may change the backbone it wraps (MPM's quantized inputs): saved config too
     bb_cfg = {**bb_cfg, **getattr(model, "backbone_cfg_updates", {})}
 
+    if D.world() > 1:  # same init on every rank, then each rank its own random views
+        torch.manual_seed(derive_seed("pretrain", data.tag, repeat, "rank", D.rank(), base=seed))
     data_seed = derive_seed("pretrain", data.tag, repeat, "data", base=seed)
     # loader worker processes for the training batches (validation: one small pass per
     # epoch, not worth starting processes for); batches are identical for any number
@@ -357,7 +369,8 @@ def run_pretrain(
     try:
         fit(
             model, [{"params": [p for p in model.parameters() if p.requires_grad]}], loss_fn,
-            train.epoch, len(train), EngineConfig.from_dict(pcfg), dev, out / "checkpoint.pt",
+            lambda e, s: D.sharded(train.epoch(e, s)), len(train), EngineConfig.from_dict(pcfg),
+            dev, out / "checkpoint.pt",
             out / "history.csv", evaluate=evaluate if val is not None else None,
             run_key=run_key, after_step=after_step, desc=f"pretrain[{data.tag} r{repeat}]",
         )  # fmt: skip
@@ -365,6 +378,8 @@ def run_pretrain(
         train.close()
         if val is not None:
             val.close()
+    if D.rank() != 0:
+        return
     meta = dict(data.meta)
     if "cells" in takes:
         meta["cells_feature_names"] = CellsInfo.read(train_h5).feature_names

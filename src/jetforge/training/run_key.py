@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 #: config keys that change how batches are read or what is checked, not what is trained
-#: (loader processes; the collapse checks): left out of run keys, so a checkpoint resumes
-#: whatever they are set to (e.g. a collapse check switched off after a false alarm)
-LOADER_ONLY_KEYS = ("loader_workers", "collapse_rank", "collapse_patience")
+#: (loader processes; the collapse checks; the number of GPUs a pre-training is spread
+#: over, which leaves the global batch as it is): left out of run keys, so a checkpoint
+#: resumes whatever they are set to (e.g. a collapse check switched off after a false alarm)
+LOADER_ONLY_KEYS = ("loader_workers", "collapse_rank", "collapse_patience", "gpus")
 
 
 def to_plain(obj: Any) -> Any:

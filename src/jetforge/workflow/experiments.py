@@ -29,12 +29,22 @@ def pretrain(
     exp: dict, train_h5: str, out_dir: str, augset: str, repeat: int, seed: int, device: str,
     tokenizer: str | None = None,
 ) -> None:  # fmt: skip
+    """One pre-training; with ``pretrain.gpus`` = N > 1 data-parallel over N local
+    processes started by torchrun (one Slurm job holding the N GPUs rule ``pretrain``
+    asks for), see :mod:`jetforge.training.distributed`."""
+    from jetforge.training.distributed import torchrun_pretrain
     from jetforge.training.pretrain import run_pretrain
 
     cfg = copy.deepcopy(exp)
     if tokenizer:
         cfg["pretrain"]["tokenizer_path"] = tokenizer
-    run_pretrain(train_h5, out_dir, cfg, augset, repeat=repeat, seed=seed, device=device)
+    args = dict(train_h5=train_h5, out_dir=out_dir, exp_cfg=cfg, augset=augset, repeat=repeat,
+                seed=seed, device=device)  # fmt: skip
+    n = int(cfg["pretrain"].get("gpus", 1))
+    if n > 1:
+        torchrun_pretrain(n, args)
+    else:
+        run_pretrain(**args)
 
 
 def finetune(
