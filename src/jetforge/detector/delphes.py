@@ -93,6 +93,8 @@ The Delphes route needs the real Delphes (C++, built against ROOT). Install it w
             (or, in an existing conda env: mamba install -c conda-forge delphes)
   * source: https://github.com/delphes/delphes (needs ROOT): cmake -S . -B build &&
             cmake --build build && cmake --install build, then put its bin/ on PATH.
+  * without conda: ROOT from PyPI (`pip install root`, in its own venv) and Delphes'
+            Makefile build, ~4 min on one core: docs/validation/delphes.md, section 1.
 If DelphesHepMC3 is installed but not on PATH, set `executable: /full/path/to/DelphesHepMC3`
 in the detector card (resources/detectors/delphes_cms.yaml) or pass executable=... ."""
 
