@@ -495,7 +495,9 @@ def agreement(
 # ----------------------------------------------------------------------------- engine
 
 
-def engine_run(quick: bool, device: torch.device, tmp: Path) -> dict[str, Any]:
+def engine_run(
+    quick: bool, device: torch.device, tmp: Path, deadline: float = math.inf
+) -> dict[str, Any]:
     """The engine's own CUDA path end to end: ``run_pretrain`` of the default config's
     RS3L experiment (EdgeConv / SimCLR) on a synthetic paired file, with what a GPU node
     gets -- bf16 autocast, pinned memory, the CUDA default of loader workers, CUDA RNG
@@ -514,6 +516,9 @@ def engine_run(quick: bool, device: torch.device, tmp: Path) -> dict[str, Any]:
     h5 = lb.write_synthetic(tmp / "engine.h5", (6 if quick else 40) * bs, P=P, F=15)
     out: dict[str, Any] = {"batch_pairs": bs}
     for compiled in (False, True) if device.type == "cuda" else (False,):
+        if compiled and time.perf_counter() > deadline:
+            out["compile"] = {"skipped": "time budget (--budget-s) spent"}
+            continue
         e = copy.deepcopy(exp)
         e["pretrain"].update(epochs=2, batch_size=bs, compile=compiled, tensorboard=False,
                              checkpoint_every=10**6)  # fmt: skip
@@ -637,7 +642,7 @@ def markdown(report: dict[str, Any]) -> str:
                   " per batch, 2 epochs, synthetic file):"]  # fmt: skip
         for k, r in report["engine"].items():
             if isinstance(r, dict):
-                lines.append(f"- {k}: " + (r.get("error") or ", ".join(
+                lines.append(f"- {k}: " + (r.get("error") or r.get("skipped") or ", ".join(
                     f"{n} {v:.4g}" for n, v in r.items())))  # fmt: skip
     if report.get("part_vs_weaver"):
         import part as part_bench
@@ -724,7 +729,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="jetforge-gpu-bench-") as tmp:
         if not args.no_engine:
             print("engine: run_pretrain (EdgeConv / SimCLR)", flush=True)
-            report["engine"] = engine_run(args.quick, device, Path(tmp))
+            report["engine"] = engine_run(args.quick, device, Path(tmp), deadline)
             write_report(report, out, t_start)
         for name in args.cases:
             print(f"{name}", flush=True)
