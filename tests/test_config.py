@@ -124,8 +124,8 @@ def test_transfer_tasks_read_converted_files(default_config):
         "train": "results/datasets/toptag/as_part17/n128/train.h5",
         "test": "results/datasets/toptag/as_part17/n128/test.h5",
     }
-    assert task_files(cfg, "jbot", "five_class") == {
-        "train": "results/datasets/jetnet/val.h5",
+    assert task_files(cfg, "jbot", "five_class") == {  # jBOT fine-tunes on its training set
+        "train": "results/datasets/jetnet/train.h5",
         "test": "results/datasets/jetnet/test.h5",
     }
 
@@ -243,9 +243,9 @@ def test_pretrain_from_shares_the_owners_pretrainings():
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
 def test_paper_config_dry_run_resolves(name, tmp_path):
     """`snakemake -n all` over config/config.yaml + the paper file exits 0. Every dataset's
-    chunk counts are capped at 1 (a third config file): the paper-scale DAGs have up to
-    ~80k chunk jobs and take minutes to plan, and the number of chunks changes nothing
-    else in the plan (experiments, tasks, grids, conversions, tokenizers)."""
+    chunk counts are capped at 1 (a third config file), with events per chunk raised so
+    the expected yields still cover the fine-tuning sizes: the number of chunks changes
+    nothing else in the plan (experiments, tasks, grids, conversions, tokenizers)."""
     import os
     import subprocess
     import sys
@@ -255,9 +255,13 @@ def test_paper_config_dry_run_resolves(name, tmp_path):
     def one_chunk(per_process: dict) -> dict:
         return {p: min(int(n), 1) for p, n in per_process.items()}
 
+    def most(d: dict) -> int:  # one chunk as big as the most a process had: same yields
+        return max([int(n) for per in d["chunks"].values() for n in per.values()] or [1])
+
     datasets = _merged(name)["datasets"]
     small = {"datasets": {
-        ds: {"chunks": {s: one_chunk(per) for s, per in d["chunks"].items()}}
+        ds: {"chunks": {s: one_chunk(per) for s, per in d["chunks"].items()},
+             "events_per_chunk": int(d["events_per_chunk"]) * most(d)}
         for ds, d in datasets.items()
     }}  # fmt: skip
     small_yaml = tmp_path / "one_chunk.yaml"
@@ -298,3 +302,16 @@ def test_tokenizer_kinds_are_the_tokenizers():
     defs = load_schema()["$defs"]
     assert set(defs["tokenizer"]["properties"]["kind"]["enum"]) == set(TOKENIZERS)
     assert tuple(defs["pretrain_mpm"]["properties"]["target"]["enum"]) == TARGETS
+
+
+def test_finetuning_beyond_the_expected_yield_is_refused_before_any_job() -> None:
+    """RS3L's paper grid asks for 8M labelled jets; the chunks must be expected to give
+    them (datasets.rs3l.expected_yield), else the sampler would fail after generation."""
+    from jetforge.config import ConfigError, load_config, validate_config
+
+    validate_config(load_config("config/config.yaml", "config/paper/rs3l.yaml"))
+    cfg = load_config("config/config.yaml", "config/paper/rs3l.yaml")
+    cfg["datasets"]["rs3l"]["chunks"]["finetune"]["hbb_zh"] = 2000
+    with pytest.raises(ConfigError, match=r"n_train=8000000 \(augset 'seed', 2 variant") as err:
+        validate_config(cfg)
+    assert "multiply the chunks" in str(err.value)

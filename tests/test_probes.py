@@ -31,7 +31,8 @@ def test_probes_on_separable_embeddings() -> None:
     assert {"auc_q", "auc_g", "auc_t"} <= set(names)
     # binary task: one AUC, that of class 1
     b = knn_probe(zt[yt < 2], yt[yt < 2], zs[ys < 2], ys[ys < 2], k=10)
-    assert set(b) == {"accuracy", "accuracy_err", "auc"} and b["auc"] > 0.999
+    assert set(b) == {"accuracy", "accuracy_err", "auc", "eff_0", "eff_1"} and b["auc"] > 0.999
+    assert b["eff_0"] == b["eff_1"] == 1.0  # separable: every jet of each class found
     # labels carry no information -> chance level
     g = np.random.default_rng(2)
     r = linear_probe(zt, g.integers(0, 3, 300), zs, g.integers(0, 3, 200))

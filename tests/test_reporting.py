@@ -236,7 +236,7 @@ def test_missing_n2_and_no_nominal_raise(tmp_path):
                           "t")
     no_nom = write_predictions(tmp_path / "b.h5", nominal=False)
     for fn, arg in ((rejection_table, [0.5]), (wasserstein_table, ["seed"])):
-        with pytest.raises(PredictionFormatError, match="no nominal jets"):
+        with pytest.raises(PredictionFormatError, match="no jets of the reference variant"):
             fn({"fixed-all-n1": [no_nom]}, arg, None, tmp_path / "x.csv", tmp_path / "x.md", "t")
 
 

@@ -554,3 +554,16 @@ def test_finetune_validation_early_stopping_and_scan(
     assert b[1] is not None and not np.isin(b[1][0], b[0][0]).any()
     with pytest.raises(ValueError, match="val_fraction"):
         run_finetune(*args[:3], {**EXP, "finetune": {**ft, "val_fraction": 0}}, *args[4:])
+
+
+def test_balance_pairs_gives_each_process_the_rarest_count(files: dict[str, Path]) -> None:
+    from jetforge.training.data import balance_pairs, select_pairs
+
+    h5 = str(files["tagged"])
+    pairs = select_pairs(h5, ["qcd_zjet", "hbb_zh", "wqq_wjet"])
+    kept = balance_pairs(h5, pairs, seed=1)
+    with h5py.File(h5) as f:
+        proc = f["jets/process"][:][kept * len(VARIANTS)]
+    assert np.bincount(proc).tolist() == [5, 5, 5]
+    assert np.isin(kept, pairs).all() and np.array_equal(kept, np.sort(kept))
+    assert np.array_equal(kept, balance_pairs(h5, pairs, seed=1))

@@ -41,6 +41,10 @@ def _registry_names(name: str) -> list[str]:
         from jetforge.papers import PAPERS as reg
     elif name == "feature_sets":
         from jetforge.jets.featuresets import FEATURE_SETS as reg
+    elif name in ("table_kinds", "figure_kinds"):
+        from jetforge.paper_outputs import KIND_REGISTRIES
+
+        reg = KIND_REGISTRIES[name]
     else:
         raise KeyError(f"schema names unknown registry {name!r}")
     return sorted(reg)
@@ -174,7 +178,9 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
                 errs.append(f"config key {key}.detector: {exc}")
     for name, exp in config.get("experiments", {}).items():
         errs += _experiment_errors(config, f"experiments.{name}", exp)
-    return errs
+    from jetforge.paper_outputs import declaration_errors
+
+    return errs + declaration_errors(config)
 
 
 #: placeholders of ``hard_process.lhe_pattern``: one LHE file per process, split and chunk
@@ -259,17 +265,10 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
         errs.append(f"config key {key}.pretrain.batch_size: {pre['batch_size']} is the global "
                     f"batch and must split evenly over gpus={pre['gpus']}")  # fmt: skip
     errs += _finetune_errors(config, key, exp)
+    errs += _yield_errors(config, key, exp)
     errs += _shared_pretraining_errors(config, key, exp)
     errs += _tokenizer_errors(key, exp)
     errs += _shared_tokenizer_errors(config, key, exp)
-    tasks = (exp.get("finetune") or {}).get("tasks", {})
-    for t, spec in exp.get("tables", {}).items():
-        if spec["kind"] == "rejection" and not spec.get("efficiencies"):
-            errs.append(f"config key {key}.tables.{t}.efficiencies: a rejection table needs the "
-                        "signal efficiencies it quotes, e.g. [0.3, 0.5, 0.7]")  # fmt: skip
-        if spec["task"] not in tasks:
-            errs.append(f"config key {key}.tables.{t}.task: {spec['task']!r} is not a fine-tuning "
-                        f"task; tasks: {sorted(tasks)}")  # fmt: skip
     return errs
 
 
@@ -295,6 +294,57 @@ def _shared_tokenizer_errors(config: dict[str, Any], key: str, exp: dict[str, An
         for what, get in reads.items()
         if get(exp) != get(other)
     ]
+
+
+#: jets a fine-tuning may ask for, as a fraction of those its dataset is expected to hold:
+#: the yields are measured on small samples and fluctuate; a plan that needs every last
+#: expected jet fails after hours of generation instead of at the config check
+YIELD_MARGIN = 1.1
+
+
+def expected_jets(ds: dict[str, Any], split: str, processes: list[str], n_variants: int) -> float:
+    """Jets a split is expected to hold for ``processes`` x ``n_variants`` variants, from the
+    dataset's measured ``expected_yield`` (0 for a process without one)."""
+    yields, chunks = ds.get("expected_yield", {}), ds["chunks"].get(split, {})
+    return sum(chunks.get(p, 0) * ds["events_per_chunk"] * yields.get(p, 0.0) * n_variants
+               for p in processes)  # fmt: skip
+
+
+def _yield_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) -> list[str]:
+    """Fine-tunings asking for more labelled jets than their split is expected to hold
+    (where the dataset states ``expected_yield`` for every process of the task): refused
+    now, with the chunk count that would do, rather than by the sampler after generation."""
+    from jetforge import experiment as X
+
+    ft = exp.get("finetune") or {}
+    errs: list[str] = []
+    for task, spec in (ft.get("tasks") or {}).items():
+        name = spec.get("dataset", exp["dataset"])
+        ds = config["datasets"].get(name, {})
+        bg = spec.get("background") or []
+        procs = list(spec.get("classes") or [spec.get("signal"), *([bg] if isinstance(bg, str)
+                                                                  else bg)])  # fmt: skip
+        if not set(procs) <= set(ds.get("expected_yield", {})):
+            continue
+        theirs = spec.get("splits", {}).get("train", "train")
+        split = X.splits(exp)["finetune_train"] if name == exp["dataset"] else theirs
+        need: dict[str, int] = {}  # augset -> largest n_train any grid asks of it
+        for g in X.task_grids(exp, task):
+            for aug in g["augsets"]:
+                need[aug] = max(need.get(aug, 0), *map(int, g["n_train"]))
+        for aug, n in need.items():
+            extra = len(X.augsets(exp).get(aug, [])) if ft.get("train_on_augmentations") else 0
+            have = expected_jets(ds, split, procs, 1 + extra)
+            jets = n * (1 + float(ft.get("val_fraction", 0.0)))
+            if jets * YIELD_MARGIN > have:
+                errs.append(
+                    f"config key {key}.finetune.tasks.{task}: n_train={n} (augset {aug!r}, "
+                    f"{1 + extra} variant(s)) needs ~{jets:.0f} labelled jets but split {split!r} "
+                    f"of dataset {name!r} is expected to hold {have:.0f} (datasets.{name}."
+                    f"expected_yield x chunks x events_per_chunk); multiply the chunks of "
+                    f"{procs} by {jets * YIELD_MARGIN / max(have, 1e-9):.2f} or lower n_train"
+                )
+    return errs
 
 
 def _shared_pretraining_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) -> list[str]:
@@ -362,6 +412,7 @@ REPLACED = (
     "experiments.*.pretrain.augsets",
     "experiments.*.finetune.tasks",
     "experiments.*.tables",
+    "experiments.*.paper_figures",
     "datasets.*.chunks.*",
     "datasets.*.shower.variants",
 )
@@ -439,6 +490,11 @@ def _finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
     from jetforge.jets.featuresets import FEATURE_SETS
 
     errs: list[str] = []
+    ft = exp.get("finetune") or {}
+    for needs in ("patience", "scan"):
+        if ft.get(needs) and not ft.get("val_fraction", 0) > 0:
+            errs.append(f"config key {key}.finetune.{needs}: {ft[needs]!r} selects on validation "
+                        f"jets; set {key}.finetune.val_fraction > 0 (e.g. 0.2)")  # fmt: skip
     datasets = config.get("datasets", {})
     own = feature_set(datasets[exp["dataset"]])
     for task, spec in (exp.get("finetune") or {}).get("tasks", {}).items():
@@ -454,7 +510,9 @@ def _finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
             errs.append(f"{tkey}.dataset: {name!r} is not a dataset; defined: {sorted(datasets)}")
             continue
         procs = ds.get("processes", [])
-        for p in spec.get("classes", []) + [spec[r] for r in ("signal", "background") if r in spec]:
+        named = [spec[r] for r in ("signal", "background") if r in spec]
+        named = [p for n in named for p in ([n] if isinstance(n, str) else n)]  # list background
+        for p in spec.get("classes", []) + named:
             if p not in procs:
                 errs.append(f"{tkey}: {p!r} is not a process of dataset {name!r}; it has {procs}")
         if name != exp["dataset"]:

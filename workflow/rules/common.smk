@@ -36,7 +36,6 @@ wildcard_constraints:
     task=r"[A-Za-z0-9_]+",
     mode=r"fixed|floating|lora|supervised",
     ntrain=r"\d+",
-    table=r"table\d+",
     features=r"[a-z0-9_]+",
     nmax=r"\d+",
 
@@ -81,3 +80,26 @@ def validation_split(wc):
 
 def dataset_targets(wc):
     return T.dataset_targets(config)
+
+
+#: a paper table's name: anything but the names of the per-experiment tables
+PAPER_OUTPUT_NAME = r"(?!(?:probes|finetune|claims)\b)[A-Za-z0-9_]+"
+
+
+def paper_output_inputs(wc, section):
+    from jetforge.paper_outputs import output_inputs
+
+    return output_inputs(config, section, wc.paper, wc.name)
+
+
+def paper_output_config(wc, section):
+    from jetforge.paper_outputs import find, sub_config
+
+    return sub_config(config, find(config, section, wc.paper, wc.name))
+
+
+def paper_output_category(wc):
+    from jetforge.papers import PAPERS
+
+    who, arxiv = PAPERS.get(wc.paper, (wc.paper, ""))
+    return f"{wc.paper}: {who} (arXiv:{arxiv})" if arxiv else wc.paper

@@ -71,29 +71,83 @@ rule finetune_summary:
 
 
 rule paper_table:
+    # a paper's numbered table, e.g. results/tables/jbot/table2 (jetforge.paper_outputs)
     input:
-        lambda wc: [
-            p
-            for fs in T.predictions_for(
-                config,
-                wc.experiment,
-                config["experiments"][wc.experiment]["tables"][wc.table]["task"],
-            ).values()
-            for p in fs
-        ],
+        unpack(lambda wc: paper_output_inputs(wc, "tables")),
     output:
         csv=report(
-            "results/tables/{experiment}/{table}.csv",
+            "results/tables/{paper}/{name}.csv",
             caption="../report/table.rst",
-            category=paper_category,
-            subcategory="{table}",
+            category=paper_output_category,
+            subcategory="{name}",
         ),
-        md="results/tables/{experiment}/{table}.md",
-        tex="results/tables/{experiment}/{table}.tex",
+        md="results/tables/{paper}/{name}.md",
+        tex="results/tables/{paper}/{name}.tex",
     log:
-        "logs/tables/{experiment}/{table}.log",
+        "logs/tables/{paper}/{name}.log",
     benchmark:
-        "benchmarks/tables/{experiment}/{table}.tsv"
+        "benchmarks/tables/{paper}/{name}.tsv"
+    wildcard_constraints:
+        name=PAPER_OUTPUT_NAME,
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        cfg=lambda wc: paper_output_config(wc, "tables"),
+        section="tables",
+    script:
+        "../scripts/paper_output.py"
+
+
+rule paper_figure:
+    # a paper's numbered figure, e.g. results/figures/mpm/fig3 (jetforge.paper_outputs)
+    input:
+        unpack(lambda wc: paper_output_inputs(wc, "paper_figures")),
+    output:
+        png=report(
+            "results/figures/{paper}/{name}.png",
+            caption="../report/paper_figure.rst",
+            category=paper_output_category,
+            subcategory="{name}",
+        ),
+        pdf="results/figures/{paper}/{name}.pdf",
+    log:
+        "logs/figures/{paper}/{name}.log",
+    benchmark:
+        "benchmarks/figures/{paper}/{name}.tsv"
+    wildcard_constraints:
+        name=r"fig[0-9]+[a-z]*",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        cfg=lambda wc: paper_output_config(wc, "paper_figures"),
+        section="paper_figures",
+    script:
+        "../scripts/paper_output.py"
+
+
+rule paper_claims:
+    # the paper's headline claims, each with a verdict computed from our tables' seeds
+    input:
+        lambda wc: T.claims_inputs(config, wc.paper),
+    output:
+        csv=report(
+            "results/tables/{paper}/claims.csv",
+            caption="../report/claims.rst",
+            category=lambda wc: paper_output_category(wc),
+            subcategory="claims",
+        ),
+        md="results/tables/{paper}/claims.md",
+        tex="results/tables/{paper}/claims.tex",
+    log:
+        "logs/tables/{paper}/claims.log",
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -101,12 +155,33 @@ rule paper_table:
         mem_mb=1000,
         runtime=10,
     params:
-        exp=experiment_cfg,
-        ds=lambda wc: config["datasets"][
-            config["experiments"][wc.experiment]["dataset"]
-        ],
+        produced=lambda wc: T.claims_inputs(config, wc.paper),
     script:
-        "../scripts/paper_table.py"
+        "../scripts/claims.py"
+
+
+rule claims:
+    # every paper's claims in one table (../shared/PAPERS.md "Claims")
+    input:
+        lambda wc: [f"results/tables/{p}/claims.csv" for p in T.papers_in(config)],
+    output:
+        csv=report(
+            "results/tables/claims.csv",
+            caption="../report/claims.rst",
+            category="claims",
+        ),
+        md="results/tables/claims.md",
+        tex="results/tables/claims.tex",
+    log:
+        "logs/tables/claims.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/claims.py"
 
 
 rule task_figure:

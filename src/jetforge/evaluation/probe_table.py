@@ -127,6 +127,7 @@ def probe_table(
                 "linear_auc": lin["auc"],
                 "effective_rank": effective_rank(z_te[view]), "auc_emb": auc_emb(z_te[view]),
                 "n_train": int(tr_rows.size), "n_test": int(te_rows.size), "k": k,
+                **_per_class("knn", knn), **_per_class("linear", lin),
             })  # fmt: skip
     rows: list[dict[str, Any]] = []
     labels = list(dict.fromkeys(g for _, g in groups))
@@ -184,12 +185,19 @@ def _write(experiment: str, exp_cfg: dict, rows: list[dict[str, Any]], k: int, o
 _SEED_MEAN_KEYS = ("knn_acc", "knn_auc", "linear_acc", "linear_auc", "effective_rank", "auc_emb")
 
 
+def _per_class(probe: str, metrics: dict[str, float]) -> dict[str, float]:
+    """Per-class AUC and efficiency columns (``knn_auc_g``, ``knn_eff_tau``, ...)."""
+    return {f"{probe}_{k}": v for k, v in metrics.items() if k.startswith(("auc_", "eff_"))}
+
+
 def _seed_mean(group: list[dict[str, Any]], label: str) -> dict[str, Any]:
     """Mean row of a group of seeds (pre-training repeats or random draws); the accuracies'
     ``_err`` is then the standard deviation over the seeds (sample, ddof = 1): the spread a
     new draw would show, which already holds the test-set noise."""
     mean = {**group[0], "encoder": f"{label} (mean of {len(group)})"}
-    for key in _SEED_MEAN_KEYS:
+    per_class = [k for k in group[0] if k.startswith(("knn_auc_", "knn_eff_", "linear_auc_",
+                                                          "linear_eff_"))]  # fmt: skip
+    for key in (*_SEED_MEAN_KEYS, *per_class):
         mean[key] = float(np.mean([r[key] for r in group]))
     for key in ("knn_acc", "linear_acc"):
         mean[f"{key}_err"] = float(np.std([r[key] for r in group], ddof=1))

@@ -21,6 +21,7 @@ Library code: the workflow (``jetforge.workflow.targets``, rules ``paper_table``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ SECTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 #: output names that other rules own inside ``results/{tables,figures}/{experiment}/``
 RESERVED_NAMES = ("probes", "finetune", "claims")
+#: a kind's check message that starts with the spec key it is about ("task: ...")
+_KEYED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*: ")
 #: spec keys every kind accepts
 COMMON_KEYS = frozenset({"kind", "paper", "caption", "experiments"})
 
@@ -104,29 +107,51 @@ class OutputKind:
 TABLE_KINDS = Registry("table kind", {
     "rejection": "jetforge.paper_outputs.rs3l:REJECTION",  # RS3L Tables II, IV
     "wasserstein": "jetforge.paper_outputs.rs3l:WASSERSTEIN",  # RS3L Tables III, V
+    "pair_correlation": "jetforge.paper_outputs.rieck:PAIR_CORRELATION",  # Rieck Fig. 2 text
+    "pair_similarity": "jetforge.paper_outputs.rieck:PAIR_SIMILARITY",  # Rieck Fig. 4a
+    "knn_efficiency": "jetforge.paper_outputs.rieck:KNN_EFFICIENCY",  # Rieck §5.2
+    "representation_comparison": "jetforge.paper_outputs.rieck:REPRESENTATION_COMPARISON",
     "jpjepa_jetclass": "jetforge.paper_outputs.jpjepa:JETCLASS_REJECTION",  # JP-JEPA Table 1
     "jpjepa_transfer": "jetforge.paper_outputs.jpjepa:TRANSFER",  # JP-JEPA Table 2
     "calibration": "jetforge.paper_outputs.jpjepa:CALIBRATION",  # JP-JEPA §2.4 (any task)
     "robustness": "jetforge.paper_outputs.jpjepa:ROBUSTNESS",  # JP-JEPA §2.3 (any experiment)
     "jpjepa_variants": "jetforge.paper_outputs.jpjepa:VARIANTS",  # JP-JEPA Tables 3-5
     "pretraining_variants": "jetforge.paper_outputs.mpm:PRETRAINING_VARIANTS",  # MPM Table I
+    "jbot_classification": "jetforge.paper_outputs.jbot:CLASSIFICATION",  # jBOT Tables 2, 3
+    "jbot_anomaly": "jetforge.paper_outputs.jbot_anomaly:TABLE",  # jBOT Table 4
 })  # fmt: skip
 
 FIGURE_KINDS = Registry("figure kind", {
-    "accuracy_vs_labels": "jetforge.paper_outputs.mpm:ACCURACY_VS_LABELS",  # MPM Figs. 3-5
-    "tokenizer_reconstruction": "jetforge.paper_outputs.mpm_figures:TOKENIZER_RECONSTRUCTION",
-    "tsne_signal_fraction": "jetforge.paper_outputs.mpm_figures:TSNE_SIGNAL_FRACTION",  # MPM 8
-})  # fmt: skip
-
-KIND_REGISTRIES = {"table_kinds": TABLE_KINDS, "figure_kinds": FIGURE_KINDS}
-
-
+    "history": "jetforge.paper_outputs.rs3l:HISTORY",  # pre-training curves (RS3L Fig. 2)
+    "variant_feature": "jetforge.paper_outputs.rs3l:VARIANT_FEATURE",  # RS3L Fig. 3
+    "corner": "jetforge.paper_outputs.rs3l:CORNER",  # RS3L Fig. 4
+    "tsne": "jetforge.paper_outputs.rs3l:TSNE",  # RS3L Fig. 5
+    "roc": "jetforge.paper_outputs.rs3l:ROC",  # RS3L Fig. 6
+    "roc_by_flavour": "jetforge.paper_outputs.rs3l:ROC_BY_FLAVOUR",  # RS3L Fig. 7
+    "fork_pt": "jetforge.paper_outputs.rieck:FORK_PT",  # Rieck Fig. 2
+    "pair_similarity": "jetforge.paper_outputs.rieck:PAIR_SIMILARITY_FIGURE",  # Rieck Fig. 4a
+    "rejection_vs_size": "jetforge.paper_outputs.rieck:REJECTION_VS_SIZE",  # Rieck Fig. 6c, d
     "jpjepa_tsne": "jetforge.paper_outputs.jpjepa_figures:TSNE",  # JP-JEPA Fig. 2(a)-(c)
     "effective_rank": "jetforge.paper_outputs.jpjepa_figures:RANK",  # JP-JEPA Fig. 2(d)
     "jpjepa_size_scan": "jetforge.paper_outputs.jpjepa_figures:SIZE_SCAN",  # JP-JEPA Fig. 2(e)
     "jpjepa_class_rejection": "jetforge.paper_outputs.jpjepa_figures:CLASS_REJECTION",  # 2(f)
     "robustness": "jetforge.paper_outputs.jpjepa_figures:ROBUSTNESS_FIGURE",  # Fig. 3(a)-(c)
     "entropy": "jetforge.paper_outputs.jpjepa_figures:ENTROPY",  # JP-JEPA Fig. 3(d)
+    "accuracy_vs_labels": "jetforge.paper_outputs.mpm:ACCURACY_VS_LABELS",  # MPM Figs. 3-5
+    "tokenizer_reconstruction": "jetforge.paper_outputs.mpm_figures:TOKENIZER_RECONSTRUCTION",
+    "tsne_signal_fraction": "jetforge.paper_outputs.mpm_figures:TSNE_SIGNAL_FRACTION",  # MPM 8
+    "jbot_augmented_jets": "jetforge.paper_outputs.jbot_figures:AUGMENTED_JETS",  # jBOT Fig. 3
+    "jbot_learning_curves": "jetforge.paper_outputs.jbot_figures:LEARNING_CURVES",  # Fig. 4
+    "jbot_attention": "jetforge.paper_outputs.jbot_figures:ATTENTION",  # jBOT Fig. 5
+    "jbot_tsne": "jetforge.paper_outputs.jbot_figures:TSNE",  # jBOT Fig. 6
+    "jbot_roc": "jetforge.paper_outputs.jbot_figures:ROC",  # jBOT Fig. 7
+    "jbot_anomaly_scores": "jetforge.paper_outputs.jbot_anomaly:SCORES",  # jBOT Fig. 8
+    "jbot_anomaly_roc": "jetforge.paper_outputs.jbot_anomaly:ROC",  # jBOT Fig. 9
+})  # fmt: skip
+
+KIND_REGISTRIES = {"table_kinds": TABLE_KINDS, "figure_kinds": FIGURE_KINDS}
+
+
 @dataclass(frozen=True)
 class Declared:
     """One declared output: ``experiments.<experiment>.<section>.<name>``."""
@@ -227,8 +252,9 @@ def declaration_errors(config: Mapping[str, Any]) -> list[str]:
         for other in _other_experiments(dict(config), d.experiment, d.spec):
             if other not in config.get("experiments", {}):
                 errs.append(f"{key}.experiments: {other!r} is not an experiment")
-        if not unknown:
-            errs += [f"{key}: {e}" for e in kind.check(dict(config), d.experiment, d.spec)]
+        if not unknown:  # "task: ..." from a kind's check names the spec key it is about
+            errs += [f"{key}.{e}" if _KEYED.match(e) else f"{key}: {e}"
+                     for e in kind.check(dict(config), d.experiment, d.spec)]  # fmt: skip
     return errs
 
 

@@ -87,6 +87,7 @@ def _setup_styles(setup_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     cmaps = {
         "fixed": ("Reds", 0.75, 0.95),
         "floating": ("Reds", 0.35, 0.6),
+        "lora": ("Purples", 0.5, 0.9),
         "supervised": ("Blues", 0.4, 0.95),
     }
     augset_ls = ["-", "-.", ":", (0, (5, 1))]
@@ -451,10 +452,8 @@ def tsne_figure(embedding_h5: PathLike, out_stem: PathLike, n_jets: int, seed: i
     with h5py.File(embedding_h5, "r") as f:
         pair_id = np.asarray(f["jets/pair_id"][()]) if "jets/pair_id" in f else None
     vnames = emb["variant_names"]
-    if NOMINAL not in vnames:
-        raise PredictionFormatError(f"{embedding_h5}: no '{NOMINAL}' in variant_names")
     var = emb["variant"].astype(np.int64)
-    nom_idx = np.flatnonzero(var == vnames.index(NOMINAL))
+    nom_idx = np.flatnonzero(var == vnames.index(_reference_variant(vnames)))
     if nom_idx.size == 0:
         raise PredictionFormatError(f"{embedding_h5}: no nominal jets")
     alt_idx = (
@@ -482,44 +481,43 @@ def tsne_figure(embedding_h5: PathLike, out_stem: PathLike, n_jets: int, seed: i
     xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z)
 
     cats = _embedding_categories(emb)[sel]
-    is_nom = var[sel] == vnames.index(NOMINAL)
+    ref = _reference_variant(vnames)
+    is_nom = var[sel] == vnames.index(ref)
     shower = np.where(is_nom, NOMINAL, "alt_shower").astype(object)
     apply_style()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.0, 5.6), sharex=True, sharey=True)
-    _scatter_by(a1, xy[is_nom], cats[is_nom], CATEGORY_COLORS, {}, rng)
-    simulation_label(a1, rlabel="Nominal jets by class")
-    _scatter_by(
-        a2,
-        xy,
-        shower,
-        SHOWER_COLORS,
-        {NOMINAL: "Pythia 8 (nominal)", "alt_shower": "Vincia (alt. shower)"},
-        rng,
-    )
-    a2.set_title(
-        "Jets by shower program"
-        if alt_idx.size
-        else "Jets by shower program (no alt_shower variant in file)",
-        loc="right",
-    )
-    for ax in (a1, a2):
+    panels = 2 if alt_idx.size else 1  # the shower panel only where there is another shower
+    fig, axes = plt.subplots(1, panels, figsize=(6.0 * panels, 5.6), sharex=True, sharey=True,
+                             squeeze=False)  # fmt: skip
+    _scatter_by(axes[0, 0], xy[is_nom], cats[is_nom], CATEGORY_COLORS, {}, rng)
+    simulation_label(axes[0, 0], rlabel=f"{VARIANT_LABELS.get(ref, ref)} jets by class")
+    if panels == 2:
+        _scatter_by(axes[0, 1], xy, shower, SHOWER_COLORS,
+                    {NOMINAL: "Pythia 8 (nominal)", "alt_shower": "Vincia (alt. shower)"}, rng)
+        axes[0, 1].set_title("Jets by shower program", loc="right")
+    for ax in axes[0]:
         ax.set_xlabel("t-SNE dimension 1 (a.u.)")
         ax.set_ylabel("t-SNE dimension 2 (a.u.)")
         ax.grid(True, alpha=0.2)
     fig.suptitle(
-        f"t-SNE of the {emb['z'].shape[1]}-d RS3L space "
+        f"t-SNE of the {emb['z'].shape[1]}-d representation "
         f"({len(sel)} jets, perplexity {perplexity:.0f}, seed {seed})"
     )
     save_figure(fig, out_stem)
+
+
+def _reference_variant(vnames: Sequence[str]) -> str:
+    """The variant a figure draws: ``nominal`` where the dataset has shower variants, else
+    the first (``fork_a`` of hadronization-fork pairs, the only one of single-jet sets)."""
+    if not vnames:
+        raise PredictionFormatError("no variant_names")
+    return NOMINAL if NOMINAL in vnames else vnames[0]
 
 
 def _nominal_classes(embedding_h5: PathLike) -> tuple[np.ndarray, list[str]]:
     """(z of the nominal jets, their pretty class names), QCD first so it is drawn under."""
     emb = _read_embeddings(embedding_h5, ["label", "variant"])
     vnames = emb["variant_names"]
-    if NOMINAL not in vnames:
-        raise PredictionFormatError(f"{embedding_h5}: no '{NOMINAL}' in variant_names")
-    nom = emb["variant"].astype(np.int64) == vnames.index(NOMINAL)
+    nom = emb["variant"].astype(np.int64) == vnames.index(_reference_variant(vnames))
     if not nom.any():
         raise PredictionFormatError(f"{embedding_h5}: no nominal jets")
     names = [_pretty_class(n) for n in emb["class_names"]]
@@ -658,6 +656,20 @@ def score_ratio_figure(pred_files: Sequence[PathLike], out_stem: PathLike) -> No
     var = np.concatenate([p["variant"] for p in preds]).astype(np.int64)
     sig_name = np.where(np.abs(pid) == 25, "Higgs", np.where(np.abs(pid) == 24, "W", "Signal"))
     cats = _category(label == 0, pid, sig_name)
+    edges = np.linspace(min(0.0, score.min()), max(1.0, score.max()), 26)
+    rlabel = f"{len(preds)} repeat{'s' if len(preds) != 1 else ''} pooled"
+    variant_ratio_figure(score, cats, var, vnames, edges, "Tagger score (signal probability)",
+                         "Tagger output and shower variations", rlabel, out_stem)  # fmt: skip
+
+
+def variant_ratio_figure(
+    x: np.ndarray, cats: np.ndarray, var: np.ndarray, vnames: Sequence[str], edges: np.ndarray,
+    xlabel: str, title: str, rlabel: str, out_stem: PathLike,
+) -> None:  # fmt: skip
+    """RS3L Fig. 3 layout for any per-jet quantity ``x``: its normalised distribution per
+    category on nominal jets (top), and below one panel per shower variation with the ratio
+    varied / nominal per category (FSR up and down as a band). A ratio near 1 means the
+    quantity does not care which shower made the jet."""
     order = [
         c
         for c in ("Higgs", "W", "Signal", "QCD quark", "QCD gluon", "QCD (other)")
@@ -665,13 +677,11 @@ def score_ratio_figure(pred_files: Sequence[PathLike], out_stem: PathLike) -> No
     ]
     colors = CATEGORY_COLORS
 
-    edges = np.linspace(min(0.0, score.min()), max(1.0, score.max()), 26)
-
     def hist(mask: np.ndarray) -> np.ndarray:
-        h, _ = np.histogram(score[mask], bins=edges, density=mask.any())
+        h, _ = np.histogram(x[mask], bins=edges, density=mask.any())
         return h if mask.any() else np.full(len(edges) - 1, np.nan)
 
-    nom = var == vnames.index(NOMINAL)
+    nom = var == list(vnames).index(NOMINAL)
     panels = _variation_panels(vnames)
     apply_style()
     fig, axes = plt.subplots(
@@ -686,49 +696,41 @@ def score_ratio_figure(pred_files: Sequence[PathLike], out_stem: PathLike) -> No
     nominal_h = {}
     for c in order:
         nominal_h[c] = hist(nom & (cats == c))
-        hep.histplot(
-            nominal_h[c],
-            edges,
-            ax=top,
-            histtype="step",
-            color=colors[c],
-            lw=1.6,
-            label=f"{c} ({int((nom & (cats == c)).sum())})",
-        )
+        hep.histplot(nominal_h[c], edges, ax=top, histtype="step", color=colors[c], lw=1.6,
+                     label=f"{c} ({int((nom & (cats == c)).sum())})")  # fmt: skip
     top.set_yscale("log")
-    top.set_ylabel("Normalised jets / unit score")
+    top.set_ylabel("Normalised jets / unit")
     top.legend(frameon=False, fontsize=8, title="nominal jets", title_fontsize=8)
-    simulation_label(top, rlabel=f"{len(preds)} repeat{'s' if len(preds) != 1 else ''} pooled")
-    fig.suptitle("Tagger output and shower variations")
+    simulation_label(top, rlabel=rlabel)
+    fig.suptitle(title)
     for (name, members), ax in zip(panels, axes[1:, 0], strict=True):
-        for c in order:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratios = [
-                    np.where(
-                        nominal_h[c] > 0,
-                        hist((var == vnames.index(v)) & (cats == c)) / nominal_h[c],
-                        np.nan,
-                    )
-                    for v in members
-                ]
-            if len(ratios) == 2:
-                ax.stairs(
-                    np.fmax(*ratios),
-                    edges,
-                    baseline=np.fmin(*ratios),
-                    fill=True,
-                    color=colors[c],
-                    alpha=0.35,
-                )
-            for r, ls in zip(ratios, ("-", "--"), strict=False):
-                hep.histplot(r, edges, ax=ax, histtype="step", color=colors[c], lw=1.0, ls=ls)
-        ax.axhline(1.0, color="0.3", lw=0.8)
-        if len(members) == 2:
-            _corner_note(ax, "band: up (solid) to down (dashed)", 0.99, 0.05, "bottom", 7)
-        ax.set_ylim(0.0, 2.0)
-        ax.set_ylabel(f"{name} / nom.", fontsize=9)
-        ax.grid(True, alpha=0.3)
-    axes[-1, 0].set_xlabel("Tagger score (signal probability)")
+        _ratio_panel(ax, name, members, order, nominal_h, hist, var, cats, vnames, edges)
+    axes[-1, 0].set_xlabel(xlabel)
     axes[-1, 0].set_xlim(edges[0], edges[-1])
     fig.align_ylabels(axes[:, 0])
     save_figure(fig, out_stem)
+
+
+def _ratio_panel(ax: Any, name: str, members: list[str], order: list[str],
+                 nominal_h: Mapping[str, np.ndarray], hist: Any, var: np.ndarray,
+                 cats: np.ndarray, vnames: Sequence[str], edges: np.ndarray) -> None:  # fmt: skip
+    colors = CATEGORY_COLORS
+    for c in order:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = [
+                np.where(nominal_h[c] > 0,
+                         hist((var == list(vnames).index(v)) & (cats == c)) / nominal_h[c],
+                         np.nan)  # fmt: skip
+                for v in members
+            ]
+        if len(ratios) == 2:
+            ax.stairs(np.fmax(*ratios), edges, baseline=np.fmin(*ratios), fill=True,
+                      color=colors[c], alpha=0.35)  # fmt: skip
+        for r, ls in zip(ratios, ("-", "--"), strict=False):
+            hep.histplot(r, edges, ax=ax, histtype="step", color=colors[c], lw=1.0, ls=ls)
+    ax.axhline(1.0, color="0.3", lw=0.8)
+    if len(members) == 2:
+        _corner_note(ax, "band: up (solid) to down (dashed)", 0.99, 0.05, "bottom", 7)
+    ax.set_ylim(0.0, 2.0)
+    ax.set_ylabel(f"{name} / nom.", fontsize=9)
+    ax.grid(True, alpha=0.3)

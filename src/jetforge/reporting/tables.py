@@ -32,8 +32,8 @@ from jetforge.reporting.table_io import mean_std_by, write_table
 NOMINAL = "nominal"
 N2_SETUP = "n2"
 PAPER = "arXiv:2403.07066"
-MODES = ("fixed", "floating", "supervised")
-_SETUP_RE = re.compile(r"^(?P<mode>fixed|floating|supervised)-(?P<augset>.+)-n(?P<n>\d+)$")
+MODES = ("fixed", "floating", "lora", "supervised")
+_SETUP_RE = re.compile(r"^(?P<mode>fixed|floating|lora|supervised)-(?P<augset>.+)-n(?P<n>\d+)$")
 
 PathLike = str | os.PathLike[str]
 
@@ -76,8 +76,11 @@ class Predictions:
         return self.arrays["variant"] == self.variant_names.index(name)
 
     def nominal(self) -> np.ndarray:
-        """Mask of the nominal-shower jets: the paper quotes rejections on these only."""
-        return self.variant_mask(NOMINAL)
+        """Mask of the nominal-shower jets: the paper quotes rejections on these only.
+        Datasets without shower variants have their reference variant first (``fork_a`` of
+        hadronization-fork pairs), which then plays the nominal's part."""
+        ref = NOMINAL if NOMINAL in self.variant_names else self.variant_names[0]
+        return self.variant_mask(ref)
 
 
 def load_predictions(path: PathLike, fields: Iterable[str]) -> Predictions:
@@ -108,10 +111,11 @@ def load_predictions(path: PathLike, fields: Iterable[str]) -> Predictions:
     if any(a.ndim != 1 for a in arrays.values()) or len({a.shape for a in arrays.values()}) != 1:
         raise PredictionFormatError(f"{path}: datasets must be 1-d of equal length, got {lengths}")
     preds = Predictions(path, arrays, names)
+    if not names:
+        raise PredictionFormatError(f"{path}: empty attr 'variant_names'")
     if not preds.nominal().any():
-        raise PredictionFormatError(
-            f"{path}: no nominal jets (variant == {names.index(NOMINAL)} '{NOMINAL}')"
-        )
+        raise PredictionFormatError(f"{path}: no jets of the reference variant ({names[0]!r} "
+                                    f"unless 'nominal' is among {names})")  # fmt: skip
     return preds
 
 

@@ -49,6 +49,7 @@ from jetforge.training.data import (
     DatasetInfo,
     JetSampler,
     PairSampler,
+    balance_pairs,
     resolve_loader_workers,
     select_pairs,
     split_pairs,
@@ -188,8 +189,11 @@ def _pairs(
     if info.n_variants < 2:
         raise ValueError(f"{h5} has no augmentation variants (variant_names={info.variant_names})")
     processes = list(pcfg["processes"])
+    pairs = select_pairs(h5, processes)
+    if pcfg.get("balance", False):
+        pairs = balance_pairs(h5, pairs, derive_seed("pretrain", "balance", base=seed))
     train, val = split_pairs(
-        select_pairs(h5, processes),
+        pairs,
         float(pcfg.get("val_fraction", 0.0)),
         derive_seed("pretrain", "val-split", base=seed),
     )

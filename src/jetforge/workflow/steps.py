@@ -139,44 +139,6 @@ def _with_n2(setups: dict[str, list[str]]) -> dict[str, list[str]]:
     return {"n2": next(iter(setups.values())), **setups}
 
 
-def _reference(paper: str, paper_table: str | None) -> dict | None:
-    """The paper's numbers for one table, or None (blank paper columns) if we have none."""
-    from jetforge.paths import resources_dir
-    from jetforge.reporting.tables import load_reference
-
-    path = resources_dir() / "reference" / f"{paper}.yaml"
-    if paper_table is None or not path.exists():
-        return None
-    return load_reference(path, paper_table)
-
-
-def paper_table(
-    experiment: str,
-    table: str,
-    exp_cfg: dict,
-    ds_cfg: dict,
-    inputs: list[str],
-    out_csv: str,
-    out_md: str,
-) -> None:
-    from jetforge.reporting.tables import rejection_table, wasserstein_table
-
-    spec = exp_cfg["tables"][table]
-    setups = _with_n2(_setups(experiment, exp_cfg, spec["task"]))
-    missing = [p for files in setups.values() for p in files if not Path(p).exists()]
-    if missing:
-        raise FileNotFoundError(f"{table}: prediction files missing: {missing}")
-    from jetforge.papers import paper_of
-
-    reference = _reference(paper_of(experiment, exp_cfg) or experiment, spec.get("paper"))
-    title = f"{experiment} {table}: {spec['kind']} on {spec['task']}"
-    if spec["kind"] == "rejection":
-        rejection_table(setups, list(spec["efficiencies"]), reference, out_csv, out_md, title)
-    else:
-        variants = list(ds_cfg["shower"]["variants"])[1:]
-        wasserstein_table(setups, variants, reference, out_csv, out_md, title)
-
-
 def paper_figure(
     kind: str,
     wildcards: dict[str, Any],

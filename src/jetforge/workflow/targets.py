@@ -29,6 +29,8 @@ EMBEDDINGS = "results/embeddings/{experiment}/{augset}/r{repeat}/{split}.h5"
 TABLE = "results/tables/{experiment}/{table}"
 FIGURES = "results/figures/{experiment}"
 TABLE_FORMATS = ("csv", "md", "tex")
+#: results/tables/{paper}/claims.* and results/tables/claims.* (jetforge.reporting.claims)
+CLAIMS_DIR = "results/tables"
 #: figure kinds an experiment may list under ``figures`` (per task, or per augset)
 TASK_FIGURES = ("roc", "scores")
 
@@ -251,7 +253,9 @@ def experiment_targets(config: dict, experiment: str) -> list[str]:
         out += [p for a in X.augsets(exp) for p in _both(f"{figures}/pretrain_history_{a}")]
         if exp.get("finetune"):
             out += _both(f"{tables}/finetune", TABLE_FORMATS) + _both(f"{figures}/finetune")
-    out += [p for t in exp.get("tables", {}) for p in _both(f"{tables}/{t}", TABLE_FORMATS)]
+    from jetforge.paper_outputs import declared
+
+    out += [p for d in declared(config) if d.experiment == experiment for p in d.paths()]
     tasks = list((exp.get("finetune") or {}).get("tasks", {}))
     for kind in exp.get("figures", []):
         keys = tasks if kind in TASK_FIGURES else list(X.augsets(exp))
@@ -271,9 +275,36 @@ def dataset_targets(config: dict) -> list[str]:
     return out
 
 
-def all_targets(config: dict) -> list[str]:
-    """Every experiment's tables and figures, and every dataset with its validation."""
+def papers_in(config: dict) -> list[str]:
+    """The papers the config's experiments reproduce (each gets its claims table)."""
+    from jetforge.papers import paper_of
+
+    found = [paper_of(e, x) for e, x in config.get("experiments", {}).items()]
+    return list(dict.fromkeys(p for p in found if p))
+
+
+def claims_inputs(config: dict, paper: str) -> list[str]:
+    """The tables the paper's claims read that this config produces (the others are
+    reported as not run, so asking for the claims never builds what the config omits)."""
+    from jetforge.reporting.claims import claim_tables
+    from jetforge.reporting.reference import load_claims
+
+    produced = set(experiment_outputs(config))
+    need = [t for c in load_claims(paper) for t in claim_tables(c)]
+    return [t for t in dict.fromkeys(need) if t in produced]
+
+
+def experiment_outputs(config: dict) -> list[str]:
     out: list[str] = []
     for experiment in config.get("experiments", {}):
         out += experiment_targets(config, experiment)
-    return out + dataset_targets(config)
+    return out
+
+
+def all_targets(config: dict) -> list[str]:
+    """Every experiment's tables and figures, each paper's claims and the claims of all of
+    them, and every dataset with its validation."""
+    out = experiment_outputs(config)
+    for paper in papers_in(config):
+        out += _both(f"{CLAIMS_DIR}/{paper}/claims", TABLE_FORMATS)
+    return out + _both(f"{CLAIMS_DIR}/claims", TABLE_FORMATS) + dataset_targets(config)
