@@ -193,29 +193,6 @@ def test_perturbations_zero_columns_and_drop_particles(tmp_path) -> None:
     assert not np.allclose(out["particles:0.5"], out["none:none"])
 
 
-def test_saved_classifier_predicts_as_the_trained_one(tmp_path) -> None:
-    from jetforge.models.part import ParticleTransformer
-    from jetforge.training.finetune import Classifier
-
-    names = ["part_pt_log", "part_deta", "part_dphi", "part_charge"]
-    cfg = dict(name="part", in_dim=4, feature_names=names, embed_dims=[16, 32, 16],
-               pair_embed_dims=[8, 8], num_heads=2, num_layers=1, num_cls_layers=1,
-               dropout=0.0, attn_dropout=0.0, activation_dropout=0.0,
-               fourvec_features={"log_pt": "part_pt_log", "eta": "part_deta",
-                                 "phi": "part_dphi"})  # fmt: skip
-    torch.manual_seed(0)
-    backbone = ParticleTransformer(**{k: v for k, v in cfg.items() if k != "name"})
-    model = Classifier(backbone, n_out=3, hidden=[8], dropout=0.5)
-    model.saved_config = {"backbone_cfg": cfg, "mode": "floating", "lora": {}}
-    save_classifier(tmp_path / "model.pt", model)
-    back = load_classifier(tmp_path / "model.pt")
-    x = torch.randn(5, 7, 4)
-    mask = torch.ones(5, 7, dtype=torch.bool)
-    model.eval()
-    with torch.no_grad():
-        assert torch.allclose(model(x, mask), back(x, mask), atol=1e-6)
-
-
 def test_step_budget_cosine_floor_and_no_decay_groups(tmp_path) -> None:
     cfg = EngineConfig.from_dict({"epochs": 1, "lr": 1e-3, "schedule": "cosine",
                                   "min_lr": 1e-6, "steps": 7, "tensorboard": False})  # fmt: skip
@@ -255,3 +232,85 @@ def test_effective_rank_is_uncentred_as_app_c2_and_ppe() -> None:
     assert effective_rank(z + 5.0) < 0.6 * effective_rank_centred(z + 5.0)  # offset counts
     assert pretraining_percent_error(np.eye(8)) == pytest.approx(0.0, abs=1e-9)
     assert pretraining_percent_error(np.ones((8, 8))) > 50
+
+
+def _tiny_part(names: list[str]) -> tuple[nn.Module, dict]:
+    from jetforge.models.part import ParticleTransformer
+    from jetforge.training.finetune import Classifier
+
+    cfg = dict(name="part", in_dim=len(names), feature_names=names, embed_dims=[16, 32, 16],
+               pair_embed_dims=[8, 8], num_heads=2, num_layers=1, num_cls_layers=1,
+               dropout=0.0, attn_dropout=0.0, activation_dropout=0.0,
+               fourvec_features={"log_pt": "part_pt_log", "eta": "part_deta",
+                                 "phi": "part_dphi"})  # fmt: skip
+    backbone = ParticleTransformer(**{k: v for k, v in cfg.items() if k != "name"})
+    model = Classifier(backbone, n_out=3, hidden=[8], dropout=0.5)
+    model.saved_config = {"backbone_cfg": cfg, "mode": "floating", "lora": {}}
+    return model, cfg
+
+
+def test_saved_classifier_predicts_as_the_trained_one(tmp_path) -> None:
+    torch.manual_seed(0)
+    model, _ = _tiny_part(["part_pt_log", "part_deta", "part_dphi", "part_charge"])
+    save_classifier(tmp_path / "model.pt", model)
+    back = load_classifier(tmp_path / "model.pt")
+    x, mask = torch.randn(5, 7, 4), torch.ones(5, 7, dtype=torch.bool)
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(x, mask), back(x, mask), atol=1e-6)
+
+
+def test_robustness_table_from_saved_classifiers(tmp_path, monkeypatch) -> None:
+    """The robustness kind end to end: the grid's saved classifiers on a format-4 test
+    split, every removal a row, seeds aggregated, the PID-style group refused when the
+    backbone lacks a member."""
+    from jetforge import experiment as X
+    from jetforge.workflow import targets as T
+
+    monkeypatch.chdir(tmp_path)
+    names = ["part_pt_log", "part_deta", "part_dphi", "part_charge"]
+    procs = ["qcd_zjet", "hbb_zh", "tbqq_tt"]
+    ft = {"tasks": {"t": {"classes": procs}}, "n_train": [10],
+          "modes": ["floating", "supervised"], "repeats": 2}  # fmt: skip
+    exp = {"dataset": "d", "backbone": {"name": "part", "feature_names": names},
+           "pretrain": {"method": "jepa"}, "finetune": ft}  # fmt: skip
+    cfg = {"seed": 1, "datasets": {"d": {"kind": "single", "features": "part17"}},
+           "experiments": {"e": exp}}  # fmt: skip
+    spec = {
+        "kind": "robustness",
+        "task": "t",
+        "fractions": [0.5],
+        "groups": {"pid": ["part_charge"]},
+    }
+    test = Path(T.task_files(cfg, "e", "t")["test"])
+    test.parent.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    with h5py.File(test, "w") as f:
+        f["particles"] = rng.normal(0, 1, (30, 6, 4)).astype(np.float32)
+        f["mask"] = np.ones((30, 6), bool)
+        f["jets/process"] = (np.arange(30) % 3).astype(np.int8)
+        f["jets/variant"] = np.zeros(30, np.int8)
+        f.attrs.update(feature_names=names, class_names=["qcd", "hbb", "tbqq"],
+                       process_names=procs, variant_names=["nominal"])  # fmt: skip
+    for k, run_ in enumerate(X.finetune_grid(cfg["experiments"]["e"], "t")):
+        torch.manual_seed(k)
+        model, _ = _tiny_part(names)
+        pred = Path(T.prediction_path("e", run_))
+        _write(pred, np.full((30, 3), 1 / 3), np.arange(30) % 3, classes=procs)
+        save_classifier(pred.with_name("model.pt"), model)
+    from jetforge.paper_outputs.jpjepa import ROBUSTNESS
+
+    assert not ROBUSTNESS.check(cfg, "e", spec)
+    assert "part_isMuon" in " ".join(
+        ROBUSTNESS.check(cfg, "e", {**spec, "groups": {"pid": ["part_isMuon"]}})
+    )
+    from jetforge.paper_outputs import OutputJob
+
+    out = {e: str(tmp_path / f"rob.{e}") for e in ("csv", "md", "tex")}
+    ROBUSTNESS.build(
+        OutputJob(cfg, "e", "jpjepa", "robustness", spec, ROBUSTNESS.inputs(cfg, "e", spec), out)
+    )
+    table = pd.read_csv(out["csv"])
+    assert set(table["dropped_kind"]) == {"none", "single", "group", "particles", "single_mean"}
+    assert len(table) == 2 * (1 + 4 + 1 + 1 + 1) and (table["n_repeats"] == 2).all()
+    assert table["acc"].between(0, 1).all()

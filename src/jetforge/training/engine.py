@@ -494,7 +494,7 @@ def _optimiser_step(
     # before any checkpoint of this step, so resuming replays them exactly
     on_step = getattr(run.model, "on_step", None)
     if on_step is not None:
-        on_step(state.step + 1, run.cfg.epochs * run.steps_per_epoch)
+        on_step(state.step + 1, run.cfg.steps or run.cfg.epochs * run.steps_per_epoch)
     if run.device.type == "cuda":  # asynchronous: wait for the step before timing it
         torch.cuda.synchronize(run.device)
     return values, lrs, grad_norm
