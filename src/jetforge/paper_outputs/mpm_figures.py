@@ -193,7 +193,7 @@ def build_tsne(job: OutputJob) -> None:
         pick = [rng.permutation(np.flatnonzero(proc == c))[:n_max] for c in (s, bkg)]
         e = _embed_2d(z[np.concatenate(pick)], job.seed)
         is_sig = np.r_[np.ones(len(pick[0])), np.zeros(len(pick[1]))]
-        edges = [np.linspace(e[:, k].min(), e[:, k].max(), 16) for k in (0, 1)]
+        edges = [np.linspace(e[:, k].min(), e[:, k].max(), 11) for k in (0, 1)]
         tot, _, _ = np.histogram2d(e[:, 0], e[:, 1], edges)
         sig, _, _ = np.histogram2d(e[:, 0], e[:, 1], edges, weights=is_sig)
         frac = np.where(tot > 0, sig / np.maximum(tot, 1), np.nan)
