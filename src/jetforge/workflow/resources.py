@@ -56,9 +56,10 @@ GEN_MB_PER_EVENT = {"resim": 0.1, "single": 0.003, "hadfork": 1.4}
 #: single showers: MB per event of one shower batch (``batch_events``; the 200 → 2000 event
 #: step above, 54 MB, is the batch growing from 200 to 250 events plus the output)
 GEN_MB_PER_BATCH_EVENT = 0.2
-#: hadfork: MB per event and unit of pile-up mu (overlaid minimum-bias particles); measured
-#: 253 MB (mu = 5) and 400 MB (mu = 150) at 20 events
-HADFORK_MB_PER_EVENT_MU = 0.05
+#: hadfork: MB per event and unit of pile-up mu (overlaid minimum-bias particles): at
+#: mu = 150 a chunk peaks at 405 MB with 20 events and 610 MB with 80 (3.4 MB per event,
+#: 1.4 of them at mu = 5)
+HADFORK_MB_PER_EVENT_MU = 0.013
 #: CPU seconds of a generation job's start (imports, Pythia initialisation); default run:
 #: 200-event single chunks take 1.9 s of CPU, of which ~1.3 s does not scale with events
 GEN_START_S = 2.0
@@ -77,7 +78,7 @@ GEN_HARD_MS = 1.0
 GEN_INIT_S_PER_SHOWER = 0.3
 #: hadronization fork (hadfork): ms per event at pile-up mu = 0, and per unit of mu
 #: (default run mu = 5: 7.9 s CPU per 200 events; single chunks: 36 ms per event at mu = 5
-#: from 20 and 100 events, 155 ms at mu = 150 from 20 events)
+#: from 20 and 100 events, 150 ms at mu = 150 from 20 and 80 events)
 HADFORK_MS = 35.0
 HADFORK_MS_PER_MU = 0.9
 #: minimum-bias library: ms per event (default run: 2000 events in 9.4 s) and MB per event
