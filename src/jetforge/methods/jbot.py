@@ -72,6 +72,32 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def augment_from_config(cfg: Mapping[str, Any]) -> tuple[JetFeatures, JetAugment]:
+    """The feature map and view-making chain of a ``pretrain`` block (also what jBOT's
+    Fig. 3 draws, so the figure shows exactly the training augmentations)."""
+    c = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
+    if c["feature_names"] is None:
+        raise ValueError(
+            "jbot needs pretrain.feature_names (a preset: rs3l | jetnet | jetnet3, or the "
+            "dataset's feature_names list) to know how augmentations rewrite the inputs"
+        )
+    feats = JetFeatures.from_spec(c["feature_names"], c["jet_pt"], c["passive_features"])
+    a = {**DEFAULTS["augment"], **(c["augment"] or {})}
+    unknown = set(a) - set(DEFAULTS["augment"])
+    if unknown:
+        raise ValueError(f"unknown pretrain.augment keys {sorted(unknown)}")
+    augment = JetAugment(
+        feats,
+        rotate=bool(a["rotate"]),
+        smear=bool(a["smear"]),
+        lambda_qcd=float(a["lambda_qcd"]),
+        smear_pt_min=float(a["smear_pt_min"]),
+        split_below=int(a["split_below"]),
+        split_fraction=(float(a["split_fraction"][0]), float(a["split_fraction"][1])),
+    )
+    return feats, augment
+
+
 class ProjectionHead(nn.Module):
     """MLP ``d -> hidden -> d_proj`` (GELU), l2-normalised output (Table 1, authors' code)."""
 
@@ -155,25 +181,7 @@ class JBOT(nn.Module):
     def from_config(cls, backbone: nn.Module, cfg: Mapping[str, Any]) -> JBOT:
         """Build from the ``pretrain`` block; missing keys take :data:`DEFAULTS`."""
         c = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
-        if c["feature_names"] is None:
-            raise ValueError(
-                "jbot needs pretrain.feature_names (a preset: rs3l | jetnet | jetnet3, or the "
-                "dataset's feature_names list) to know how augmentations rewrite the inputs"
-            )
-        feats = JetFeatures.from_spec(c["feature_names"], c["jet_pt"], c["passive_features"])
-        a = {**DEFAULTS["augment"], **(c["augment"] or {})}
-        unknown = set(a) - set(DEFAULTS["augment"])
-        if unknown:
-            raise ValueError(f"unknown pretrain.augment keys {sorted(unknown)}")
-        augment = JetAugment(
-            feats,
-            rotate=bool(a["rotate"]),
-            smear=bool(a["smear"]),
-            lambda_qcd=float(a["lambda_qcd"]),
-            smear_pt_min=float(a["smear_pt_min"]),
-            split_below=int(a["split_below"]),
-            split_fraction=(float(a["split_fraction"][0]), float(a["split_fraction"][1])),
-        )
+        feats, augment = augment_from_config(cfg)
         return cls(
             backbone,
             feats,
