@@ -589,11 +589,20 @@ def run_case(case: Case, args: argparse.Namespace, device: torch.device, tmp: Pa
             if peak else None  # fmt: skip
         out["modes"][mode] = r
         print(f"  {case.name} {mode}: {r['jets_per_s']:.0f} jets/s", flush=True)
-    out["loader"] = loader_rate(case, kind, B, device, tmp, args.quick, args.min_s)
+    out["loader"] = _guarded(loader_rate, case, kind, B, device, tmp, args.quick, args.min_s)
     if not args.no_agreement:
         shape = (min(B, args.agree_batch), P, C)
-        out["agreement"] = agreement(case, exp, kind, device, shape, tmp)
+        out["agreement"] = _guarded(agreement, case, exp, kind, device, shape, tmp)
     return out
+
+
+def _guarded(fn: Callable[..., dict[str, Any]], *args: Any, **kw: Any) -> dict[str, Any]:
+    """``fn(*args)``, or ``{"error": ...}``: one broken section must not cost the device
+    call the others."""
+    try:
+        return fn(*args, **kw)
+    except Exception as err:  # a failing path is a finding, not a crash
+        return {"error": f"{type(err).__name__}: {str(err)[:300]}"}
 
 
 # ----------------------------------------------------------------------------- report
@@ -625,11 +634,14 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {name} | {c['jets_per_batch']} | {_fmt(c['flops_per_step'] / 1e9, '.2f')} | "
                 f"{mode} | {_fmt(r['jets_per_s'])} | {_fmt(r['step_ms'], '.1f')} | "
                 f"{_pct(mfu)} | {_fmt(r.get('peak_mem_gib'), '.2f')} | "
-                f"{_fmt(c['loader']['jets_per_s'])} |"
+                f"{_fmt(c['loader'].get('jets_per_s'))} |"
             )
     lines += ["", "| case | CPU vs device fp32 | fp32 vs bf16 |", "|---|---|---|"]
     for name, c in report["cases"].items():
         a = c.get("agreement", {})
+        if "error" in a:
+            lines.append(f"| {name} | {a['error']} | |")
+            continue
         cells = []
         for key in ("cpu_vs_device_fp32", "fp32_vs_bf16"):
             r = a.get(key, {"skipped": "not run"})
@@ -647,7 +659,11 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("part_vs_weaver"):
         import part as part_bench
 
-        lines += ["", part_bench.markdown(report["part_vs_weaver"])]
+        pw = report["part_vs_weaver"]
+        lines += [
+            "",
+            f"ParT vs weaver: {pw['error']}" if "error" in pw else part_bench.markdown(pw),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -721,7 +737,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         import part as part_bench
 
         print("ParT vs weaver-core", flush=True)
-        report["part_vs_weaver"] = part_bench.compare(
+        report["part_vs_weaver"] = _guarded(
+            part_bench.compare,
             device, args.modes, args.weaver_path, quick=args.quick, min_s=args.min_s,
             deadline=deadline,
         )  # fmt: skip
