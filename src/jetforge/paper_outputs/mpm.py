@@ -137,7 +137,8 @@ def _scale_note(job: OutputJob, rows: list[str]) -> str:
         f"linear head on the frozen backbone trained on {runs[0]['n_train'] if runs else '?'} "
         f"labelled jets for {ft.get('epochs')} epochs (paper: 20 epochs), tested on {n_test} "
         f"jets (paper: 1M); backbone {exps[rows[0]]['backbone'].get('dim')}-d x "
-        f"{exps[rows[0]]['backbone'].get('n_blocks')} blocks (paper: 512-d x 8)."
+        f"{exps[rows[0]]['backbone'].get('n_blocks')} blocks (paper: width 1024, 8 blocks, ~40M "
+        "parameters)."
     )
 
 
