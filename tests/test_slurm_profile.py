@@ -28,14 +28,15 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
 CONFIGS = [REPO / "config" / "config.yaml", REPO / "config" / "tiny.yaml"]
 GPU_RULES = {"tokenizer", "pretrain", "finetune", "embed"}
-# The stand-in run: the tiny config with JetClass cut to two classes and one fine-tuning
-# mode, so MPM's path through all four GPU rules is ~20 jobs rather than ~70 (each job
-# starts Snakemake twice here). On a few dozen jets the pre-training's collapse check
-# (effective rank of the validation embedding) says nothing; job placement is the subject.
+# The stand-in run: the tiny config with JetClass generated for two classes only (chunks
+# of the others: none; the processes stay declared, since other experiments' tasks name
+# them) and one fine-tuning mode, so MPM's path through all four GPU rules is ~20 jobs
+# rather than ~70 (each job starts Snakemake twice here). On a few dozen jets the
+# pre-training's collapse check (effective rank of the validation embedding) says nothing;
+# job placement is the subject.
 TWO_CLASS_JETCLASS = """
 datasets:
   jetclass:
-    processes: [qcd_zjet, tbqq_tt]
     events_per_chunk: 60
     batch_events: 60
     chunks:

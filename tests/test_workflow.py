@@ -29,7 +29,8 @@ def test_dry_run_of_all_resolves_every_target(tmp_path):
     """Every path jetforge.workflow.targets asks for is produced by some rule."""
     res = _snakemake(tmp_path, "-n", "all")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "paper_table" in res.stdout and "embedding_figure" in res.stdout
+    for rule in ("paper_table", "paper_figure", "paper_claims", "claims"):
+        assert rule in res.stdout, rule
 
 
 def test_one_table_builds_only_what_it_needs(tmp_path):
@@ -37,7 +38,7 @@ def test_one_table_builds_only_what_it_needs(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
     assert "paper_table" in out and "finetune" in out and "pretrain" in out
-    assert "task_figure" not in out and "embedding_figure" not in out
+    assert "task_figure" not in out and "paper_figure" not in out and "claims" not in out
     assert "wqq_vs_qcd" not in out
 
 
