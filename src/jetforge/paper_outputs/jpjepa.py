@@ -19,7 +19,7 @@ brackets in the same cell: Table 1's 13 metrics leave no room for a second colum
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,21 @@ def _jetclass_errors(config: dict, experiment: str, spec: dict) -> list[str]:
     return errs
 
 
+def _display(
+    data: pd.DataFrame, metrics: list[str], ref: dict, head: Callable[[str], str],
+    fmt: Callable[[str, float], str],
+) -> pd.DataFrame:  # fmt: skip
+    """Human frame of a per-setup table: "mean ± std [paper]" per metric column."""
+    display = pd.DataFrame({"setup": [setup_label(s) for s in data["setup"]]})
+    for m in metrics:
+        display[head(m)] = [
+            cell(row[m], row[f"{m}_std"], int(row["n_repeats"]),
+                 _paper_value(ref, row["setup"], m), fmt(m, row[m]))  # fmt: skip
+            for _, row in data.iterrows()
+        ]
+    return display
+
+
 def build_jetclass(job: OutputJob) -> None:
     from jetforge.reporting.table_io import mean_std_by, write_table
 
@@ -250,19 +265,11 @@ def build_jetclass(job: OutputJob) -> None:
     metrics = ["acc", "auc", *[f"rej_{c}" for c in effs]]
     data = mean_std_by(long, "setup", metrics)
     ref = job.reference() or {}
-    display = pd.DataFrame({"setup": [setup_label(s) for s in data["setup"]]})
-    for m in metrics:
-        head = m if not m.startswith("rej_") else f"{m[4:]} Rej{effs[m[4:]] * 100:g}"
-        display[head] = [
-            cell(
-                row[m],
-                row[f"{m}_std"],
-                int(row["n_repeats"]),
-                _paper_value(ref, row["setup"], m),
-                _rej_fmt(row[m]) if m.startswith("rej_") else "{:.3f}",
-            )
-            for _, row in data.iterrows()
-        ]
+    display = _display(
+        data, metrics, ref,
+        lambda m: m if not m.startswith("rej_") else f"{m[4:]} Rej{effs[m[4:]] * 100:g}",
+        lambda m, v: _rej_fmt(v) if m.startswith("rej_") else "{:.3f}",
+    )  # fmt: skip
     notes = [
         scale_note(job, task),
         f"Rejection of {bkg} jets with S/(S+B) of the softmax outputs (eq. 11) at the "
@@ -333,21 +340,15 @@ def build_transfer(job: OutputJob) -> None:
     for t in tasks:
         data[f"{t}_n_train"] = long.groupby("setup", sort=False)[f"{t}_n_train"].first().to_numpy()
     ref = job.reference() or {}
-    display = pd.DataFrame({"setup": [setup_label(s) for s in data["setup"]]})
-    for m in metrics:
+    def head(m: str) -> str:
         task, metric = m.split("_", 1)
-        fmt = "{:.3f}" if not metric.startswith("rej") else None
-        head = f"{task} Rej{float(metric[4:]) * 100:g}" if fmt is None else f"{task} {metric}"
-        display[head] = [
-            cell(
-                row[m],
-                row[f"{m}_std"],
-                int(row["n_repeats"]),
-                _paper_value(ref, row["setup"], m),
-                fmt or _rej_fmt(row[m]),
-            )
-            for _, row in data.iterrows()
-        ]
+        rej = metric.startswith("rej")
+        return f"{task} Rej{float(metric[4:]) * 100:g}" if rej else f"{task} {metric}"
+
+    display = _display(
+        data, metrics, ref, head,
+        lambda m, v: _rej_fmt(v) if m.split("_", 1)[1].startswith("rej") else "{:.3f}",
+    )  # fmt: skip
     notes = [
         scale_note(job, tasks[0]),
         "Transfer: the JetClass encoder reads the transfer sets in its 17 features, "
