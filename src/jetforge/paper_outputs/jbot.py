@@ -254,9 +254,10 @@ def finetune_rows(job: OutputJob, experiment: str) -> list[dict[str, Any]]:
             raise FileNotFoundError(f"{job.name}: prediction file missing: {path}")
         with h5py.File(path, "r") as f:
             s, y = f["score"][:], f["label"][:]
+            point = str(f.attrs.get("scan_point", ""))  # the scan's choice on validation
         rows.append({"experiment": experiment, "setup": f"{experiment}:{X.setup_id(run)}",
                      "block": "fine-tuning", "mode": run["mode"], "n_train": run["n_train"],
-                     "seed": f"r{run['repeat']}", "n_test": int(len(y)),
+                     "seed": f"r{run['repeat']}", "n_test": int(len(y)), "scan_point": point,
                      **task_metrics(s, y, task, effs)})  # fmt: skip
     metrics = metric_names(task, effs)
     by = {(r["mode"], r["n_train"], r["seed"]): r for r in rows}
@@ -292,8 +293,17 @@ def build_classification(job: OutputJob) -> None:
     table = mean_std_by(df, "setup", metrics)
     for c in ("experiment", "block", "probe", "encoder", "mode", "n_train", "n_test"):
         if c in first:
-            table.insert(len(table.columns) - 0, c, table["setup"].map(first[c]))
+            table[c] = table["setup"].map(first[c])
+    if "scan_point" in df:  # every repeat's chosen point, e.g. "{'lr': 0.002} x2"
+        chosen = df.dropna(subset=["scan_point"]).groupby("setup", sort=False)["scan_point"]
+        table["scan_points"] = table["setup"].map(chosen.agg(_tally)).fillna("")
     write_classification(job, table, metrics)
+
+
+def _tally(points: Any) -> str:
+    """``"{'lr': 0.002} x2; {'lr': 0.0004} x1"``: the chosen scan points of the repeats."""
+    counts = points[points != ""].value_counts()
+    return "; ".join(f"{p} x{n}" for p, n in counts.items())
 
 
 CLASSIFICATION = OutputKind(

@@ -177,6 +177,12 @@ def _notes(job: OutputJob, table: pd.DataFrame, available: dict[str, int]) -> li
                "rates × 5 LLRD factors)")
             + f", {ft.get('repeats', 1)} repeat(s)."
         )  # fmt: skip
+    if "scan_points" in table:
+        picks = [f"{m}: {p}" for m, p in zip(table["model"], table["scan_points"], strict=True)
+                 if isinstance(p, str) and p]  # fmt: skip
+        if picks:
+            notes.append("Scan points chosen on the validation jets (per repeat): "
+                         + "; ".join(picks) + ".")  # fmt: skip
     notes.append(
         "± = standard deviation over seeds (frozen rows: pre-training repeats or random "
         "draws; fine-tuning rows: trainings with different seeds on the same labelled jets); "
