@@ -98,6 +98,23 @@ def paper_output_config(wc, section):
     return sub_config(config, find(config, section, wc.paper, wc.name))
 
 
+def _paper_output_heavy(wc, section):
+    from jetforge.paper_outputs import find
+
+    return find(config, section, wc.paper, wc.name).kind.heavy
+
+
+def paper_output_mem_mb(wc, section):
+    # a heavy kind loads models and embeds, as the probe tables do (their peaks in the
+    # default run: 0.45-1.6 GB); the others read CSV and prediction files (figures and
+    # tables of the default run: <= 0.7 GB)
+    return 4000 if _paper_output_heavy(wc, section) else 1500
+
+
+def paper_output_runtime(wc, section):
+    return 60 if _paper_output_heavy(wc, section) else 15
+
+
 def paper_output_category(wc):
     from jetforge.papers import PAPERS
 

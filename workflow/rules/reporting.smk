@@ -93,8 +93,8 @@ rule paper_table:
         "../../envs/analysis.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=lambda wc: paper_output_mem_mb(wc, "tables"),
+        runtime=lambda wc: paper_output_runtime(wc, "tables"),
     params:
         cfg=lambda wc: paper_output_config(wc, "tables"),
         section="tables",
@@ -124,8 +124,8 @@ rule paper_figure:
         "../../envs/analysis.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=lambda wc: paper_output_mem_mb(wc, "paper_figures"),
+        runtime=lambda wc: paper_output_runtime(wc, "paper_figures"),
     params:
         cfg=lambda wc: paper_output_config(wc, "paper_figures"),
         section="paper_figures",
