@@ -119,6 +119,7 @@ TABLE_KINDS = Registry("table kind", {
     "pretraining_variants": "jetforge.paper_outputs.mpm:PRETRAINING_VARIANTS",  # MPM Table I
     "jbot_classification": "jetforge.paper_outputs.jbot:CLASSIFICATION",  # jBOT Tables 2, 3
     "jbot_anomaly": "jetforge.paper_outputs.jbot_anomaly:TABLE",  # jBOT Table 4
+    "rieck_dark_jets": "jetforge.paper_outputs.rieck_anomaly:TABLE",  # Rieck §5.5, Fig. 9
 })  # fmt: skip
 
 FIGURE_KINDS = Registry("figure kind", {
@@ -147,6 +148,7 @@ FIGURE_KINDS = Registry("figure kind", {
     "jbot_roc": "jetforge.paper_outputs.jbot_figures:ROC",  # jBOT Fig. 7
     "jbot_anomaly_scores": "jetforge.paper_outputs.jbot_anomaly:SCORES",  # jBOT Fig. 8
     "jbot_anomaly_roc": "jetforge.paper_outputs.jbot_anomaly:ROC",  # jBOT Fig. 9
+    "rieck_anomaly_roc": "jetforge.paper_outputs.rieck_anomaly:FIGURE",  # Rieck Fig. 9
 })  # fmt: skip
 
 KIND_REGISTRIES = {"table_kinds": TABLE_KINDS, "figure_kinds": FIGURE_KINDS}
