@@ -51,6 +51,7 @@ def test_cosine_ae_score_separates_off_manifold_jets_only(one_thread):
     assert auc["far"] > 0.8
     assert 0.4 < auc["same"] < 0.6
     assert np.isnan(RA.aucs({"sm": scores["sm"], "none": np.zeros(0)})["none"])
+    assert RA.auc_stat_error(0.5, 10**6, 10**6) < 1e-3 < RA.auc_stat_error(0.5, 20, 20)
 
 
 def test_dark_samples_follow_the_sm_pt_eta_and_split_disjointly():
@@ -117,7 +118,9 @@ def test_table_and_figure_are_written(config, tmp_path, monkeypatch):
     RA.build_table(OutputJob(name="dark_jets", spec={"kind": "rieck_dark_jets"}, out=out,
                              **base))  # fmt: skip
     table = pd.read_csv(out["csv"])
-    assert {"auc", "auc_std", "n_repeats", "paper_auc"} <= set(table.columns)
+    assert {"auc", "auc_std", "n_repeats", "paper_auc", "auc_stat_err"} <= set(table.columns)
+    # 200 SM vs 40 dark jets at AUC 0.81: Hanley-McNeil error ~0.036
+    assert 0.02 < table["auc_stat_err"].iloc[2] < 0.06
     fsv = table[table["setup"] == "FSV"].iloc[0]
     assert fsv["model"] == "C" and fsv["n_repeats"] == 2
     ssl_c = table[(table["setup"] == "SSL+AE") & (table["model"] == "C")].iloc[0]
