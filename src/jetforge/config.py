@@ -266,10 +266,18 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
                     f"batch and must split evenly over gpus={pre['gpus']}")  # fmt: skip
     errs += _finetune_errors(config, key, exp)
     errs += _yield_errors(config, key, exp)
+    errs += _weak_errors(config, key, exp)
     errs += _shared_pretraining_errors(config, key, exp)
     errs += _tokenizer_errors(key, exp)
     errs += _shared_tokenizer_errors(config, key, exp)
     return errs
+
+
+def _weak_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) -> list[str]:
+    """Weak-supervision tasks (MPM §V F): binary, and N within the generated jets."""
+    from jetforge.training.weak import weak_config_errors
+
+    return weak_config_errors(config, key, exp)
 
 
 def _shared_tokenizer_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) -> list[str]:

@@ -117,6 +117,7 @@ TABLE_KINDS = Registry("table kind", {
     "robustness": "jetforge.paper_outputs.jpjepa:ROBUSTNESS",  # JP-JEPA §2.3 (any experiment)
     "jpjepa_variants": "jetforge.paper_outputs.jpjepa:VARIANTS",  # JP-JEPA Tables 3-5
     "pretraining_variants": "jetforge.paper_outputs.mpm:PRETRAINING_VARIANTS",  # MPM Table I
+    "weak_supervision": "jetforge.paper_outputs.mpm_weak:WEAK_TABLE",  # MPM Fig. 6 numbers
     "jbot_classification": "jetforge.paper_outputs.jbot:CLASSIFICATION",  # jBOT Tables 2, 3
     "jbot_anomaly": "jetforge.paper_outputs.jbot_anomaly:TABLE",  # jBOT Table 4
     "rieck_dark_jets": "jetforge.paper_outputs.rieck_anomaly:TABLE",  # Rieck §5.5, Fig. 9
@@ -141,6 +142,7 @@ FIGURE_KINDS = Registry("figure kind", {
     "accuracy_vs_labels": "jetforge.paper_outputs.mpm:ACCURACY_VS_LABELS",  # MPM Figs. 3-5
     "tokenizer_reconstruction": "jetforge.paper_outputs.mpm_figures:TOKENIZER_RECONSTRUCTION",
     "tsne_signal_fraction": "jetforge.paper_outputs.mpm_figures:TSNE_SIGNAL_FRACTION",  # MPM 8
+    "weak_supervision": "jetforge.paper_outputs.mpm_weak:WEAK_FIGURE",  # MPM Fig. 6
     "jbot_augmented_jets": "jetforge.paper_outputs.jbot_figures:AUGMENTED_JETS",  # jBOT Fig. 3
     "jbot_learning_curves": "jetforge.paper_outputs.jbot_figures:LEARNING_CURVES",  # Fig. 4
     "jbot_attention": "jetforge.paper_outputs.jbot_figures:ATTENTION",  # jBOT Fig. 5

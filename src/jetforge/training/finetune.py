@@ -90,6 +90,8 @@ from jetforge.training.engine import EngineConfig, TrainState, fit, resolve_devi
 from jetforge.training.pretrain import augset_variants
 from jetforge.training.run_key import LOADER_ONLY_KEYS, to_plain
 from jetforge.training.selection import select_class_rows
+from jetforge.training.weak import n_signal as weak_n_signal
+from jetforge.training.weak import weak_draw
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +333,7 @@ def run_finetune(
     (rows, labels), val = _labelled_subsets(
         train_h5, classes, signal, background, variants, int(n_train), fcfg,
         lambda *k: derive_seed("finetune", task, augset, n_train, *k, base=seed),
-        f"task {task!r} (variants {variants} of {train_h5})",
+        f"task {task!r} (variants {variants} of {train_h5})", weak_n_signal(tasks[task]),
     )  # fmt: skip
     out = Path(out_path)
     points = scan_points(fcfg)
@@ -372,9 +374,14 @@ def scan_points(fcfg: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _labelled_subsets(
     h5: str, classes: list[str] | None, signal: str, background: str, variants: list[str],
     n_train: int, fcfg: Mapping[str, Any], seed_of: Callable[..., int], what: str,
+    n_signal: int | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:  # fmt: skip
     """The ``n_train`` labelled jets (drawn as without validation, so switching validation
-    on never changes them) and the validation jets drawn from the rest."""
+    on never changes them) and the validation jets drawn from the rest. A weak task
+    (``n_signal`` set, MPM §V F) gets two mixed samples labelled by membership instead
+    (:func:`jetforge.training.weak.weak_subsets`)."""
+    if n_signal is not None:
+        return weak_draw(h5, signal, background, variants, n_train, n_signal, fcfg, seed_of, what)
     all_rows, all_labels = _labelled_rows(h5, classes, signal, background, variants)
     rows, labels = subsample(all_rows, all_labels, n_train, seed_of("subset"), what=what)
     n_val = round(float(fcfg.get("val_fraction", 0.0)) * n_train)
