@@ -82,6 +82,9 @@ def test_default_declaration_is_accepted(config):
      "anomaly.dark_dataset: 'nope' is not a dataset"),
     (lambda c: c["experiments"]["hadfork"]["anomaly"].update(models={"C": "hadfork_dark_x"}),
      "anomaly.models.C: 'hadfork_dark_x' is not a process of dataset 'hadfork_dark'"),
+    (lambda c: c["experiments"]["hadfork"]["anomaly"].update(
+        dark_dataset="hadfork", models={"C": "hadfork_gg"}),
+     "anomaly.models.C: 'hadfork_gg' is not a dark-jet process"),
     (lambda c: c["datasets"]["hadfork_dark"]["chunks"]["test"].pop("hadfork_dark_b"),
      "anomaly.models.B: dataset 'hadfork_dark' generates no 'hadfork_dark_b' chunks"),
     (lambda c: c["experiments"]["hadfork"]["anomaly"].update(representation="z"),

@@ -111,6 +111,10 @@ def _errors(config: dict, experiment: str, spec: dict) -> list[str]:
             errs.append(f"{where}.models.{label}: {proc!r} is not a process of dataset "
                         f"{name!r} (it has {ds.get('processes')}); add it there or drop the "
                         "model")  # fmt: skip
+        elif _label(proc) != "dark":
+            errs.append(f"{where}.models.{label}: {proc!r} is not a dark-jet process (label "
+                        f"{_label(proc)!r}); name a Hidden Valley process, e.g. "
+                        "hadfork_dark_c")  # fmt: skip
         elif int(made.get(proc, 0)) < 1:
             errs.append(f"{where}.models.{label}: dataset {name!r} generates no {proc!r} chunks "
                         f"in split {a['dark_split']!r}; set chunks.{a['dark_split']}.{proc} "
@@ -126,6 +130,15 @@ def _errors(config: dict, experiment: str, spec: dict) -> list[str]:
         errs.append(f"{where}.cosine_ae: unknown key(s) {bad}; accepted: "
                     f"{sorted(CosineAEConfig.__dataclass_fields__)}")  # fmt: skip
     return errs
+
+
+def _label(process: str) -> str | None:
+    from jetforge.generation.processes import get_process
+
+    try:
+        return get_process(process).label
+    except KeyError:
+        return None
 
 
 def _inputs(config: dict, experiment: str, spec: dict) -> dict[str, list[str]]:
