@@ -74,6 +74,24 @@ def test_finetune_draw_is_weak_for_a_weak_task(monkeypatch):
     assert val is None and tr.size == 130 and lab.sum() == 80
 
 
+def test_weak_finetuning_predicts_with_true_labels(tmp_path):
+    from test_training import EXP, write_format4
+
+    train = write_format4(tmp_path / "train.h5", {"qcd_zjet": 12, "hbb_zh": 8}, seed=2)
+    test = write_format4(tmp_path / "test.h5", {"qcd_zjet": 6, "hbb_zh": 6}, seed=3)
+    task = {"signal": "hbb_zh", "background": "qcd_zjet", "weak": {"n_signal": 4}}
+    exp = {**EXP, "finetune": {**EXP["finetune"], "epochs": 1, "tasks": {"weak": task}}}
+    out = tmp_path / "predictions.h5"
+    finetune.run_finetune(str(train), str(test), str(out), exp, "weak", "supervised", "none",
+                          8, 0, 1, None, "cpu")  # fmt: skip
+    with h5py.File(out) as f, h5py.File(test) as t:
+        procs = list(t.attrs["process_names"])
+        truth = f["process"][:] == procs.index("hbb_zh")
+        assert np.array_equal(f["label"][:], truth.astype(np.int8)) and 0 < truth.sum() < truth.size
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert len(history) == 1
+
+
 def test_significance_improvement_is_the_papers_ratio():
     label = np.array([1] * 10 + [0] * 100)
     score = np.concatenate([np.r_[np.full(8, 0.9), np.full(2, 0.1)],
