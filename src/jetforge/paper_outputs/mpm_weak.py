@@ -195,6 +195,9 @@ def build_weak_figure(job: OutputJob) -> None:
         ax.fill_between(n, m - s, m + s, color=c, alpha=0.2, lw=0)
     ax.axhline(USEFUL_SI, color="grey", ls="--", lw=1, label=f"SI = {USEFUL_SI:g}")
     ax.axhline(1.0, color="grey", ls=":", lw=1)
+    n_pos = data["n_signal"][data["n_signal"] > 0]
+    if len(n_pos) == len(data) and n_pos.max() >= 10 * n_pos.min():  # paper scale: 1k-50k
+        ax.set_xscale("log")
     ax.set_xlabel("Injected signal jets N")
     ax.set_ylabel(f"Significance improvement (cut {facts['threshold']:g})")
     ax.grid(alpha=0.3)
