@@ -134,3 +134,16 @@ def test_table_and_figure_are_written(config, tmp_path, monkeypatch):
     RA.build_figure(OutputJob(name="fig9", spec={"kind": "rieck_anomaly_roc"}, out=fig,
                               **base))  # fmt: skip
     assert Path(fig["png"]).stat().st_size > 5000
+
+
+def test_jet_mass_reference_rows(tmp_path):
+    import h5py
+
+    for name, masses in (("sm", np.linspace(10, 50, 40)), ("dark", np.linspace(40, 80, 40))):
+        with h5py.File(tmp_path / f"{name}.h5", "w") as f:
+            f["jets/mass"] = masses
+    rows = RA._mass_rows(str(tmp_path / "sm.h5"), np.arange(40), str(tmp_path / "dark.h5"),
+                         {"A": (np.arange(20, 40), np.zeros(0, int)),
+                          "B": (np.zeros(0, int), np.zeros(0, int))})  # fmt: skip
+    assert rows[0]["setup"] == "jet mass" and rows[0]["auc"] > 0.95
+    assert np.isnan(rows[1]["auc"])
