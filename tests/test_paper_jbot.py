@@ -298,3 +298,11 @@ def test_paper_config_declares_every_output(cfg):
     assert want <= have
     assert c["experiments"]["jbot_anomaly"]["pretrain"]["repeats"] == 10
     assert len(c["experiments"]["jbot"]["finetune"]["scan"]["lr"]) == 6
+
+
+def test_anomaly_score_names_are_the_implemented_ones() -> None:
+    """The config check's list (driver env, no torch) is the scores the jobs implement."""
+    from jetforge.evaluation import ANOMALY_SCORES
+    from jetforge.evaluation.anomaly import SCORES
+
+    assert tuple(SCORES) == ANOMALY_SCORES

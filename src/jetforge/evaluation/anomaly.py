@@ -25,13 +25,13 @@ anomalous (1) jets is the AUC of Fig. 9 / jBOT Table 4.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.evaluation.anomaly_settings import CosineAEConfig
 from jetforge.evaluation.metrics import auc
 
 # ----------------------------------------------------------------------------- cosine AE
@@ -70,28 +70,6 @@ class CosineAE(nn.Module):
 def cosine_loss(u: Tensor, z: Tensor) -> Tensor:
     """Per-jet reconstruction loss ``1 - cos(u, z)`` (§5.5), float32."""
     return 1.0 - F.cosine_similarity(u.float(), z.float(), dim=-1, eps=1e-8)
-
-
-@dataclass
-class CosineAEConfig:
-    """Training settings of the anomaly autoencoder; the paper gives only the layout and
-    the loss, so these are our defaults (Adam as for the backbone, Table 1)."""
-
-    hidden: tuple[int, ...] = (128, 64, 32, 24)
-    latent: int = 20
-    epochs: int = 50
-    batch_size: int = 256
-    lr: float = 1e-3
-    standardise: bool = True
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, cfg: Mapping[str, object]) -> CosineAEConfig:
-        names = set(cls.__dataclass_fields__)
-        kw = {k: v for k, v in cfg.items() if k in names}
-        if "hidden" in kw:
-            kw["hidden"] = tuple(kw["hidden"])  # type: ignore[arg-type]
-        return cls(**kw)  # type: ignore[arg-type]
 
 
 def fit_cosine_ae(

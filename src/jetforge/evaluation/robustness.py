@@ -26,11 +26,19 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
-import torch
-from torch import nn
+
+from jetforge.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import h5py
+    import torch
+    from torch import nn
+else:  # imported on first use: the config check (driver env, no torch) reads group_errors
+    h5py, torch = lazy_module("h5py"), lazy_module("torch")
+    nn = lazy_module("torch.nn")
 
 #: feature groups of JP-JEPA Fig. 3(b) in JetClass's names (App. A.1: PID, trajectory
 #: displacement, kinematics); configs may name their own
@@ -194,7 +202,6 @@ def classifier_path(predictions: str | os.PathLike[str]) -> Path:
     return Path(predictions).with_name("model.pt")
 
 
-@torch.no_grad()
 def evaluate_perturbed(
     model: nn.Module,
     h5_path: str,
@@ -216,13 +223,14 @@ def evaluate_perturbed(
             (x.numpy(), m.numpy(), rest)
             for _, x, m, *rest in iter_rows(f, rows, chunk, model.inputs)
         ]
-    for k, p in enumerate(perts):
-        rng = np.random.default_rng([int(seed), k])
-        parts = []
-        for x, m, rest in batches:
-            xp, mp = perturb(x, m, p, rng)
-            logits = model(torch.from_numpy(xp), torch.from_numpy(mp), *rest).float()
-            prob = torch.sigmoid(logits) if n_out == 1 else torch.softmax(logits, dim=-1)
-            parts.append(prob.numpy())
-        out[f"{p.kind}:{p.name}"] = np.concatenate(parts)
+    with torch.no_grad():
+        for k, p in enumerate(perts):
+            rng = np.random.default_rng([int(seed), k])
+            parts = []
+            for x, m, rest in batches:
+                xp, mp = perturb(x, m, p, rng)
+                logits = model(torch.from_numpy(xp), torch.from_numpy(mp), *rest).float()
+                prob = torch.sigmoid(logits) if n_out == 1 else torch.softmax(logits, dim=-1)
+                parts.append(prob.numpy())
+            out[f"{p.kind}:{p.name}"] = np.concatenate(parts)
     return out

@@ -49,7 +49,7 @@ def settings(exp: dict[str, Any]) -> dict[str, Any]:
 def _errors(config: dict, experiment: str, spec: dict) -> list[str]:
     """Refused before any job: signals missing from the dataset, a missing/contaminated
     normal set, unknown scores."""
-    from jetforge.evaluation.anomaly import SCORES
+    from jetforge.evaluation import ANOMALY_SCORES
 
     exp = config["experiments"][experiment]
     a = settings(exp)
@@ -72,9 +72,9 @@ def _errors(config: dict, experiment: str, spec: dict) -> list[str]:
     if seen:
         errs.append(f"{where}.signals: {sorted(seen)} are in pretrain.processes: an anomaly "
                     "search pre-trains on the normal classes only (jBOT §4.3 set (3))")  # fmt: skip
-    unknown = [s for s in a["scores"] if s not in SCORES]
+    unknown = [s for s in a["scores"] if s not in ANOMALY_SCORES]
     if unknown:
-        errs.append(f"{where}.scores: {unknown} unknown; have {sorted(SCORES)}")
+        errs.append(f"{where}.scores: {unknown} unknown; have {sorted(ANOMALY_SCORES)}")
     return errs
 
 

@@ -21,15 +21,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from jetforge import experiment as X
+from jetforge.lazy import lazy_module
 from jetforge.paper_outputs import OutputJob, OutputKind
 from jetforge.workflow import targets as T
+
+if TYPE_CHECKING:
+    import h5py
+else:  # imported on first use: the config check (driver env) imports this module
+    h5py = lazy_module("h5py")
 
 #: how our modes are called in the paper's tables
 MODE_LABELS = {

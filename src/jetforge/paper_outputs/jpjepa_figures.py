@@ -10,16 +10,21 @@ robustness table), so none of them trains or loads a model.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from jetforge import experiment as X
+from jetforge.lazy import lazy_module
 from jetforge.paper_outputs import OutputJob, OutputKind
 from jetforge.paper_outputs import jpjepa as J
 from jetforge.workflow import targets as T
+
+if TYPE_CHECKING:
+    import h5py
+else:  # imported on first use: the config check (driver env) imports this module
+    h5py = lazy_module("h5py")
 
 MODE_STYLE = {
     "floating": ("tab:blue", "--"),

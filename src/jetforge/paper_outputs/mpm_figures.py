@@ -14,14 +14,16 @@ Heinrich, Kagan, Klein, Leigh, Osadchy, Raine, arXiv:2401.13537).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from jetforge import experiment as X
 from jetforge.paper_outputs import OutputJob, OutputKind
 from jetforge.workflow import targets as T
+
+if TYPE_CHECKING:  # torch is imported by the jobs, never by the config check (driver env)
+    import torch
 
 #: tokenizer kinds the reconstruction figure can decode, and their legend names
 DECODERS = {"vqvae": "VQ-VAE decoded", "kmeans": "K-means centroids"}
@@ -56,10 +58,17 @@ def _reconstruction_errors(config: dict, experiment: str, spec: dict) -> list[st
     return errs
 
 
-@torch.no_grad()
 def decode(tok: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Particles ``[B, P, F]`` rebuilt from their tokens, in the dataset's feature units."""
-    mask = mask.bool()
+    import torch
+
+    with torch.no_grad():
+        return _decode(tok, x, mask.bool())
+
+
+def _decode(tok: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    import torch
+
     if tok.kind == "kmeans":
         z = tok.centroids.float()[tok.targets(x, mask)]
     elif tok.kind == "vqvae":
@@ -99,6 +108,7 @@ def _read_test(path: str, n_jets: int) -> tuple[np.ndarray, np.ndarray, dict, An
 def build_reconstruction(job: OutputJob) -> None:
     """Fig. 2: mass and p_T histograms, input vs each tokenizer's reconstruction."""
     import matplotlib.pyplot as plt
+    import torch
 
     from jetforge.methods.mpm_tokenizer import load_tokenizer
     from jetforge.methods.mpm_vq import codebook_usage

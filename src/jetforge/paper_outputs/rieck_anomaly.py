@@ -83,7 +83,7 @@ def _errors(config: dict, experiment: str, spec: dict) -> list[str]:
     """Refused before any job: a dark dataset that is not in the config or not a hadfork
     dataset, a model whose process that dataset does not generate in ``dark_split``, an
     unknown representation or supervised model, unknown keys."""
-    from jetforge.evaluation.anomaly import CosineAEConfig
+    from jetforge.evaluation.anomaly_settings import CosineAEConfig
 
     exp = config["experiments"][experiment]
     a = settings(exp)
