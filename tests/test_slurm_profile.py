@@ -46,6 +46,8 @@ datasets:
 experiments:
   mpm:
     pretrain: {collapse_rank: null}
+    tables: {}             # the paper's tables read tasks this overlay replaces
+    paper_figures: {}
     finetune:
       tasks:
         top_vs_qcd: {classes: [qcd_zjet, tbqq_tt]}

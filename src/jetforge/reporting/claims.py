@@ -213,7 +213,11 @@ def evaluate(claim: Mapping[str, Any], available: Iterable[str] | None = None) -
     for side in ("a", "b"):
         spec = claim[side]
         path = table_path(claim["paper"], spec.get("table", claim["table"]))
-        samples.append(side_sample(spec, claim["metric"], frames.get(path), path))
+        try:
+            samples.append(side_sample(spec, claim["metric"], frames.get(path), path))
+        except ClaimError as exc:  # e.g. a row the small config does not run
+            return {**row, "ours": "", "effect": None, "uncertainty": None, "n_sigma": None,
+                    "verdict": NOT_RUN, "note": str(exc)}  # fmt: skip
     a, b = samples
     log = claim.get("scale", "linear") == "log"
     effect, error = effect_and_error(a, b, log)
