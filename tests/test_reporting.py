@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
+from jetforge.reporting.reference import load_reference_entry
 from jetforge.reporting.tables import (
     PredictionFormatError,
-    load_reference,
     paper_rows,
     rejection_table,
     setup_label,
@@ -25,7 +25,6 @@ from jetforge.reporting.tables import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO / "resources" / "reference" / "rs3l.yaml"
 VARIANTS = ["nominal", "seed", "fsr_up", "fsr_down", "alt_shower"]
 
 
@@ -88,7 +87,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_reference_transcription_spot_checks():
-    t2, t3, t4, t5 = (load_reference(REFERENCE, t) for t in ("II", "III", "IV", "V"))
+    t2, t3, t4, t5 = (load_reference_entry("rs3l", t) for t in ("II", "III", "IV", "V"))
     assert t2["rows"]["Fine-tuned (3M, floating)"]["values"][0.3] == 1325
     assert t2["rows"]["Fine-tuned (3M, floating)"]["uncertainties"][0.3] == 31
     assert t2["rows"]["N_2"]["values"] == {0.3: 29, 0.5: 16, 0.7: 8}
@@ -105,7 +104,7 @@ def test_reference_transcription_spot_checks():
 
 
 def test_paper_rows_match_by_mode_augset_and_size_rank():
-    t2, t3, t4 = (load_reference(REFERENCE, t) for t in ("II", "III", "IV"))
+    t2, t3, t4 = (load_reference_entry("rs3l", t) for t in ("II", "III", "IV"))
     ours = ["n2", "fixed-all-n2000", "floating-all-n2000", "supervised-all-n700",
             "supervised-all-n2000"]
     assert paper_rows(ours, t2) == {
@@ -140,7 +139,7 @@ def test_rejection_table_gaussian_and_perfect(tmp_path):
     perfect = write_predictions(tmp_path / "p.h5", mu=50.0)
     rows = rejection_table(
         {"floating-all-n2000": gauss, "supervised-all-n2000": [perfect], "n2": gauss[:1]},
-        [0.3, 0.5, 0.7], load_reference(REFERENCE, "II"),
+        [0.3, 0.5, 0.7], load_reference_entry("rs3l", "II"),
         tmp_path / "rej.csv", tmp_path / "rej.md", "Higgs vs QCD",
     )
     by = {r["setup"]: r for r in rows}
@@ -184,7 +183,7 @@ def test_wasserstein_table_identical_is_zero_and_shift_is_shift(tmp_path):
                                seed=i) for i in range(2)]
     rows = wasserstein_table(
         {"fixed-all-n2000": files, "n2": files[:1]}, ["seed", "fsr_up", "fsr_down", "alt_shower"],
-        load_reference(REFERENCE, "III"), tmp_path / "w.csv", tmp_path / "w.md", "Robustness",
+        load_reference_entry("rs3l", "III"), tmp_path / "w.csv", tmp_path / "w.md", "Robustness",
     )
     r = rows[0]
     assert r["w_seed"] == pytest.approx(0.0, abs=1e-6)

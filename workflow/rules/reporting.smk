@@ -148,6 +148,8 @@ rule paper_claims:
         tex="results/tables/{paper}/claims.tex",
     log:
         "logs/tables/{paper}/claims.log",
+    benchmark:
+        "benchmarks/tables/{paper}/claims.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -174,6 +176,8 @@ rule claims:
         tex="results/tables/claims.tex",
     log:
         "logs/tables/claims.log",
+    benchmark:
+        "benchmarks/tables/claims.tsv"
     conda:
         "../../envs/analysis.yaml"
     threads: 1

@@ -18,13 +18,11 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 import pandas as pd
-import yaml
 
 from jetforge.evaluation.metrics import rejection_at, wasserstein
 from jetforge.reporting.table_io import mean_std_by, write_table
@@ -178,19 +176,6 @@ def _norm_augset(name: str) -> str:
 
 
 # --------------------------------------------------------------------------- reference
-
-
-def load_reference(path: PathLike, table: str) -> dict[str, Any]:
-    """One paper table from ``resources/reference/rs3l.yaml`` (e.g. ``table="II"``).
-
-    The returned dict is what ``rejection_table`` / ``wasserstein_table`` take as
-    ``reference``; it gains an ``id`` key so the Markdown can cite the table number.
-    """
-    doc = yaml.safe_load(Path(path).read_text())
-    tables = doc.get("tables", {})
-    if table not in tables:
-        raise KeyError(f"{path}: no table {table!r}; have {sorted(tables)}")
-    return {"id": table, **tables[table]}
 
 
 def paper_rows(setup_ids: Iterable[str], reference: Mapping[str, Any]) -> dict[str, str | None]:
