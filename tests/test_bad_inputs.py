@@ -92,6 +92,13 @@ CONFIG_CASES: list[tuple[str, Callable[[dict], None], str]] = [
      r"experiments\.mpm\.finetune\.lr: value -inf is not a finite"),
     ("nan_in_list", _set("experiments.rs3l.tables.table2.efficiencies[0]", NAN),
      r"tables\.table2\.efficiencies\[0\]: value nan is not a finite"),
+    # misspelt keys of the fine-tuning and probe blocks are refused, not silently ignored
+    ("finetune_typo", _set("experiments.jbot.finetune.epochz", 3),
+     r"experiments\.jbot\.finetune: unknown key\(s\) \['epochz'\]; allowed keys: \[.*'epochs'"),
+    ("probe_typo", _set("experiments.rs3l.probe.kk", 3),
+     r"experiments\.rs3l\.probe: unknown key\(s\) \['kk'\]; allowed keys: \[.*'k'"),
+    ("probe_metric", _set("experiments.rs3l.probe.metric", "manhattan"),
+     r"experiments\.rs3l\.probe\.metric: value 'manhattan' is not allowed"),
     # the hadfork builder's keys
     ("hadfork_n_cells_0", _set("datasets.hadfork.n_cells", 0),
      r"datasets\.hadfork\.n_cells: value 0 is not allowed: 0 is less than the minimum of 1"),

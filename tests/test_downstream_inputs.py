@@ -397,3 +397,38 @@ def test_random_probe_baseline_takes_input_preprocessing_not_batchnorm_statistic
     part = build_backbone({"name": "part", "size": "mini", "in_dim": 15})
     assert not any("running" in k or "num_batches" in k for k in input_preprocessing(part))
     assert any("running_mean" in k for k, _ in part.named_buffers())
+
+
+def test_probe_table_reads_the_probe_metric_and_iterations(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``probe.metric`` and ``probe.linear_max_iter`` reach the k-NN and linear probes (jBOT's
+    authors probe with Euclidean distances on the raw [CLS]); unset, cosine and the
+    logistic regression's own cap."""
+    import jetforge.evaluation.probes as probes
+    from jetforge.evaluation.probe_table import probe_table
+
+    seen: list[tuple[str, object]] = []
+    knn, lin = probes.knn_probe, probes.linear_probe
+
+    def spy_knn(*a, **kw):
+        seen.append(("knn", kw["metric"]))
+        return knn(*a, **kw)
+
+    def spy_lin(*a, **kw):
+        seen.append(("linear", kw.get("max_iter")))
+        return lin(*a, **kw)
+
+    monkeypatch.setattr(probes, "knn_probe", spy_knn)
+    monkeypatch.setattr(probes, "linear_probe", spy_lin)
+    run_pretrain(str(files["train"]), str(tmp_path / "pre"), EXP, None, 0, 3, "cpu")
+    model = [str(tmp_path / "pre" / "model.pt")]
+    for probe, want in [({}, {("knn", "cosine"), ("linear", None)}),
+                        ({"metric": "euclidean", "linear_max_iter": 500},
+                         {("knn", "euclidean"), ("linear", 500)})]:  # fmt: skip
+        seen.clear()
+        exp = {**EXP, "dataset": "hadfork_test",
+               "probe": {"k": 5, "n_jets": 100, "random_inits": 1, **probe}}  # fmt: skip
+        probe_table("hadfork_test", exp, model, str(files["train"]), str(files["test"]),
+                    str(tmp_path / "probe.csv"), str(tmp_path / "probe.md"), seed=0)  # fmt: skip
+        assert set(seen) == want

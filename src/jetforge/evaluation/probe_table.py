@@ -96,7 +96,10 @@ def probe_table(
     from jetforge.training.engine import resolve_device
 
     device = str(resolve_device(device))
-    probe = {"k": 30, "n_jets": 5000, "random_inits": 3, **exp_cfg.get("probe", {})}
+    probe = {"k": 30, "n_jets": 5000, "random_inits": 3, "metric": "cosine",
+             **exp_cfg.get("probe", {})}
+    # the logistic regression's iteration cap: linear_probe's own default unless configured
+    lin_kw = {"max_iter": int(probe["linear_max_iter"])} if "linear_max_iter" in probe else {}
     info = DatasetInfo.read(test_h5)
     tr_rows, tr_y = _probe_rows(
         train_h5, int(probe["n_jets"]), derive_seed("probe", "train", base=seed)
@@ -117,8 +120,10 @@ def probe_table(
         z_tr = embed_views(enc, train_h5, tr_rows, views, device=device)
         z_te = embed_views(enc, test_h5, te_rows, views, device=device)
         for view in views:
-            knn = knn_probe(z_tr[view], tr_y, z_te[view], te_y, k=k, class_names=info.class_names)
-            lin = linear_probe(z_tr[view], tr_y, z_te[view], te_y, class_names=info.class_names)
+            knn = knn_probe(z_tr[view], tr_y, z_te[view], te_y, k=k, metric=probe["metric"],
+                            class_names=info.class_names)
+            lin = linear_probe(z_tr[view], tr_y, z_te[view], te_y,
+                               class_names=info.class_names, **lin_kw)
             groups.setdefault((view, group), []).append({
                 "embedding": view, "encoder": name, **common,
                 "knn_acc": knn["accuracy"], "knn_acc_err": knn["accuracy_err"],
