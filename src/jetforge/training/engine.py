@@ -479,7 +479,11 @@ def _optimiser_step(
     applied and the gradient norm before clipping (None without clipping)."""
     with run.autocast():
         terms = run.loss_fn(run.step_model, batch)
-    values = D.mean_values({k: float(v.detach().float().item()) for k, v in terms.items()})
+    # one device -> host copy for all terms (a GPU waits once per step, not once per term;
+    # the finiteness check needs the numbers before the update anyway)
+    names = list(terms)
+    host = torch.stack([terms[k].detach().float().reshape(()) for k in names]).tolist()
+    values = D.mean_values(dict(zip(names, host, strict=True)))
     _check_finite(values, run, state, epoch)
     run.opt.zero_grad(set_to_none=True)
     terms["loss"].backward()
