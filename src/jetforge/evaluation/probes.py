@@ -32,11 +32,8 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.preprocessing import StandardScaler
 
+from jetforge.evaluation.metrics import binary_auc
 from jetforge.models.registry import backbone_inputs, eval_chunk, load_backbone
 from jetforge.training.data import check_model_features, iter_rows
 
@@ -80,7 +77,7 @@ def classification_metrics(
     aucs = []
     for c in range(C):
         pos = y == c
-        a = float(roc_auc_score(pos, s[:, c])) if 0 < pos.sum() < y.size else float("nan")
+        a = binary_auc(pos, s[:, c]) if 0 < pos.sum() < y.size else float("nan")
         aucs.append(a)
         if C > 2:
             out[f"auc_{names[c]}"] = a
@@ -106,6 +103,8 @@ def knn_probe(
     class_names: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """k-NN probe (uniform votes); returns :func:`classification_metrics` of the test set."""
+    from sklearn.neighbors import KNeighborsClassifier  # ~2 s to import: only where probed
+
     zt, yt = _check(z_train, y_train, "train")
     zs, ys = _check(z_test, y_test, "test")
     if not 1 <= k <= zt.shape[0]:
@@ -132,6 +131,9 @@ def linear_probe(
     class_names: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Logistic regression on standardised frozen embeddings; test-set metrics."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     zt, yt = _check(z_train, y_train, "train")
     zs, ys = _check(z_test, y_test, "test")
     if np.unique(yt).size < 2:
