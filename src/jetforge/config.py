@@ -95,7 +95,8 @@ def schema_errors(
         elif err.validator == "required":
             out.append(f"config key {where}: {err.message}")
         else:
-            why = err.message + (f" ({hint})" if err.validator == "pattern" and hint else "")
+            shows = err.validator in ("pattern", "oneOf")  # the description says what fits
+            why = err.message + (f" ({hint})" if shows and hint else "")
             out.append(f"config key {where}: value {err.instance!r} is not allowed: {why}")
     return list(dict.fromkeys(out))  # a block checked by two subschemas reports once
 
@@ -169,6 +170,10 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
                 f"config key {key}.shower.variants: the first variant must be 'nominal', "
                 f"got {variants[0]!r}"
             )
+        if kind == "resim":
+            from jetforge.datasets.variants import variant_errors
+
+            errs += variant_errors(key, ds)
         errs += _builder_errors(key, kind, ds)
         det = ds.get("detector")
         if det and det != "none":

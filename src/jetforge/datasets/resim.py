@@ -2,9 +2,13 @@
 
 One call turns one chunk of hard events (an LHE file) into one HDF5 chunk: for each variant
 (nominal, new seed, FSR up/down, alternative shower; RS3L §II B) shower + hadronize,
-simulate the detector, cluster, select and truth-match the jet. A hard event is kept only
-if its jet passes in *every* variant ("these requirements are also imposed for all
-augmentations of a given nominal jet"), so every kept event is a complete pair set.
+simulate the detector, cluster, select and truth-match the jet. A variant may instead be a
+hadronization fork of an earlier one (``{fork_of: nominal}``: same hard process and parton
+shower, new hadronization and detector response; Rieck et al., arXiv:2503.11632 §2), so one
+dataset carries every pair family on the same hard events (:mod:`jetforge.datasets.variants`).
+A hard event is kept only if its jet passes in *every* variant ("these requirements are
+also imposed for all augmentations of a given nominal jet"), so every kept event is a
+complete pair set.
 """
 
 from __future__ import annotations
@@ -26,8 +30,11 @@ from jetforge.datasets.chunk import (
     timed,
     truth_table,
 )
+from jetforge.datasets.variants import VariantSpec, parse_variants
 from jetforge.detector import load_card, simulate
 from jetforge.generation.processes import get_process
+from jetforge.generation.resim_fork import shower_lhe_forked
+from jetforge.generation.seeds import PYTHIA_SEED_MAX
 from jetforge.generation.shower import shower_lhe
 from jetforge.io.h5 import write_jet_dataset
 from jetforge.io.lhe import chunk_min_events, read_lhe
@@ -59,19 +66,24 @@ def build_resim_chunk(
     truth_eta, truth_phi, parton_pid = truth_table(events, process_name, lhe_path)
     card, card_sha = load_card(ds_cfg["detector"])
     shower = ds_cfg["shower"]
-    variants = list(shower["variants"])
+    specs = parse_variants(shower["variants"])
     selection = JetSelection(**ds_cfg["jets"])
     cid = ChunkId(dataset, process_name, split, chunk, base_seed)
     per_variant: list[dict[str, np.ndarray]] = []
     passed_consts: list[tuple[np.ndarray, ak.Array]] = []
     keep = np.ones(n, dtype=bool)
     timing: dict[str, float] = {}
-    for variant in variants:
+    forked: dict[str, tuple[ak.Array, np.ndarray]] = {}  # fork variant -> (particles, ok)
+    for spec in specs:
+        variant = spec.name
         with timed(timing, f"shower_{variant}"):
-            particles, ok = shower_lhe(
-                lhe_path, n, [*shower["base_settings"], *shower["variants"][variant]],
-                cid.seed(variant, "shower"), hard_events=events,
-            )  # fmt: skip
+            if spec.fork_of is not None:
+                particles, ok = forked.pop(variant)
+            else:
+                particles, ok = _shower_variant(
+                    lhe_path, n, spec, specs, [*shower["base_settings"], *spec.settings], cid,
+                    events, forked,
+                )  # fmt: skip
         with timed(timing, f"reco_{variant}"):
             # Only events whose jet passed in every earlier variant can still form a pair:
             # the detector, clustering and features run on those alone (the shower cannot
@@ -96,6 +108,36 @@ def build_resim_chunk(
         "hard_events_per_s": n / total,
         "timing": timing,
     }
+
+
+def _shower_variant(
+    lhe_path: str | os.PathLike[str],
+    n: int,
+    spec: VariantSpec,
+    specs: list[VariantSpec],
+    settings: list[str],
+    cid: ChunkId,
+    events: Any,
+    forked: dict[str, tuple[ak.Array, np.ndarray]],
+) -> tuple[ak.Array, np.ndarray]:
+    """Shower one settings variant; its fork variants' particles go into ``forked``.
+
+    A variant nothing forks runs exactly as before forks existed (:func:`shower_lhe`);
+    one that is forked runs the same Pythia with a parton-capturing hook, whose events are
+    the same bytes (:mod:`jetforge.generation.resim_fork`). Each fork event's hadronization
+    seed derives from the chunk, the fork's name and the event's index.
+    """
+    seed = cid.seed(spec.name, "shower")
+    forks = [s.name for s in specs if s.fork_of == spec.name]
+    if not forks:
+        return shower_lhe(lhe_path, n, settings, seed, hard_events=events)
+    fork_seeds = [
+        cid.rng(f, "hadronization").integers(1, PYTHIA_SEED_MAX, size=n, endpoint=True)
+        for f in forks
+    ]
+    out = shower_lhe_forked(lhe_path, n, settings, seed, fork_seeds, hard_events=events)
+    forked.update(zip(forks, out.forks, strict=True))
+    return out.particles, out.ok
 
 
 def _reco_variant(

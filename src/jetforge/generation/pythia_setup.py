@@ -17,19 +17,23 @@ class PythiaSettingError(ValueError):
     """A Pythia setting that Pythia did not accept."""
 
 
-def make_pythia(settings: Iterable[str], seed: int) -> Any:
+def make_pythia(settings: Iterable[str], seed: int | None, hooks: Any | None = None) -> Any:
+    """An initialised Pythia; ``seed`` None leaves Pythia's default seed (for instances that
+    draw no random numbers), ``hooks`` (a ``pythia8mc.UserHooks``) is set before ``init``."""
     import pythia8mc
 
     py = pythia8mc.Pythia("", False)
-    base = [
-        "Print:quiet = on", "Next:numberCount = 0", "Random:setSeed = on", f"Random:seed = {seed}"
-    ]
+    base = ["Print:quiet = on", "Next:numberCount = 0"]
+    if seed is not None:
+        base += ["Random:setSeed = on", f"Random:seed = {seed}"]
     for s in [*base, *settings]:
         if not py.readString(s):
             raise PythiaSettingError(
                 f"Pythia rejected the setting {s!r}; check its spelling against the Pythia 8 "
                 "manual (settings are 'Group:name = value')"
             )
+    if hooks is not None:
+        py.setUserHooksPtr(hooks)
     if not py.init():
         raise RuntimeError(
             "Pythia failed to initialise with settings:\n  " + "\n  ".join(map(str, settings))

@@ -52,13 +52,35 @@ def shower_lhe(
     False for events Pythia failed on or whose incoming partons do not match the LHE event
     (a misalignment guard: with ISR off, the incoming partons are copied unchanged).
     """
-    py = make_pythia(["Beams:frameType = 4", f"Beams:LHEF = {lhe_path}", *settings], seed)
+    py = lhe_pythia(lhe_path, settings, seed)
+    particles, ok = shower_events(py, lhe_path, n_events, hard_events)
+    return particles.to_awkward(), ok
+
+
+def lhe_pythia(
+    lhe_path: str | os.PathLike[str], settings: Sequence[str], seed: int, hooks: Any = None
+) -> Any:
+    """A Pythia reading the LHE file ``lhe_path`` with ``settings`` (one shower variant)."""
+    return make_pythia(["Beams:frameType = 4", f"Beams:LHEF = {lhe_path}", *settings], seed, hooks)
+
+
+def shower_events(
+    py: Any,
+    lhe_path: str | os.PathLike[str],
+    n_events: int,
+    hard_events: Sequence[LHEEvent] | None = None,
+    batch_out: list[ak.Array] | None = None,
+) -> tuple[FlatEvents, np.ndarray]:
+    """The next ``n_events`` of :func:`lhe_pythia` ``py``: final-state particles and ``ok``
+    (see :func:`shower_lhe`); ``batch_out`` receives the full ``nextBatch`` record."""
     batch = py.nextBatch(n_events, "none")
     if len(batch) != n_events:
         raise RuntimeError(
             f"{lhe_path}: Pythia returned {len(batch)} events, expected {n_events}; the LHE "
             "file is shorter than its index says"
         )
+    if batch_out is not None:
+        batch_out.append(batch)
     ref = None
     if hard_events is not None:
         ref = np.array(
@@ -66,8 +88,7 @@ def shower_lhe(
         )
     # flat numpy extraction (final_state_flat): the same particles as the awkward
     # expressions prt[prt.status > 0] & co., ~4x cheaper
-    particles, ok = final_state_flat(batch, ChargeTable(py), ref)
-    return particles.to_awkward(), ok
+    return final_state_flat(batch, ChargeTable(py), ref)
 
 
 def _fill_vertex(coord: ak.Array) -> ak.Array:
@@ -117,9 +138,7 @@ class FlatEvents:
     def take(self, events: np.ndarray) -> FlatEvents:
         """The events ``events`` (increasing indices), in that order."""
         events = np.asarray(events, dtype=np.int64)
-        if events.size == self.counts.size and np.array_equal(
-            events, np.arange(self.counts.size)
-        ):
+        if events.size == self.counts.size and np.array_equal(events, np.arange(self.counts.size)):
             return self
         offsets = self.offsets
         counts = self.counts[events]

@@ -71,7 +71,7 @@ def rs3l_features(
     kept = constituents[order]
     counts = ak.to_numpy(ak.num(kept, axis=1)).astype(np.int64)
     row = np.repeat(np.arange(n_jets, dtype=np.int64), counts)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    starts = np.cumsum(counts) - counts  # (also for no jets at all)
     col = np.arange(row.size, dtype=np.int64) - np.repeat(starts, counts)
 
     def flat(name: str) -> np.ndarray:
