@@ -29,6 +29,7 @@ P = 8  # stored slots; some jets have more constituents (truncation) and some fe
 RECOVERED = {
     "kinematic4": set(),
     "jetnet": set(),
+    "ptetaphi": set(),
     "pid_kin": set(PID_FIELDS),
     "rs3l": {*PID_FIELDS, "d0", "dz"},
     "part17": {*PID_FIELDS, "d0", "dz", "d0_err", "dz_err"},

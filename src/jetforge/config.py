@@ -269,6 +269,7 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
     if pre.get("batch_size", 0) % pre.get("gpus", 1):
         errs.append(f"config key {key}.pretrain.batch_size: {pre['batch_size']} is the global "
                     f"batch and must split evenly over gpus={pre['gpus']}")  # fmt: skip
+    errs += _features_errors(key, exp, ds)
     errs += _finetune_errors(config, key, exp)
     errs += _yield_errors(config, key, exp)
     errs += _weak_errors(config, key, exp)
@@ -300,6 +301,7 @@ def _shared_tokenizer_errors(config: dict[str, Any], key: str, exp: dict[str, An
                 "trains its own tokenizer (tokenizer.kind vqvae or kmeans, no tokenizer_from); "
                 f"experiments: {sorted(config.get('experiments', {}))}"]  # fmt: skip
     reads = {"dataset": lambda e: e["dataset"], "tokenizer": lambda e: e.get("tokenizer"),
+             "features": lambda e: e.get("features"),
              "splits.pretrain": lambda e: X.splits(e)["pretrain"]}  # fmt: skip
     return [
         f"config key {key}.{what}: differs from experiments.{owner}.{what}, whose tokenizer this "
@@ -375,6 +377,7 @@ def _shared_pretraining_errors(config: dict[str, Any], key: str, exp: dict[str, 
                 f"itself; experiments: {sorted(config.get('experiments', {}))}"]  # fmt: skip
     reads = {"dataset": lambda e: e["dataset"], "backbone": lambda e: e["backbone"],
              "pretrain": lambda e: e["pretrain"], "tokenizer": lambda e: e.get("tokenizer"),
+             "features": lambda e: e.get("features"),
              "splits.pretrain": lambda e: X.splits(e)["pretrain"]}  # fmt: skip
     return [
         f"config key {key}.{what}: differs from experiments.{owner}.{what}, whose pre-trainings "
@@ -495,6 +498,25 @@ def load_config(*paths: str | os.PathLike[str]) -> dict[str, Any]:
     return validate_config(compose_config(list(paths)))
 
 
+def _features_errors(key: str, exp: dict[str, Any], ds: dict[str, Any]) -> list[str]:
+    """``features: SET`` (the backbone reads the experiment's data converted into feature set
+    SET, e.g. MPM's (p_T, η, φ)): a dataset stored in another set must give back
+    four-momenta for the conversion (jetforge.jets.convert)."""
+    from jetforge.datasets import feature_set
+    from jetforge.jets.featuresets import FEATURE_SETS
+
+    want = exp.get("features")
+    if want is None or want not in FEATURE_SETS:  # unknown names: refused by the schema enum
+        return []
+    have = feature_set(ds)
+    if have != want and (have not in FEATURE_SETS or FEATURE_SETS[have].four_momenta is None):
+        return [f"config key {key}.features: dataset {exp['dataset']!r} stores feature set "
+                f"{have!r}, which cannot be converted to {want!r} (no four-momenta inverse); "
+                f"drop {key}.features or use a dataset stored in one of "
+                f"{sorted(n for n, f in FEATURE_SETS.items() if f.four_momenta)}"]  # fmt: skip
+    return []
+
+
 def _finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
     """Fine-tuning tasks: their dataset, classes, splits, grid augsets and whether the
     task's dataset can be read in the backbone's input convention."""
@@ -509,7 +531,7 @@ def _finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
             errs.append(f"config key {key}.finetune.{needs}: {ft[needs]!r} selects on validation "
                         f"jets; set {key}.finetune.val_fraction > 0 (e.g. 0.2)")  # fmt: skip
     datasets = config.get("datasets", {})
-    own = feature_set(datasets[exp["dataset"]])
+    own = exp.get("features") or feature_set(datasets[exp["dataset"]])
     for task, spec in (exp.get("finetune") or {}).get("tasks", {}).items():
         tkey = f"config key {key}.finetune.tasks.{task}"
         for g in X.task_grids(exp, task):
@@ -538,7 +560,7 @@ def _finetune_errors(config: dict, key: str, exp: dict) -> list[str]:
             theirs = feature_set(ds)
             if theirs != own:
                 pairs = (("task dataset " + repr(name), theirs),
-                         ("pre-training dataset " + repr(exp["dataset"]), own))  # fmt: skip
+                         ("backbone's input (features / pre-training dataset)", own))  # fmt: skip
                 for what, fs in pairs:
                     if fs not in FEATURE_SETS or FEATURE_SETS[fs].four_momenta is None:
                         errs.append(

@@ -86,8 +86,8 @@ rule finetune:
 rule embed:
     input:
         model="results/pretrain/{experiment}/{augset}/r{repeat}/model.pt",
-        data=lambda wc: T.SPLIT_H5.format(
-            dataset=config["experiments"][wc.experiment]["dataset"], split=wc.split
+        data=lambda wc: T.read_path(
+            config, wc.experiment, config["experiments"][wc.experiment]["dataset"], wc.split
         ),
     output:
         "results/embeddings/{experiment}/{augset}/r{repeat}/{split}.h5",

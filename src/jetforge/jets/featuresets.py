@@ -222,6 +222,14 @@ PID_KIN_FEATURES: tuple[str, ...] = (
 )  # fmt: skip
 PID_KIN_STANDARDISATION = {k: PART17_STANDARDISATION[k] for k in PID_KIN_FEATURES}
 
+#: Masked particle modelling's inputs (Golling et al., arXiv:2401.13537 §IV: "the momentum
+#: and direction (azimuth φ and pseudo-rapidity η) are used as the feature collection for
+#: each particle"): log p_T, Δη, Δφ, standardised as the same columns of ``part17``. Every
+#: set with four-momenta converts to it without a zero-filled input (RODEM's ``kinematic4``
+#: included), so a transfer between datasets is a change of data, not of inputs.
+PTETAPHI_FEATURES: tuple[str, ...] = ("part_pt_log", "part_deta", "part_dphi")
+PTETAPHI_STANDARDISATION = {k: PART17_STANDARDISATION[k] for k in PTETAPHI_FEATURES}
+
 
 def _part_raw(flat: _Flat) -> dict[str, np.ndarray]:
     """Raw (unstandardised) ParT variables of every kept constituent.
@@ -239,15 +247,18 @@ def _part_raw(flat: _Flat) -> dict[str, np.ndarray]:
         "part_logptrel": np.log(k["pt"] / flat.jet["pt"]),
         "part_logerel": np.log(k["E"] / flat.jet["E"]),
         "part_deltaR": np.hypot(deta, k["dphi"]),
-        "part_charge": flat.cols["charge"],
-        "part_isChargedHadron": flat.cols["is_ch"],
-        "part_isNeutralHadron": flat.cols["is_nh"],
-        "part_isPhoton": flat.cols["is_photon"],
-        "part_isElectron": flat.cols["is_electron"],
-        "part_isMuon": flat.cols["is_muon"],
         "part_deta": deta,
         "part_dphi": k["dphi"],
     }
+    if "charge" in flat.cols:  # kinematic-only sets (ptetaphi) read no PID fields
+        out.update(
+            part_charge=flat.cols["charge"],
+            part_isChargedHadron=flat.cols["is_ch"],
+            part_isNeutralHadron=flat.cols["is_nh"],
+            part_isPhoton=flat.cols["is_photon"],
+            part_isElectron=flat.cols["is_electron"],
+            part_isMuon=flat.cols["is_muon"],
+        )
     if "d0" in flat.cols:
         out.update(
             part_d0=np.tanh(flat.cols["d0"]),
@@ -271,13 +282,8 @@ def _part_four_momenta(names: tuple[str, ...], std: Mapping[str, Standardisation
             return unstandardise(x[..., idx[n]], std[n])
 
         eta = jet_eta + col("part_deta") * np.where(jet_eta < 0, -1.0, 1.0)
-        return _p4(
-            np.exp(col("part_pt_log")),
-            eta,
-            jet_phi + col("part_dphi"),
-            np.exp(col("part_e_log")),
-            mask,
-        )
+        energy = np.exp(col("part_e_log")) if "part_e_log" in idx else None  # None: massless
+        return _p4(np.exp(col("part_pt_log")), eta, jet_phi + col("part_dphi"), energy, mask)
 
     return invert
 
@@ -412,6 +418,15 @@ FEATURE_SETS: dict[str, FeatureSet] = {
             description="ParT quark–gluon 'kinpid' 13 features, standardised as qg_kinpid.yaml",
             standardisation=PID_KIN_STANDARDISATION,
             four_momenta=_part_four_momenta(PID_KIN_FEATURES, PID_KIN_STANDARDISATION),
+        ),
+        FeatureSet(
+            name="ptetaphi",
+            feature_names=PTETAPHI_FEATURES,
+            compute=_part_features(PTETAPHI_FEATURES, PTETAPHI_STANDARDISATION, KINEMATIC_FIELDS),
+            needs=KINEMATIC_FIELDS,
+            description="MPM (log p_T, Δη, Δφ), standardised as part17; massless inverse",
+            standardisation=PTETAPHI_STANDARDISATION,
+            four_momenta=_part_four_momenta(PTETAPHI_FEATURES, PTETAPHI_STANDARDISATION),
         ),
         FeatureSet(
             name="jetnet",

@@ -140,6 +140,7 @@ FIGURE_KINDS = Registry("figure kind", {
     "robustness": "jetforge.paper_outputs.jpjepa_figures:ROBUSTNESS_FIGURE",  # Fig. 3(a)-(c)
     "entropy": "jetforge.paper_outputs.jpjepa_figures:ENTROPY",  # JP-JEPA Fig. 3(d)
     "accuracy_vs_labels": "jetforge.paper_outputs.mpm:ACCURACY_VS_LABELS",  # MPM Figs. 3-5
+    "cross_dataset_rejection": "jetforge.paper_outputs.mpm_transfer:CROSS_DATASET_REJECTION",
     "tokenizer_reconstruction": "jetforge.paper_outputs.mpm_figures:TOKENIZER_RECONSTRUCTION",
     "tsne_signal_fraction": "jetforge.paper_outputs.mpm_figures:TSNE_SIGNAL_FRACTION",  # MPM 8
     "weak_supervision": "jetforge.paper_outputs.mpm_weak:WEAK_FIGURE",  # MPM Fig. 6

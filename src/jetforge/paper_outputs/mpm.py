@@ -138,7 +138,8 @@ def _scale_note(job: OutputJob, rows: list[str]) -> str:
         f"labelled jets for {ft.get('epochs')} epochs (paper: 20 epochs), tested on {n_test} "
         f"jets (paper: 1M); backbone {exps[rows[0]]['backbone'].get('dim')}-d x "
         f"{exps[rows[0]]['backbone'].get('n_blocks')} blocks (paper: width 1024, 8 blocks, ~40M "
-        "parameters)."
+        f"parameters). Particle inputs: feature set "
+        f"{T.experiment_feature_set(job.config, rows[0])!r} (paper: p_T, η, φ, §IV)."
     )
 
 

@@ -126,7 +126,31 @@ def chunk_h5_paths(config: dict, dataset: str, split: str) -> list[str]:
 def split_path(config: dict, experiment: str, role: str) -> str:
     """The dataset file an experiment reads in ``role`` (pretrain, probe_train, ...)."""
     exp = _exp(config, experiment)
-    return SPLIT_H5.format(dataset=exp["dataset"], split=X.splits(exp)[role])
+    return read_path(config, experiment, exp["dataset"], X.splits(exp)[role])
+
+
+def experiment_feature_set(config: dict, experiment: str) -> str | None:
+    """The feature set an experiment's backbone reads: its ``features`` key (e.g. MPM's
+    ``ptetaphi``, Golling et al., arXiv:2401.13537 §IV), else its dataset's own."""
+    exp = _exp(config, experiment)
+    return exp.get("features") or dataset_feature_set(config, exp["dataset"])
+
+
+def read_path(config: dict, experiment: str, dataset: str, split: str) -> str:
+    """The file ``experiment`` reads of ``dataset``'s ``split``: the split as stored when it
+    holds the experiment's feature set, else its conversion into it (rule
+    ``convert_features``, padded to the pre-training dataset's ``n_particles``).
+
+    The one place where an experiment's input columns are chosen: every job (tokenizer,
+    pre-training, probes, embedding, fine-tuning, paper outputs) reads the file named
+    here, the file records its ``feature_names``, ``model.pt`` records them too, and
+    :func:`jetforge.training.data.check_model_features` refuses a model on other columns.
+    """
+    own = experiment_feature_set(config, experiment)
+    if dataset_feature_set(config, dataset) == own:
+        return SPLIT_H5.format(dataset=dataset, split=split)
+    nmax = config["datasets"][_exp(config, experiment)["dataset"]]["n_particles"]
+    return CONVERTED_H5.format(dataset=dataset, features=own, nmax=nmax, split=split)
 
 
 def pretrain_inputs(config: dict, experiment: str) -> dict[str, str]:
@@ -181,8 +205,8 @@ def task_files(config: dict, experiment: str, task: str) -> dict[str, str]:
     ``finetune_test``) unless it names another ``dataset`` (transfer, e.g. JP-JEPA's top
     tagging and quark–gluon, §4.3; splits ``train`` / ``test`` unless the task sets
     ``splits``). A dataset stored in another feature set than the pre-training one is read
-    through its conversion into the backbone's convention (rule ``convert_features``):
-    the pre-training dataset's feature set *and* particle count (``n_particles``; e.g.
+    through its conversion into the backbone's convention (:func:`read_path`): the
+    experiment's feature set *and* the pre-training dataset's particle count (``n_particles``; e.g.
     JetClass's 128 for top tagging's 200 constituents, as ParT's top-tagging data config
     does: it also bounds the O(n^2) pair features).
     """
@@ -194,14 +218,7 @@ def task_files(config: dict, experiment: str, task: str) -> dict[str, str]:
         roles = {"train": s["finetune_train"], "test": s["finetune_test"]}
     else:
         roles = {"train": "train", "test": "test", **spec.get("splits", {})}
-    own, theirs = dataset_feature_set(config, exp["dataset"]), dataset_feature_set(config, name)
-    if theirs == own:
-        return {r: SPLIT_H5.format(dataset=name, split=sp) for r, sp in roles.items()}
-    nmax = config["datasets"][exp["dataset"]]["n_particles"]
-    return {
-        r: CONVERTED_H5.format(dataset=name, features=own, nmax=nmax, split=sp)
-        for r, sp in roles.items()
-    }
+    return {r: read_path(config, experiment, name, sp) for r, sp in roles.items()}
 
 
 def finetune_inputs(config: dict, experiment: str, task: str, mode: str, augset: str,
