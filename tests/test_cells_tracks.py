@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from jetforge.evaluation.probes import embed_rows
-from jetforge.methods import METHODS, HadforkContrastive, nt_xent
+from jetforge.methods import HadforkContrastive, nt_xent
 from jetforge.models.cells_tracks import CellsTracksNet, delta_r, proximity_mask
 from jetforge.models.registry import build_backbone, load_backbone
 from jetforge.training.data import DatasetInfo
@@ -29,7 +29,7 @@ from jetforge.training.multi_data import (
     MultiPairSampler,
     check_same_frame,
 )
-from jetforge.training.pretrain import run_pretrain
+from jetforge.training.pretrain import method_sampler, run_pretrain
 
 TRACK_NAMES = ["pt", "deta", "dphi", "d0", "z0"]
 CELL_NAMES = ["E", "deta", "dphi", "layer"]
@@ -414,16 +414,13 @@ def test_saved_model_embeds_raw_files(files: dict[str, Path], tmp_path: Path) ->
 
 
 def test_registry_and_wrong_method(files: dict[str, Path], tmp_path: Path) -> None:
-    assert METHODS["hadfork_contrastive"].sampler == "multi_pairs"
-    assert METHODS["ae_vicreg"].sampler == "multi_pairs"
-    with pytest.raises(ValueError, match="tracks \\+ cells"):
+    # pair methods train on tracks + cells pairs here, on particle pairs elsewhere
+    for m in ("hadfork_contrastive", "ae_vicreg", "simclr"):
+        assert method_sampler(m, ("particles", "cells")) == "multi_pairs"
+        assert method_sampler(m, ("particles",)) == "pairs"
+    with pytest.raises(ValueError, match="tracks \\+ cells"):  # single-jet methods do not
         run_pretrain(
             str(files["train"]), str(tmp_path),
-            {**EXP, "pretrain": {**EXP["pretrain"], "method": "simclr"}}, None, repeat=0, seed=0,
+            {**EXP, "pretrain": {**EXP["pretrain"], "method": "jbot"}}, None, repeat=0, seed=0,
             device="cpu",
-        )
-    with pytest.raises(ValueError, match="tracks \\+ cells"):  # and the other way round
-        run_pretrain(
-            str(files["train"]), str(tmp_path),
-            {**EXP, "backbone": {"name": "edgeconv"}}, None, repeat=0, seed=0, device="cpu",
         )

@@ -98,15 +98,15 @@ def test_padding_never_changes_outputs() -> None:
     model = tiny_vit().eval()
     x, m = rs3l_jets(6, 10, seed=1)
     with torch.no_grad():
-        cls, tok = model.tokens(x, m)
+        tok, cls = model.encode(x, m)
         # twice as long, garbage in every padded slot
         x2 = torch.cat([x, torch.full_like(x, float("nan"))], 1)
         m2 = torch.cat([m, torch.zeros_like(m)], 1)
-        cls2, tok2 = model.tokens(x2, m2)
+        tok2, cls2 = model.encode(x2, m2)
         # padding *between* real particles, and [MASK] replacement requested on padding
         perm = torch.argsort(torch.rand(6, 20), dim=1)
         x3, m3 = torch.gather(x2, 1, perm[..., None].expand_as(x2)), torch.gather(m2, 1, perm)
-        cls3, tok3 = model.tokens(x3, m3, replace=~m3, replacement=torch.full((16,), 7.0))
+        tok3, cls3 = model.encode(x3, m3, replace=~m3, replacement=torch.full((16,), 7.0))
     assert torch.isfinite(cls).all() and torch.isfinite(tok).all()
     torch.testing.assert_close(cls2, cls, rtol=0, atol=1e-6)
     torch.testing.assert_close(tok2[:, :10], tok, rtol=0, atol=1e-6)
@@ -123,8 +123,8 @@ def test_permutation_equivariance_and_invariance() -> None:
     x, m = rs3l_jets(5, 12, seed=2)
     perm = torch.randperm(12)
     with torch.no_grad():
-        cls, tok = model.tokens(x, m)
-        cls_p, tok_p = model.tokens(x[:, perm], m[:, perm])
+        tok, cls = model.encode(x, m)
+        tok_p, cls_p = model.encode(x[:, perm], m[:, perm])
         z = model(x, m)
     torch.testing.assert_close(cls_p, cls, rtol=1e-5, atol=1e-5)  # [CLS] invariant
     torch.testing.assert_close(tok_p, tok[:, perm], rtol=1e-5, atol=1e-5)  # tokens equivariant
@@ -407,7 +407,7 @@ def test_length_buckets_do_not_change_the_encoding() -> None:
     x = torch.where(m[..., None], x, 0.0)
     replace = m & (torch.rand(m.shape) < 0.3)
     with torch.no_grad():
-        one = model.backbone.tokens(x, m, replace, model.mask_token)
+        one = model.backbone.encode(x, m, replace, model.mask_token)[::-1]  # (cls, tok)
         three = model._encode(model.backbone, x, m, replace, model.mask_token)
     for a, b in zip(one, three, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

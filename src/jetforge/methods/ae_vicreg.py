@@ -20,8 +20,17 @@ paper gives no coefficients; the defaults 25 / 25 / 1 are VICReg's (λ, μ, ν).
 Both forks of a pair enter as independent jets (the AE has no notion of pairs), so one
 batch of B pairs gives 2B jets; positive-pair cosines are still logged by validation as
 a diagnostic of how much shower information the AE representation keeps. Batches are
-:class:`~jetforge.training.multi_data.MultiPairBatch` (``sampler = "multi_pairs"``),
-trained by :func:`~jetforge.training.pretrain.run_pretrain` like every method.
+:class:`~jetforge.training.multi_data.MultiPairBatch` (``"multi_pairs"``) on the paper's
+tracks + cells backbone, particle pairs (``"pairs"``) on a particles-only one
+(:mod:`jetforge.methods.pair_batch`), trained by
+:func:`~jetforge.training.pretrain.run_pretrain` like every method.
+
+Other backbones (issue 16: every method on one backbone). A backbone without the
+``compressor`` capability (:mod:`jetforge.models.interface`; e.g. ParT) has no x -> y of
+its own: then x is its jet embedding (``forward``, what probes and fine-tuning read) and
+the method adds the compressor, the mirror of the decoder
+(``embed_dim -> reversed(decoder_hidden) -> bottleneck_dim``, 8 as Rieck's y), so the
+loss is the same MSE(z, x) + v + c; the compressor is discarded with the decoder.
 """
 
 from __future__ import annotations
@@ -33,18 +42,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.methods.pair_batch import PAIR_SAMPLERS, pair_views
 from jetforge.methods.vicreg_loss import covariance_term, variance_term
 from jetforge.models.cells_tracks import mlp
+from jetforge.models.interface import has, require
 
 
 class AEVICReg(nn.Module):
-    """Backbone (x -> y via its ``head``) + decoder (y -> z) trained on MSE(z, x) + v + c.
+    """Compressor (x -> y) + decoder (y -> z) trained on MSE(z, x) + v + c.
 
-    The backbone must expose ``represent(...) -> x``, ``head`` (x -> y), ``width`` and
-    ``embed_dim`` (as :class:`~jetforge.models.cells_tracks.CellsTracksNet` does).
+    With a ``compressor`` backbone (:class:`~jetforge.models.cells_tracks.CellsTracksNet`)
+    x = ``backbone.represent(...)`` and the compressor is ``backbone.head`` (Fig. 7);
+    otherwise x = ``backbone(...)`` and the compressor is this module's (see module doc).
     """
 
-    sampler = "multi_pairs"
+    sampler = PAIR_SAMPLERS
+    needs = ("embedding",)
+    method_name = "ae_vicreg"
 
     def __init__(
         self,
@@ -56,13 +70,21 @@ class AEVICReg(nn.Module):
         vc_target: str = "z",
         gamma: float = 1.0,
         eps: float = 1e-4,
+        bottleneck_dim: int = 8,
     ) -> None:
         super().__init__()
         if vc_target not in ("x", "y", "z"):
             raise ValueError(f"vc_target must be 'x', 'y' or 'z', got {vc_target!r}")
+        require(backbone, self.needs, self.method_name)
         self.backbone = backbone
-        dims = [int(backbone.embed_dim), *map(int, decoder_hidden), int(backbone.width)]
-        self.decoder = mlp(dims)
+        self.own_compressor = not has(backbone, "compressor")
+        if self.own_compressor:
+            hidden = [int(h) for h in decoder_hidden]
+            y_dim, x_dim = int(bottleneck_dim), int(backbone.embed_dim)
+            self.compressor = mlp([x_dim, *reversed(hidden), y_dim])
+        else:
+            y_dim, x_dim = int(backbone.embed_dim), int(backbone.width)
+        self.decoder = mlp([y_dim, *map(int, decoder_hidden), x_dim])
         self.mse_weight, self.var_weight = float(mse_weight), float(var_weight)
         self.cov_weight, self.vc_target = float(cov_weight), vc_target
         self.gamma, self.eps = float(gamma), float(eps)
@@ -70,13 +92,15 @@ class AEVICReg(nn.Module):
     @classmethod
     def from_config(cls, backbone: nn.Module, cfg: Mapping[str, Any]) -> AEVICReg:
         """Build from the ``pretrain`` block (keys as the constructor's, all optional)."""
-        keys = (
-            "decoder_hidden", "mse_weight", "var_weight", "cov_weight", "vc_target", "gamma", "eps"
-        )
+        keys = ("decoder_hidden", "mse_weight", "var_weight", "cov_weight", "vc_target",
+                "gamma", "eps", "bottleneck_dim")  # fmt: skip
         return cls(backbone, **{k: cfg[k] for k in keys if k in cfg})
 
     def encode(self, *view: Tensor) -> tuple[Tensor, Tensor]:
-        """``(x, y)`` of one view ``(tracks, tracks_mask, cells, cells_mask)``."""
+        """``(x, y)`` of one view (the backbone's ``forward`` arguments)."""
+        if self.own_compressor:
+            x = self.backbone(*view)
+            return x, self.compressor(x)
         x = self.backbone.represent(*view)
         return x, self.backbone.head(x)
 
@@ -90,11 +114,22 @@ class AEVICReg(nn.Module):
         loss = self.mse_weight * mse + self.var_weight * var + self.cov_weight * cov
         return {"loss": loss, "mse": mse, "var": var, "cov": cov}
 
-    def embed_pair(self, batch: Any) -> tuple[Tensor, Tensor]:
-        """y of both views (validation diagnostics)."""
-        return self.backbone(*batch.view("a")), self.backbone(*batch.view("b"))
+    def embed_pair(self, *batch: Any) -> tuple[Tensor, Tensor]:
+        """The backbone's embedding of both views (validation diagnostics)."""
+        view_a, view_b = pair_views(*batch)
+        return self.backbone(*view_a), self.backbone(*view_b)
 
-    def forward(self, batch: Any) -> dict[str, Tensor]:
-        """Loss terms of one :class:`MultiPairBatch`, both forks as independent jets."""
-        (x_a, y_a), (x_b, y_b) = self.encode(*batch.view("a")), self.encode(*batch.view("b"))
+    def loss_from_embeddings(self, x_a: Tensor, x_b: Tensor) -> dict[str, Tensor]:
+        """Loss terms from :meth:`embed_pair` (the ``"pairs"`` validation): only where the
+        embedding is x itself, i.e. with this module's compressor."""
+        if not self.own_compressor:
+            raise TypeError("with a compressor backbone the embedding is y, not x: the loss "
+                            "needs forward(batch)")  # fmt: skip
+        x = torch.cat([x_a, x_b])
+        return self.loss_terms(x, self.compressor(x))
+
+    def forward(self, *batch: Any) -> dict[str, Tensor]:
+        """Loss terms of one pair batch, both views as independent jets."""
+        view_a, view_b = pair_views(*batch)
+        (x_a, y_a), (x_b, y_b) = self.encode(*view_a), self.encode(*view_b)
         return self.loss_terms(torch.cat([x_a, x_b]), torch.cat([y_a, y_b]))

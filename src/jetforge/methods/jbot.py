@@ -3,9 +3,10 @@
 Meta-architecture (paper Fig. 1), iBOT adapted to particle sets:
 
 * two augmented views u, v of each jet (:mod:`jetforge.methods.jbot_augment`);
-* **student** = backbone (``self.backbone``, the ViT of :mod:`jetforge.models.vit`) +
-  projection head; it sees the views with a p_T fraction of particles replaced by a
-  learnable [MASK] token (:mod:`jetforge.methods.jbot_masking`);
+* **student** = backbone (``self.backbone``, the ViT of :mod:`jetforge.models.vit`, or
+  any backbone with tokens, [CLS] and token masking, :mod:`jetforge.models.interface`,
+  e.g. ParT) + projection head; it sees the views with a p_T fraction of particles
+  replaced by a learnable [MASK] token (:mod:`jetforge.methods.jbot_masking`);
 * **teacher** = same architecture and initialisation, sees the complete views, gets no
   gradients; its weights are an EMA of the student's,
   ``theta_t <- tau theta_t + (1 - tau) theta_s``, with tau following a cosine schedule
@@ -44,6 +45,7 @@ from jetforge.methods.jbot_cls_loss import ClsDistillationLoss
 from jetforge.methods.jbot_masking import pt_fraction_mask
 from jetforge.methods.jbot_particle_loss import ParticleDistillationLoss
 from jetforge.methods.koleo_loss import KoLeoLoss
+from jetforge.models.interface import require
 
 #: ``pretrain`` config keys read by :meth:`JBOT.from_config`, with their paper values.
 DEFAULTS: dict[str, Any] = {
@@ -124,6 +126,8 @@ class JBOT(nn.Module):
     """jBOT pre-training module; ``self.backbone`` is the student encoder that is saved."""
 
     sampler = "jets"  # single jets; the method makes its own views
+    #: :mod:`jetforge.models.interface`: [CLS] and particle tokens of one pass, [MASK]
+    needs = ("tokens", "cls", "token_masking")
 
     last_momentum: Tensor
 
@@ -146,11 +150,7 @@ class JBOT(nn.Module):
         length_buckets: int = 4,
     ) -> None:
         super().__init__()
-        if not hasattr(backbone, "tokens"):
-            raise TypeError(
-                "jBOT needs a backbone with tokens(x, mask) (e.g. 'vit'), "
-                f"got {type(backbone).__name__}"
-            )
+        require(backbone, self.needs, "jbot")
         d = int(backbone.embed_dim)
         if int(getattr(backbone, "in_dim", len(feats.names))) != len(feats.names):
             raise ValueError(
@@ -237,17 +237,19 @@ class JBOT(nn.Module):
         replace: Tensor | None = None,
         rep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """``net.tokens`` over views sorted by particle count in ``length_buckets`` groups,
-        each trimmed to its own longest view (views carry ~50 % padding otherwise); the
-        result equals one call up to float rounding (padding never changes outputs)."""
+        """``(cls, tokens)`` of ``net.encode`` over views sorted by particle count in
+        ``length_buckets`` groups, each trimmed to its own longest view (views carry ~50 %
+        padding otherwise); the result equals one call up to float rounding (padding never
+        changes outputs)."""
         N = mask.shape[0]
         if self.length_buckets == 1 or N < 2 * self.length_buckets:
-            return net.tokens(x, mask, replace, rep)
+            t, c = net.encode(x, mask, replace, rep)
+            return c, t
         order = mask.sum(1).argsort(stable=True)
         cls_parts, tok_parts = [], []
         for idx in order.tensor_split(self.length_buckets):
             r = rep[idx] if rep is not None and rep.dim() == 3 else rep
-            c, t = net.tokens(x[idx], mask[idx], None if replace is None else replace[idx], r)
+            t, c = net.encode(x[idx], mask[idx], None if replace is None else replace[idx], r)
             cls_parts.append(c)
             tok_parts.append(t)
         inv = order.argsort()

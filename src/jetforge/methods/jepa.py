@@ -46,7 +46,8 @@ from jetforge.methods.jepa_probes import DEFAULT_PID_FEATURES, DEFAULT_TD_FEATUR
 from jetforge.methods.koleo_loss import KoLeoLoss
 from jetforge.methods.sigreg_loss import SIGRegLoss
 from jetforge.models.edgeconv import trim_padding
-from jetforge.models.part import PREDICTOR_SIZES, ParticleTransformer, fourvec_indices
+from jetforge.models.interface import require
+from jetforge.models.part import PREDICTOR_SIZES, fourvec_indices
 
 #: Table 7 / §4.4: lambda_5 per regulariser.
 DEFAULT_LAMBDA_REG = {"koleo": 0.1, "sigreg": 0.05}
@@ -60,6 +61,9 @@ class JPJEPA(nn.Module):
     """Student ParT + EMA teacher + predictor + online probes; see module docstring."""
 
     sampler = "jets"
+    #: :mod:`jetforge.models.interface`: tokens + [CLS] of one pass, and the pair embedder
+    #: the predictor reuses (§4.1; ParT)
+    needs = ("tokens", "cls", "pair_bias")
 
     def __init__(
         self,
@@ -89,8 +93,7 @@ class JPJEPA(nn.Module):
         val_seed: int = 0,
     ) -> None:
         super().__init__()
-        if not isinstance(backbone, ParticleTransformer):
-            raise TypeError(f"JP-JEPA needs the 'part' backbone, got {type(backbone).__name__}")
+        require(backbone, self.needs, "jepa")
         if n_targets != 1:
             raise ValueError(f"only V = 1 target block is implemented (Table 7), got {n_targets}")
         if regularizer not in DEFAULT_LAMBDA_REG:

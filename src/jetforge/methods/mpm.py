@@ -22,6 +22,11 @@ p_T rank (§V B):
 * ``backbone``: added to the backbone input (box B), which breaks the equivariance of the
   backbone for every downstream task; requires a backbone built with ``ordered: true``.
 
+Backbones (:mod:`jetforge.models.interface`): any with per-particle ``tokens``. On one
+with ``token_masking`` (ParT, the ViT) m replaces the masked particles' embeddings rather
+than their input features, so nothing of a masked particle (ParT: its pair features)
+reaches the network; the paper's NormFormer embeds linearly, where the two are the same.
+
 Inputs (Table I "Inputs" column): ``continuous`` (the particle features) or ``quantized``:
 the backbone reads the code vector the tokenizer assigns to each particle instead (§V B;
 :meth:`jetforge.models.normformer.NormformerNet.quantize_inputs_`), so its downstream uses
@@ -42,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jetforge.methods.mpm_tokenizer import Standardiser, load_tokenizer
+from jetforge.models.interface import has, require
 from jetforge.models.normformer import NormformerBlock, particle_rank
 
 TARGETS = ("vqvae", "kmeans", "regression")
@@ -120,6 +126,8 @@ class MPM(nn.Module):
     """Backbone + learnable mask vector + prediction head + frozen tokenizer (Fig. 1)."""
 
     sampler = "jets"  # single-jet batches (training.pretrain.run_pretrain, sampler "jets")
+    #: :mod:`jetforge.models.interface`; plus ``quantized_inputs`` for quantized inputs
+    needs = ("tokens",)
 
     def __init__(
         self,
@@ -141,6 +149,7 @@ class MPM(nn.Module):
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         if ordering not in ORDERINGS:
             raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
+        require(backbone, self.needs, "mpm")
         ordered = bool(getattr(backbone, "ordered", False))
         if (ordering == "backbone") != ordered:
             raise ValueError(
@@ -167,13 +176,17 @@ class MPM(nn.Module):
         #: entries the saved ``backbone_cfg`` needs beyond the experiment's backbone block
         self.backbone_cfg_updates: dict[str, Any] = {}
         if self.quantized:
-            if target == "regression" or not hasattr(backbone, "quantize_inputs_"):
-                raise ValueError("quantized inputs need a kmeans or vqvae tokenizer and a "
-                                 "backbone that can quantize (normformer)")  # fmt: skip
+            if target == "regression":
+                raise ValueError("quantized inputs need a kmeans or vqvae tokenizer")
+            require(backbone, ("quantized_inputs",), "mpm (inputs: quantized)")
             self.backbone_cfg_updates = backbone.quantize_inputs_(self.tokenizer)
-        # input-space mask vector m of §III A (replaces the masked particles' features, or
-        # their code vectors with quantized inputs)
-        self.mask_vector = nn.Parameter(torch.randn(int(getattr(backbone, "code_dim", in_dim))))
+        # where the mask vector m of §III A acts: a backbone with token masking replaces
+        # the masked particles' embeddings (ParT: their pair features would otherwise be
+        # computed from m as if it were a particle); else m replaces their input features
+        # (or code vectors with quantized inputs), which a linear embedding maps the same
+        self.token_masking = has(backbone, "token_masking") and not self.quantized
+        width = backbone.embed_dim if self.token_masking else getattr(backbone, "code_dim", in_dim)
+        self.mask_vector = nn.Parameter(torch.randn(int(width)))
         n_out = tokenizer.n_codes if target != "regression" else in_dim
         self.head = MPMHead(
             int(backbone.embed_dim), n_out, head_heads, head_mlp_dim, head_dropout,
@@ -204,16 +217,24 @@ class MPM(nn.Module):
     def mask_inputs(
         self, x: Tensor, mask: Tensor, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
-        """(inputs with the masked particles replaced by the mask vector, masked ``[B, P]``)."""
+        """(inputs with the masked particles replaced by the mask vector, masked ``[B, P]``);
+        with token masking the inputs are returned unchanged (:meth:`predict` masks)."""
         masked = sample_particle_mask(mask, self.mask_ratio, generator)
+        if self.token_masking:
+            return x, masked
         if self.quantized:
             x = self.backbone.quantize(x, mask).to(x.dtype)
         return torch.where(masked[..., None], self.mask_vector.to(x.dtype), x), masked
 
-    def predict(self, x_in: Tensor, mask: Tensor) -> Tensor:
-        """Head outputs ``[B, P, C]`` (logits or standardised features) for every slot."""
+    def predict(self, x_in: Tensor, mask: Tensor, masked: Tensor | None = None) -> Tensor:
+        """Head outputs ``[B, P, C]`` (logits or standardised features) for every slot;
+        ``masked`` is needed with token masking (the slots the mask vector replaces)."""
         if self.quantized:
             return self.head(self.backbone.tokens(x_in, mask, quantized=True), mask)
+        if self.token_masking:
+            if masked is None:
+                raise ValueError("token masking needs the masked slots")
+            return self.head(self.backbone.tokens(x_in, mask, masked, self.mask_vector), mask)
         return self.head(self.backbone.tokens(x_in, mask), mask)
 
     def forward(self, x: Tensor, mask: Tensor) -> dict[str, Tensor]:
@@ -228,7 +249,7 @@ class MPM(nn.Module):
         x_in, masked = self.mask_inputs(x, mask, gen)
         with torch.no_grad():
             target = self.tokenizer.targets(x, mask)
-        pred = self.predict(x_in, mask)
+        pred = self.predict(x_in, mask, masked)
         out = {"loss": masked_particle_loss(pred, target, masked)}
         if target.dtype == torch.long:
             hit = (pred.argmax(dim=-1) == target) & masked

@@ -23,6 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.methods.pair_batch import PAIR_SAMPLERS, pair_views
+from jetforge.models.interface import require
+
 
 def nt_xent(z_a: Tensor, z_b: Tensor, tau: float = 0.1) -> Tensor:
     """NT-Xent loss of paired views ``z_a[i] <-> z_b[i]`` (shape ``[B, D]`` each).
@@ -55,11 +58,21 @@ class SimCLR(nn.Module):
     """Backbone + NT-Xent on (nominal, augmented) jet pairs; no projection head.
 
     RS3L applies the loss directly on the 8-d backbone output (§II A: "The 8D jet
-    representations are then used in the contrastive loss function").
+    representations are then used in the contrastive loss function"). Needs only the
+    backbone's jet embedding (:mod:`jetforge.models.interface`), so it runs on every
+    backbone; pairs of particles-only jets or of tracks + cells
+    (:mod:`jetforge.methods.pair_batch`), whichever the backbone reads.
     """
+
+    sampler = PAIR_SAMPLERS
+    needs = ("embedding",)
+    method_name = "simclr"
 
     def __init__(self, backbone: nn.Module, tau: float = 0.1) -> None:
         super().__init__()
+        if not tau > 0:
+            raise ValueError(f"temperature tau must be > 0, got {tau}")
+        require(backbone, self.needs, self.method_name)
         self.backbone = backbone
         self.tau = float(tau)
 
@@ -68,16 +81,17 @@ class SimCLR(nn.Module):
         """Build from the ``pretrain`` config block (uses ``tau``)."""
         return cls(backbone, tau=cfg.get("tau", 0.1))
 
-    def embed_pair(
-        self, x_a: Tensor, m_a: Tensor, x_b: Tensor, m_b: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """Embeddings of both views (two backbone calls, so each view trims its own padding)."""
-        return self.backbone(x_a, m_a), self.backbone(x_b, m_b)
+    def embed_pair(self, *batch: Any) -> tuple[Tensor, Tensor]:
+        """Embeddings of both views of a pair batch (two backbone calls, so each view
+        trims its own padding)."""
+        view_a, view_b = pair_views(*batch)
+        return self.backbone(*view_a), self.backbone(*view_b)
 
     def loss_from_embeddings(self, z_a: Tensor, z_b: Tensor) -> dict[str, Tensor]:
         """Loss terms from already computed embeddings (used by validation too)."""
         return {"loss": nt_xent(z_a, z_b, self.tau)}
 
-    def forward(self, x_a: Tensor, m_a: Tensor, x_b: Tensor, m_b: Tensor) -> dict[str, Tensor]:
-        """Loss terms; ``loss`` is what the optimiser minimises."""
-        return self.loss_from_embeddings(*self.embed_pair(x_a, m_a, x_b, m_b))
+    def forward(self, *batch: Any) -> dict[str, Tensor]:
+        """Loss terms of ``(x_a, m_a, x_b, m_b)`` or one ``MultiPairBatch``; ``loss`` is
+        what the optimiser minimises."""
+        return self.loss_from_embeddings(*self.embed_pair(*batch))

@@ -9,7 +9,12 @@ It may declare:
   a dataset file (input dimensions, fixed standardisations); default: ``in_dim`` = the
   file's particle features;
 * ``fit_preprocessing(h5_path, rows, norm_jets)``: preprocessing fitted on training jets
-  after construction (e.g. the tracks + cells normalisation).
+  after construction (e.g. the tracks + cells normalisation);
+* ``capabilities`` (class attribute): what pre-training methods may use of it (jet
+  embedding, per-particle tokens, [CLS] via ``encode``, token masking, pair bias,
+  compressor, quantized inputs), the interface of :mod:`jetforge.models.interface`.
+  Methods ask for capabilities, never for a class: any backbone that declares
+  ``tokens``, ``cls`` and ``token_masking`` (``part``, ``vit``) trains with every method.
 
 ``jetforge.models.registry.build_backbone_for`` calls these; no training code knows a
 backbone class. A new backbone is its module plus one line below (and its test).

@@ -131,6 +131,8 @@ class CellsTracksNet(nn.Module):
 
     #: datasets of the file this backbone takes, each as (values, mask), in order
     inputs = ("particles", "cells")
+    #: :mod:`jetforge.models.interface`: y = head(x) with x = represent(...) (Fig. 3)
+    capabilities = frozenset({"embedding", "compressor"})
     #: jets per inference chunk (registry.eval_chunk): 32 jets x 8 heads x (1000 tokens)^2
     #: float32 scores = 1 GB, the most a CPU evaluation job should hold
     max_eval_jets = 32

@@ -146,7 +146,12 @@ class DynamicEdgeConv(nn.Module):
 
 
 class EdgeConvNet(nn.Module):
-    """RS3L backbone, eq. (1): jets ``[B, P, F]`` + mask ``[B, P]`` -> embeddings ``[B, D]``."""
+    """RS3L backbone, eq. (1): jets ``[B, P, F]`` + mask ``[B, P]`` -> embeddings ``[B, D]``.
+
+    Only the jet embedding (:mod:`jetforge.models.interface`): the pair methods (SimCLR,
+    the fork contrastive loss, the autoencoder) run on it, the token methods do not."""
+
+    capabilities = frozenset({"embedding"})
 
     def __init__(
         self,

@@ -117,7 +117,12 @@ class NormformerNet(nn.Module):
 
     Paper sizes (§V): 8 blocks, inputs "embedded linearly into a 512 dimensional space",
     "model dimension of 1024" (read here as the hidden width of the dense network).
+
+    Capabilities (:mod:`jetforge.models.interface`): jet embedding, tokens, quantized
+    inputs; no token masking, so MPM replaces the masked particles' *inputs* (§III A).
     """
+
+    capabilities = frozenset({"embedding", "tokens", "quantized_inputs"})
 
     def __init__(
         self,

@@ -382,7 +382,13 @@ class ParticleTransformer(nn.Module):
     similar length, each trimmed to its own longest jet (jets never interact in the blocks,
     so outputs are unchanged; with ~30 of up to ~100 particles per jet it halves the work).
     The embeddings and their batch norms always see the whole batch.
+
+    Offers every capability of :mod:`jetforge.models.interface` that reads particles
+    (jet embedding = [CLS], tokens, encode, token masking, pair bias), so every
+    pre-training method of :data:`jetforge.methods.METHODS` runs on it.
     """
+
+    capabilities = frozenset({"embedding", "tokens", "cls", "token_masking", "pair_bias"})
 
     def __init__(
         self,
@@ -482,27 +488,69 @@ class ParticleTransformer(nn.Module):
         out = torch.cat(outs) if k > 1 else outs[0]
         return out[order.argsort()] if k > 1 else out
 
-    def encode(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """``(tokens [B, P, D], cls [B, D])`` in one pass; tokens are zero on padded slots.
+    def _encode_tokens(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        replace: Tensor | None = None,
+        replacement: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Tokens after the particle blocks and the mask, both trimmed after the batch's
+        last real particle; tokens are zero on padded slots.
 
-        Tokens are the outputs of the particle attention blocks (what the JEPA teacher
-        predicts from and the [CLS] attends to).
+        ``replace`` (token masking, :mod:`jetforge.models.interface`): the embeddings of
+        the marked real particles are replaced by ``replacement`` and their features reach
+        nothing else: they are left out of the input batch norm and every pair involving
+        them gets no bias (as JP-JEPA's predictor treats its [CLS], §4.1), so the pair
+        features cannot leak a masked particle's kinematics.
         """
         self._check(x, mask)
-        P = x.shape[1]
         mask = mask.bool()
         x, mask = trim_padding(x, mask)
         # padded slots may hold anything (even NaN): zero them before any arithmetic
         x = torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
-        h = self.embed(x, mask)
-        h = self._particle_blocks(h, mask, self.pair_bias(self.fourvectors(x), mask))
+        seen = mask
+        if replace is not None:
+            if replacement is None:
+                raise ValueError("replace given without a replacement token")
+            seen = mask & ~replace[:, : mask.shape[1]].bool()
+        h = self.embed(x, seen)
+        if replace is not None:
+            r = replacement.to(h.dtype)
+            r = r[:, : mask.shape[1]] if r.dim() == 3 else r
+            h = torch.where((mask & ~seen)[..., None], r.expand_as(h), h)
+        h = self._particle_blocks(h, mask, self.pair_bias(self.fourvectors(x), seen))
         h = torch.where(mask[..., None], h, torch.zeros((), dtype=h.dtype, device=h.device))
+        return h, mask
+
+    def encode(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        replace: Tensor | None = None,
+        replacement: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """``(tokens [B, P, D], cls [B, D])`` in one pass; tokens are zero on padded slots.
+
+        Tokens are the outputs of the particle attention blocks (what the JEPA teacher
+        predicts from and the [CLS] attends to). ``replace`` / ``replacement``: token
+        masking (see :meth:`_encode_tokens`).
+        """
+        P = x.shape[1]
+        h, mask = self._encode_tokens(x, mask, replace, replacement)
         cls = self.cls_from_tokens(h, mask)
         return F.pad(h, (0, 0, 0, P - h.shape[1])), cls
 
-    def tokens(self, x: Tensor, mask: Tensor) -> Tensor:
-        """Per-particle tokens ``[B, P, D]`` (zero on padded slots)."""
-        return self.encode(x, mask)[0]
+    def tokens(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        replace: Tensor | None = None,
+        replacement: Tensor | None = None,
+    ) -> Tensor:
+        """Per-particle tokens ``[B, P, D]`` (zero on padded slots; no class attention)."""
+        h, _ = self._encode_tokens(x, mask, replace, replacement)
+        return F.pad(h, (0, 0, 0, x.shape[1] - h.shape[1]))
 
     @property
     def width(self) -> int:

@@ -106,8 +106,11 @@ class ParticleViT(nn.Module):
     """jBOT backbone: jets ``[B, P, F]`` + mask ``[B, P]`` -> [CLS] embedding ``[B, d_model]``.
 
     ``size`` picks a Table 1 preset; ``d_model``/``n_blocks``/``n_heads`` override it
-    (tests use tiny models).
+    (tests use tiny models). Capabilities (:mod:`jetforge.models.interface`): jet
+    embedding = [CLS], tokens, encode and token masking (jBOT's [MASK]).
     """
+
+    capabilities = frozenset({"embedding", "tokens", "cls", "token_masking"})
 
     def __init__(
         self,
@@ -174,14 +177,14 @@ class ParticleViT(nn.Module):
         groups[-1] += list(self.norm.parameters())
         return groups
 
-    def tokens(
+    def encode(
         self,
         x: Tensor,
         mask: Tensor,
         replace: Tensor | None = None,
         replacement: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """``(cls [B, d], particles [B, P, d])``; padded particle rows are zero.
+        """``(particles [B, P, d], cls [B, d])``; padded particle rows are zero.
 
         ``replace`` (bool ``[B, P]``) marks particle tokens whose embedding is replaced by
         ``replacement`` (broadcastable to ``[B, P, d]``): the learnable [MASK] token of
@@ -213,7 +216,18 @@ class ParticleViT(nn.Module):
         )
         if n < P:
             parts = torch.cat([parts, parts.new_zeros(B, P - n, parts.shape[-1])], dim=1)
-        return h[:, 0], parts
+        return parts, h[:, 0]
+
+    def tokens(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        replace: Tensor | None = None,
+        replacement: Tensor | None = None,
+    ) -> Tensor:
+        """Particle tokens ``[B, P, d]`` of :meth:`encode` (the [CLS] attends with them:
+        in this encoder the two come from the same blocks)."""
+        return self.encode(x, mask, replace, replacement)[0]
 
     @classmethod
     def config_for_data(cls, cfg: dict[str, Any], h5_path: str) -> dict[str, Any]:
@@ -231,7 +245,7 @@ class ParticleViT(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """Jet representation: the [CLS] output ``[B, d_model]`` (paper Fig. 2)."""
-        return self.tokens(x, mask)[0]
+        return self.encode(x, mask)[1]
 
 
 def input_standardisation(

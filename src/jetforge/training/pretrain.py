@@ -287,6 +287,32 @@ def _what(inputs: Sequence[str]) -> str:
     return "tracks + cells" if "cells" in inputs else "particles only"
 
 
+def method_sampler(method: str, backbone_takes: Sequence[str]) -> str:
+    """The sampler a method trains on with a backbone taking ``backbone_takes``.
+
+    A method's ``sampler`` is one name of :data:`SAMPLERS` or a tuple of them (pair
+    methods: ``("pairs", "multi_pairs")``, :mod:`jetforge.methods.pair_batch`); the one
+    whose fed inputs are the backbone's is chosen, so the same objective trains on
+    particle pairs or on tracks + cells pairs, whichever the backbone reads.
+    """
+    declared = getattr(METHODS[method], "sampler", "pairs")
+    kinds = (declared,) if isinstance(declared, str) else tuple(declared)
+    unknown = [k for k in kinds if k not in SAMPLERS]
+    if unknown:
+        raise ValueError(
+            f"method {method!r} has unknown sampler {unknown} (have {sorted(SAMPLERS)})"
+        )
+    takes = tuple(backbone_takes)
+    for kind in kinds:
+        if SAMPLERS[kind][3] == takes:
+            return kind
+    fed = [list(SAMPLERS[k][3]) for k in kinds]
+    raise ValueError(
+        f"method {method!r} feeds {' or '.join(_what(SAMPLERS[k][3]) for k in kinds)} {fed} "
+        f"but the backbone takes {_what(takes)} {list(takes)}"
+    )
+
+
 def run_pretrain(
     train_h5: str,
     out_dir: str,
@@ -311,18 +337,12 @@ def run_pretrain(
     method = pcfg.get("method", "simclr")
     if method not in METHODS:
         raise KeyError(f"unknown pre-training method {method!r}; registered: {sorted(METHODS)}")
-    kind = getattr(METHODS[method], "sampler", "pairs")
-    if kind not in SAMPLERS:
-        raise ValueError(
-            f"method {method!r} has unknown sampler {kind!r} (have {sorted(SAMPLERS)})"
-        )
-    select, loss_fn, diagnostics, fed = SAMPLERS[kind]
     takes = backbone_inputs(bcfg)
-    if takes != fed:
-        raise ValueError(
-            f"method {method!r} feeds {_what(fed)} {list(fed)} but backbone "
-            f"{bcfg.get('name')!r} takes {_what(takes)} {list(takes)}"
-        )
+    try:
+        kind = method_sampler(method, takes)
+    except ValueError as err:
+        raise ValueError(f"{err} (backbone {bcfg.get('name')!r})") from None
+    select, loss_fn, diagnostics, _ = SAMPLERS[kind]
     dev = resolve_device(D.init_from_env(device))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
