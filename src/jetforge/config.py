@@ -236,6 +236,17 @@ def _tokenizer_errors(key: str, exp: dict[str, Any]) -> list[str]:
             "regression"]  # fmt: skip
 
 
+def _pair_family_errors(key: str, exp: dict[str, Any]) -> list[str]:
+    """``pretrain.pairs: augment`` pairs jets with augmentations made on the fly, not with
+    the dataset's variants: an ``augsets`` block would be silently ignored."""
+    pre = exp["pretrain"]
+    if pre.get("pairs") != "augment" or not pre.get("augsets"):
+        return []
+    return [f"config key {key}.pretrain.augsets: value {sorted(pre['augsets'])} is not used "
+            "with pretrain.pairs: augment (views are jBOT augmentations of each jet); drop "
+            "augsets, or pair variants in another experiment (pairs: variants)"]  # fmt: skip
+
+
 def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) -> list[str]:
     """Cross-references of one experiment: its dataset, splits, processes, augmentation
     sets, fine-tuning tasks, grids and tables."""
@@ -270,6 +281,7 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
         errs.append(f"config key {key}.pretrain.batch_size: {pre['batch_size']} is the global "
                     f"batch and must split evenly over gpus={pre['gpus']}")  # fmt: skip
     errs += _features_errors(key, exp, ds)
+    errs += _pair_family_errors(key, exp)
     errs += _finetune_errors(config, key, exp)
     errs += _yield_errors(config, key, exp)
     errs += _weak_errors(config, key, exp)

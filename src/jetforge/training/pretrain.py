@@ -44,6 +44,12 @@ from jetforge.generation.seeds import derive_seed
 from jetforge.methods import METHODS
 from jetforge.models.registry import backbone_inputs, build_backbone_for, save_backbone
 from jetforge.training import distributed as D
+from jetforge.training.augment_pairs import (
+    PAIR_FAMILIES,
+    AugmentPairSampler,
+    augment_for,
+    nominal_rows,
+)
 from jetforge.training.data import (
     CellsInfo,
     DatasetInfo,
@@ -183,10 +189,16 @@ def _pair_rows(pairs: np.ndarray, n_variants: int) -> np.ndarray:
 def _pairs(
     h5: str, info: DatasetInfo, exp_cfg: Mapping[str, Any], augset: Any, method: str, seed: int
 ) -> _Data:
-    """RS3L pairs: nominal jet + one variant of ``pretrain.augsets[augset]``."""
+    """RS3L pairs: nominal jet + one variant of ``pretrain.augsets[augset]``; with
+    ``pretrain.pairs: augment`` the same nominal jets paired by jBOT's augmentations
+    (:mod:`jetforge.training.augment_pairs`)."""
     pcfg = exp_cfg["pretrain"]
     variants = augset_variants(exp_cfg, augset)
-    if info.n_variants < 2:
+    family = pcfg.get("pairs", "variants")
+    if family not in PAIR_FAMILIES:
+        raise ValueError(f"config key pretrain.pairs: value {family!r} must be one of "
+                         f"{list(PAIR_FAMILIES)}")  # fmt: skip
+    if family == "variants" and info.n_variants < 2:
         raise ValueError(f"{h5} has no augmentation variants (variant_names={info.variant_names})")
     processes = list(pcfg["processes"])
     pairs = select_pairs(h5, processes)
@@ -197,6 +209,8 @@ def _pairs(
         float(pcfg.get("val_fraction", 0.0)),
         derive_seed("pretrain", "val-split", base=seed),
     )
+    if family == "augment":
+        return _augment_pairs(h5, info, pcfg, augset, processes, train, val)
 
     def sampler(items: np.ndarray, bs: int, s: int, training: bool, **kw: Any) -> PairSampler:
         return PairSampler(h5, processes, variants, bs, s, pairs=items, drop_last=training, **kw)
@@ -205,6 +219,26 @@ def _pairs(
         augset, "pairs", processes, train, val, sampler, _pair_rows(train, info.n_variants),
         key={"augset": augset, "variants": variants, "n_train_pairs": int(train.size)},
         meta={"augset": augset, "variants": variants},
+    )  # fmt: skip
+
+
+def _augment_pairs(
+    h5: str, info: DatasetInfo, pcfg: Mapping[str, Any], augset: Any, processes: list[str],
+    train: np.ndarray, val: np.ndarray,
+) -> _Data:  # fmt: skip
+    """The selected pairs' nominal jets, each batch paired by jBOT's augmentations."""
+    augment, views = augment_for(pcfg, info.feature_names)
+
+    def sampler(items: np.ndarray, bs: int, s: int, training: bool, **kw: Any) -> Any:
+        rows, labels = nominal_rows(h5, info, items)
+        jets = JetSampler(h5, rows, labels, bs, s, shuffle=training, drop_last=training, **kw)
+        return AugmentPairSampler(jets, augment, views, s)
+
+    return _Data(
+        augset, "pairs", processes, train, val, sampler, train * info.n_variants,
+        key={"augset": augset, "pairs": "augment", "augment_views": views,
+             "n_train_pairs": int(train.size)},
+        meta={"augset": augset, "pairs": "augment", "augment_views": views, "variants": []},
     )  # fmt: skip
 
 
