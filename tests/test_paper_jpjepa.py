@@ -142,6 +142,61 @@ def test_tables_and_figures_from_the_default_grid(cfg, tmp_path, monkeypatch) ->
         assert Path(out["png"]).stat().st_size > 1000
 
 
+def _fill_inputs(inputs: dict[str, list[str]], root: Path, rank: dict[str, float]) -> None:
+    """Synthetic prediction files (and probe tables) for every file an output reads: the
+    experiment named in a path decides how good its classifier is (``rank``, default 0.5)."""
+    for k, path in enumerate(p for files in inputs.values() for p in files):
+        exp = path.split("/")[2]
+        if path.endswith("probes.csv"):
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame({"encoder": ["pre-trained r0", "random init"],
+                          "effective_rank": [10 * rank.get(exp, 0.5), 1.0],
+                          "auc_emb": [0.9, 0.99]}).to_csv(root / path, index=False)  # fmt: skip
+        elif "/jetclass10/" in path:
+            score, label = _multiclass(rank.get(exp, 0.5), k)
+            _write(root / path, score, label, classes=CLASSES)
+        else:
+            rng = np.random.default_rng(k)
+            label = np.arange(300) % 2
+            score = 1 / (1 + np.exp(-(label - 0.5) * 4 * rank.get(exp, 0.5) - rng.normal(0, 1, 300)))
+            _write(root / path, score, label, signal="s", background="b")
+
+
+def test_tables_3_to_5_and_fig2g_from_their_variant_experiments(cfg, tmp_path, monkeypatch) -> None:
+    """Tables 3-5 read one row per variant experiment (single seeds say so, paper numbers
+    in brackets by experiment); Fig. 2(g) divides JP-JEPA Small's fine-tuned rejections by
+    jpjepa's ParT from scratch."""
+    monkeypatch.chdir(tmp_path)
+    rank = {"jpjepa_abl_koleo": 0.8, "jpjepa_abl_nokoleo": 0.4, "jpjepa_small": 0.9}
+    built = {}
+    for section, name in [("tables", "table3"), ("tables", "table4"), ("tables", "table5"),
+                          ("paper_figures", "fig2g")]:  # fmt: skip
+        d = find(cfg, section, "jpjepa", name)
+        inputs = d.kind.inputs(cfg, d.experiment, d.spec)
+        _fill_inputs(inputs, tmp_path, rank)
+        exts = ("csv", "md", "tex") if section == "tables" else ("png", "pdf")
+        out = {e: str(tmp_path / f"{name}.{e}") for e in exts}
+        run(section, cfg, d.experiment, "jpjepa", name, inputs, out)
+        built[name] = out
+    t3 = pd.read_csv(built["table3"]["csv"]).set_index("experiment")
+    assert t3.loc["jpjepa_abl_koleo", "effective_rank"] == pytest.approx(8.0)
+    assert t3.loc["jpjepa_abl_koleo", "jetclass10_acc"] > t3.loc["jpjepa_abl_nokoleo", "jetclass10_acc"]
+    md3 = Path(built["table3"]["md"]).read_text()
+    assert "Single-seed rows" in md3 and "[0.8411]" in md3 and "[77.5074]" in md3
+    assert "regularizer=sigreg, lambda_reg=0.05" in md3
+    assert "jpjepa_abl_koleo: pre-trained (jpjepa_abl_koleo)" in md3
+    t4 = pd.read_csv(built["table4"]["csv"])
+    assert list(t4["variant"]) == ["steps=10", "steps=30"]
+    t5 = pd.read_csv(built["table5"]["csv"])
+    assert list(t5["variant"]) == ["epochs=5", "epochs=10"] and "qg_rej@0.3" in t5
+    assert list(t5["n_repeats"]) == [2, 1]
+    assert Path(built["fig2g"]["png"]).stat().st_size > 1000
+    inputs = find(cfg, "paper_figures", "jpjepa", "fig2g")
+    files = inputs.kind.inputs(cfg, inputs.experiment, inputs.spec)["predictions"]
+    assert {f.split("/")[2] + "/" + f.split("/")[4] for f in files} == {
+        "jpjepa/supervised", "jpjepa_small/floating"}
+
+
 def test_bad_declarations_are_refused_before_any_job(cfg) -> None:
     bad = copy.deepcopy(cfg)
     jp = bad["experiments"]["jpjepa"]
@@ -149,10 +204,13 @@ def test_bad_declarations_are_refused_before_any_job(cfg) -> None:
     jp["tables"]["table1"]["class_efficiencies"]["qcd_zjet"] = 0.5
     jp["tables"]["table2"]["tasks"] = ["top", "nope"]
     jp["paper_figures"]["fig3a"]["panel"] = "columns"
+    jp["paper_figures"]["fig2g"]["finetuned"] = "jpjepa_abl_koleo"
+    bad["experiments"]["jpjepa_abl_koleo"]["finetune"]["modes"] = ["supervised"]
     errs = "\n".join(declaration_errors(bad))
     assert "part_isTau" in errs and "not read by the backbone" in errs
     assert "class_efficiencies: 'qcd_zjet'" in errs
     assert "task 'nope'" in errs and "panel: 'columns'" in errs
+    assert "finetuned: experiment 'jpjepa_abl_koleo' must fine-tune" in errs
     assert not declaration_errors(cfg)
 
 

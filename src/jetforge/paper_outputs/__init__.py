@@ -121,6 +121,7 @@ TABLE_KINDS = Registry("table kind", {
     "jbot_classification": "jetforge.paper_outputs.jbot:CLASSIFICATION",  # jBOT Tables 2, 3
     "jbot_anomaly": "jetforge.paper_outputs.jbot_anomaly:TABLE",  # jBOT Table 4
     "rieck_dark_jets": "jetforge.paper_outputs.rieck_anomaly:TABLE",  # Rieck §5.5, Fig. 9
+    "rieck_taggers": "jetforge.paper_outputs.rieck_taggers:TABLE",  # Rieck Fig. 8 numbers
 })  # fmt: skip
 
 FIGURE_KINDS = Registry("figure kind", {
@@ -152,6 +153,7 @@ FIGURE_KINDS = Registry("figure kind", {
     "jbot_anomaly_scores": "jetforge.paper_outputs.jbot_anomaly:SCORES",  # jBOT Fig. 8
     "jbot_anomaly_roc": "jetforge.paper_outputs.jbot_anomaly:ROC",  # jBOT Fig. 9
     "rieck_anomaly_roc": "jetforge.paper_outputs.rieck_anomaly:FIGURE",  # Rieck Fig. 9
+    "rieck_tagger_roc": "jetforge.paper_outputs.rieck_taggers:ROC",  # Rieck Fig. 8
 })  # fmt: skip
 
 KIND_REGISTRIES = {"table_kinds": TABLE_KINDS, "figure_kinds": FIGURE_KINDS}

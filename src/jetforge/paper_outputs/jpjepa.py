@@ -650,26 +650,59 @@ def build_variants(job: OutputJob) -> None:
     if job.spec.get("probe"):
         for col in ("effective_rank", "auc_emb"):
             data[col] = [_probe_mean(e, col) for e in data["experiment"]]
+    ref = (job.reference() or {}).get("rows") or {}
     display = data[["variant", "n_train"] if len(tasks) == 1 else ["variant"]].copy()
-    for m in metrics:
+    for m in [*metrics, *(c for c in ("effective_rank", "auc_emb") if c in data)]:
         display[m.replace("_", " ")] = [
             cell(
                 r[m],
-                r[f"{m}_std"],
-                int(r["n_repeats"]),
+                r.get(f"{m}_std", 0.0),
+                int(r["n_repeats"]) if f"{m}_std" in r else 1,
+                _variant_paper(ref, r["experiment"], int(r["n_train"]), m),
                 fmt=_rej_fmt(r[m]) if "rej" in m else "{:.3f}",
             )
             for _, r in data.iterrows()
         ]
-    for col in ("effective_rank", "auc_emb"):
-        if col in data:
-            display[col] = data[col].map("{:.3f}".format)
     notes = [
-        scale_note(job, job.spec["tasks"][0]) if job.spec["experiments"] else "",
-        f"Rows: the variant experiments {job.spec['experiments']}, mode {mode}.",
+        *variant_scale_notes(job.config, job.spec["experiments"], tasks),
+        f"Rows: the variant experiments {job.spec['experiments']}, mode {mode}; paper values "
+        "(ParT-Mini, JetClass / full transfer sets) in [brackets] where the paper has the row.",
     ]
+    if (data["n_repeats"] == 1).any():
+        notes.insert(0, "Single-seed rows (one pre-training, one fine-tuning, as the paper's "
+                     "Tables 3-5): no spread is measured, so no difference here is significant.")
     title = job.spec.get("caption") or f"JP-JEPA {job.name}: variants"
     write_table(data, job.out, title, notes, display)
+
+
+def _variant_paper(ref: Mapping[str, Any], experiment: str, n_train: int, metric: str) -> Any:
+    """The paper's number of a variant row: ``rows["<experiment> n=<N>"]`` where the
+    experiment has several labelled sizes, else ``rows[<experiment>]``."""
+    row = ref.get(f"{experiment} n={n_train}") or ref.get(experiment) or {}
+    return row.get(metric)
+
+
+def variant_scale_notes(
+    config: Mapping[str, Any], experiments: Sequence[str], tasks: Sequence[str]
+) -> list[str]:
+    """What each row trained on: pre-training (own or shared) epochs / steps and seeds,
+    fine-tuning sizes, epochs / steps and repeats; data named as our stand-ins."""
+    out = []
+    for e in experiments:
+        exp = config["experiments"][e]
+        pt, ft = exp["pretrain"], exp.get("finetune") or {}
+        src = exp.get("pretrain_from") or e
+        budget = f"{pt['steps']} steps" if pt.get("steps") else f"{pt.get('epochs')} epochs"
+        ftb = f"{ft['steps']} steps" if ft.get("steps") else f"{ft.get('epochs')} epochs"
+        mine = [t for t in tasks if t in (ft.get("tasks") or {})]
+        sizes = sorted({r["n_train"] for t in mine for r in X.finetune_grid(exp, t)})
+        out.append(
+            f"{e}: pre-trained ({src}) on our Pythia stand-in of {exp['dataset']} for {budget}, "
+            f"batch {pt.get('batch_size')}, {X.pretrain_repeats(config['experiments'][src])} "
+            f"seed(s); fine-tuned on {sizes} labelled jets of {mine} for {ftb}, "
+            f"{ft.get('repeats', 1)} repeat(s)."
+        )
+    return out
 
 
 def _probe_mean(experiment: str, col: str) -> float:

@@ -188,39 +188,83 @@ def build_size_scan(job: OutputJob) -> None:
     _save(fig, ax, job, f"{task}, mean ± std over repeats")
 
 
-# ------------------------------------------------------------------ Fig. 2(f)
+# ------------------------------------------------------------------ Fig. 2(f), (g)
+
+
+def class_rejection_runs(
+    config: Mapping[str, Any], experiment: str, spec: Mapping[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(experiment, grid run) of the two sides: ParT from scratch from the owner's grid,
+    the fine-tuned model from ``finetuned`` (Fig. 2(g): JP-JEPA Small, its own experiment)
+    or else from the owner's grid too (Fig. 2(f): JP-JEPA Mini)."""
+    task = str(spec["task"])
+    runs = J.runs_of(config, experiment, spec, task)
+    src = spec.get("finetuned")
+    if not src:
+        return runs
+    tuned = [(str(src), r) for r in X.finetune_grid(config["experiments"][src], task)
+             if r["mode"] == "floating"]  # fmt: skip
+    return [er for er in runs if er[1]["mode"] == "supervised"] + tuned
+
+
+def _class_rejection_inputs(config: dict, experiment: str, spec: dict) -> dict[str, list[str]]:
+    runs = class_rejection_runs(config, experiment, spec)
+    return {"predictions": [T.prediction_path(e, r) for e, r in runs]}
+
+
+def _class_rejection_errors(config: dict, experiment: str, spec: dict) -> list[str]:
+    errs = J._jetclass_errors(config, experiment, spec)
+    src = spec.get("finetuned")
+    if src is None or errs:
+        return errs
+    ft = (config["experiments"].get(src) or {}).get("finetune") or {}
+    if spec["task"] not in (ft.get("tasks") or {}) or "floating" not in (ft.get("modes") or []):
+        errs.append(f"finetuned: experiment {src!r} must fine-tune task {spec['task']!r} in "
+                    "mode floating (the fine-tuned side of the ratio)")  # fmt: skip
+    return errs
+
+
+def _class_rejection_experiments(config: dict, experiment: str, spec: dict) -> list[str]:
+    return [str(e) for e in [*spec.get("experiments", []), spec.get("finetuned")] if e]
 
 
 def build_class_rejection(job: OutputJob) -> None:
     """Per-class rejection of the fine-tuned model relative to ParT from scratch (ratio of
-    the means at the largest labelled size), the paper's JP-JEPA Mini / ParT ratio beside."""
+    the means at the largest labelled size both ran), the paper's ratio of ``paper_row``
+    (default JP-JEPA (Mini), Fig. 2(f); JP-JEPA (Small) for Fig. 2(g)) to ParT beside."""
     task = job.spec["task"]
     classes = list(J.task_spec(job.config, job.experiment, task, job.spec)["classes"])
     bkg = job.spec.get("background", classes[0])
     effs = J._class_effs(job.spec, classes)
-    long = J.multiclass_rows(job, task, effs, bkg)
-    long["mode"] = long["setup"].str.partition("-")[0]
-    long["n"] = long["setup"].str.rsplit("-n", n=1).str[-1].astype(int)
-    last = long[long["n"] == long["n"].max()]
-    mean = last.groupby("mode")[[f"rej_{c}" for c in effs]].mean()
-    if not {"floating", "supervised"} <= set(mean.index):
-        raise ValueError(f"{task}: needs floating and supervised runs, have {sorted(mean.index)}")
+    rows = []
+    for e, run in class_rejection_runs(job.config, job.experiment, job.spec):
+        p = J.read_predictions(T.prediction_path(e, run))
+        rej = J.class_rejections(p["score"], p["label"], p["classes"], bkg, effs)
+        rows.append({"mode": run["mode"], "n": run["n_train"], **rej})
+    long = pd.DataFrame(rows)
+    both = set(long[long["mode"] == "floating"]["n"]) & set(long[long["mode"] == "supervised"]["n"])
+    if not both:
+        raise ValueError(f"{task}: needs floating and supervised runs at one labelled size, "
+                         f"have {sorted(set(zip(long['mode'], long['n'])))}")  # fmt: skip
+    n = max(both)
+    mean = long[long["n"] == n].groupby("mode")[[f"rej_{c}" for c in effs]].mean()
     ratio = mean.loc["floating"] / mean.loc["supervised"]
+    row = str(job.spec.get("paper_row", "JP-JEPA (Mini)"))
     ref = (job.reference() or {}).get("rows") or {}
     paper = [
-        (ref.get("JP-JEPA (Mini)", {}).get(f"rej_{c}") or np.nan)
-        / (ref.get("ParT", {}).get(f"rej_{c}") or np.nan)
+        (ref.get(row, {}).get(f"rej_{c}") or np.nan) / (ref.get("ParT", {}).get(f"rej_{c}") or np.nan)
         for c in effs
     ]
+    who = job.spec.get("finetuned") or job.experiment
     fig, ax = _figure((7.2, 4.8))
     x = np.arange(len(effs))
-    ax.bar(x - 0.2, ratio.to_numpy(), 0.4, label="ours (fine-tuned / scratch)")
-    ax.bar(x + 0.2, paper, 0.4, label="paper (JP-JEPA Mini / ParT, Table 1)", alpha=0.6)
+    ax.bar(x - 0.2, ratio.to_numpy(), 0.4, label=f"ours ({who} fine-tuned / ParT scratch)")
+    ax.bar(x + 0.2, paper, 0.4, label=f"paper ({row} / ParT, Table 1)", alpha=0.6)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xticks(x, [f"{c}\nRej{effs[c] * 100:g}" for c in effs], fontsize=7, rotation=45)
     ax.set_ylabel("rejection ratio")
     ax.legend(frameon=False, fontsize=8)
-    _save(fig, ax, job, f"{task}, n = {int(last['n'].max())}")
+    _save(fig, ax, job, f"{task}, n = {n}")
 
 
 # ------------------------------------------------------------------ Fig. 3(d)
@@ -331,20 +375,17 @@ def _task_figure_errors(config: dict, experiment: str, spec: dict) -> list[str]:
     return J.task_errors(config, experiment, spec.get("task"), None, spec)
 
 
-def _multi_figure_errors(config: dict, experiment: str, spec: dict) -> list[str]:
-    return J._jetclass_errors(config, experiment, spec)
-
-
 TSNE = OutputKind(
     _tsne_inputs, build_tsne, _tsne_errors, frozenset({"color", "n_jets", "augset"}), heavy=True
 )
 RANK = OutputKind(_rank_inputs, build_rank, keys=frozenset({"augset"}))
 SIZE_SCAN = OutputKind(J.task_inputs, build_size_scan, _task_figure_errors, J.TASK_KEYS)
 CLASS_REJECTION = OutputKind(
-    J.task_inputs,
+    _class_rejection_inputs,
     build_class_rejection,
-    _multi_figure_errors,
-    J.TASK_KEYS | {"background", "class_efficiencies"},
+    _class_rejection_errors,
+    J.TASK_KEYS | {"background", "class_efficiencies", "paper_row", "finetuned"},
+    experiments=_class_rejection_experiments,
 )
 ENTROPY = OutputKind(J.task_inputs, build_entropy, _task_figure_errors, J.TASK_KEYS)
 ROBUSTNESS_FIGURE = OutputKind(

@@ -11,7 +11,8 @@ comparison with an autoencoder, as tables and figures.
 * Fig. 6c, d (``rejection_vs_size``, a generic kind): rejection at one signal efficiency vs
   the labelled jets, per fine-tuning mode (LoRA vs fixed vs from scratch);
 * Fig. 8 (table ``representation_comparison``): the contrastive space against the
-  VICReg-style autoencoder's on the same backbone, by frozen probes.
+  VICReg-style autoencoder's on the same backbone, by frozen probes (the taggers of Fig. 8
+  are in :mod:`jetforge.paper_outputs.rieck_taggers`).
 
 Pairs follow the data contract's layout (row = pair x 2 + fork); a "seed" of the tables is
 one generation chunk (its own random streams), so their spread is the chunk-to-chunk one.
@@ -207,8 +208,8 @@ def build_representation_comparison(job: OutputJob) -> None:
     _write(job, frame, f"{job.paper}: contrastive vs autoencoder representation (Fig. 8)",
            "Frozen-representation probes of the contrastive (NT-Xent on fork pairs) and the "
            "VICReg-style autoencoder pre-training on the same backbone and jets, each against "
-           "its random initialisation. The paper compares LoRA-tuned taggers and adds hybrid "
-           "rows (supervised backbone + autoencoder encoder); those are not run here.")  # fmt: skip
+           "its random initialisation. The paper compares taggers (Fig. 8): see the table "
+           "autoencoder_taggers and figures fig8a, fig8b.")  # fmt: skip
 
 
 def _write(job: OutputJob, frame: pd.DataFrame, title: str, what: str) -> None:
