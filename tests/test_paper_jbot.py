@@ -128,9 +128,13 @@ def world(cfg, tmp_path_factory) -> tuple[Path, dict]:
         Path("results/datasets/jetnet").mkdir(parents=True)
         write_jetnet(Path("results/datasets/jetnet/train.h5"), 24, 1)
         write_jetnet(Path("results/datasets/jetnet/test.h5"), 24, 2)
+        from jetforge.training.pretrain import SNAPSHOT
+
         for e in ("jbot", "jbot_anomaly"):
             for i, m in enumerate(T.pretrained_models(c, e)):
                 save_vit(Path(m), 10 * i + len(e))
+                for n in c["experiments"][e]["pretrain"]["snapshot_epochs"]:  # Fig. 6
+                    save_vit(Path(m).parent / SNAPSHOT.format(epoch=n), 100 * n + i)
         fake_predictions(c, "jbot", np.random.default_rng(0))
     finally:
         os.chdir(cwd)
@@ -268,6 +272,8 @@ def test_list_background_pools_processes(world):
          "is not a fine-tuning task"),
         ("jbot", {"paper_figures": {"fig7": {"kind": "jbot_roc", "panels": ["jbot/nope"]}}},
          "not experiment/task"),
+        ("jbot", {"paper_figures": {"fig6": {"kind": "jbot_tsne", "epochs": [0, 3]}}},
+         r"epochs: \[3\] of 'jbot' are neither its pretrain.epochs nor in its"),
         ("jbot", {"finetune": {"tasks": {"t": {"signal": "tbqq_tt",
                                                "background": ["zjet_q", "ghost"]}}}},
          "'ghost' is not a process"),

@@ -382,6 +382,38 @@ def test_pretrain_resume_after_kill_is_bit_identical(
     assert not all(torch.equal(a["state_dict"][k], c["state_dict"][k]) for k in a["state_dict"])
 
 
+def test_pretrain_snapshots_survive_a_kill_bit_identical(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """pretrain.snapshot_epochs (jBOT Fig. 6): the backbone after 0, 1 and 2 epochs, each
+    written before its epoch's checkpoint, so a killed-and-resumed run has the same files."""
+    from jetforge.training.pretrain import SNAPSHOT
+
+    exp = copy.deepcopy(EXP)
+    exp["pretrain"]["snapshot_epochs"] = [0, 1, 2]
+    h5 = str(files["pretrain"])
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    run_pretrain(h5, str(ref), exp, "all", repeat=0, seed=11, device="cpu")
+    with pytest.raises(_Kill):  # mid-epoch 2 (4 steps per epoch): epoch 1's snapshot exists
+        run_pretrain(
+            h5, str(killed), exp, "all", repeat=0, seed=11, device="cpu", after_step=_kill_after(6)
+        )
+    assert (killed / SNAPSHOT.format(epoch=1)).exists()
+    assert not (killed / SNAPSHOT.format(epoch=2)).exists()
+    run_pretrain(h5, str(killed), exp, "all", repeat=0, seed=11, device="cpu")
+    states = {}
+    for n in (0, 1, 2):
+        a = torch.load(ref / SNAPSHOT.format(epoch=n), weights_only=True)
+        b = torch.load(killed / SNAPSHOT.format(epoch=n), weights_only=True)
+        assert a["feature_names"] == b["feature_names"] and a["method"] == "simclr"
+        for k in a["state_dict"]:
+            assert torch.equal(a["state_dict"][k], b["state_dict"][k]), (n, k)
+        states[n] = a["state_dict"]
+    final = torch.load(ref / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(final[k], states[2][k]) for k in final)  # 2 = the last epoch
+    assert not all(torch.equal(states[0][k], states[1][k]) for k in final)
+
+
 def test_pretrain_outputs(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "pt"
     run_pretrain(str(files["pretrain"]), str(out), EXP, "seed", repeat=0, seed=5, device="cpu")

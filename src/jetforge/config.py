@@ -280,6 +280,10 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
     if pre.get("batch_size", 0) % pre.get("gpus", 1):
         errs.append(f"config key {key}.pretrain.batch_size: {pre['batch_size']} is the global "
                     f"batch and must split evenly over gpus={pre['gpus']}")  # fmt: skip
+    late = [e for e in pre.get("snapshot_epochs") or [] if e > pre.get("epochs", 0)]
+    if late:
+        errs.append(f"config key {key}.pretrain.snapshot_epochs: {late} lie beyond "
+                    f"pretrain.epochs={pre.get('epochs')}; list epoch counts up to it")  # fmt: skip
     errs += _features_errors(key, exp, ds)
     errs += _pair_family_errors(key, exp)
     errs += _finetune_errors(config, key, exp)

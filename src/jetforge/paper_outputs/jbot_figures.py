@@ -253,12 +253,42 @@ def _tsne_inputs(config: dict, experiment: str, spec: dict) -> dict[str, list[st
             "data": list(dict.fromkeys(data))}  # fmt: skip
 
 
+def _tsne_errors(config: dict, experiment: str, spec: dict) -> list[str]:
+    """``epochs``: each one the pre-training's last epoch or one of its snapshot_epochs."""
+    errs = []
+    for e in [experiment, *_others(config, experiment, spec)]:
+        pre = config["experiments"][e]["pretrain"]
+        have = sorted({*map(int, pre.get("snapshot_epochs") or []), int(pre["epochs"])})
+        missing = [n for n in spec.get("epochs") or [] if int(n) not in have]
+        if missing:
+            errs.append(f"epochs: {missing} of {e!r} are neither its pretrain.epochs nor in its "
+                        f"pretrain.snapshot_epochs (drawable: {have}); add them there")  # fmt: skip
+    return errs
+
+
+def _tsne_stages(job: OutputJob, e: str, model: str) -> list[tuple[str, Any]]:
+    """(title, encoder) per column: ``spec.epochs`` read from the pre-training's snapshots
+    (0 = its own initialisation), else a fresh random init beside the final model."""
+    from jetforge.paper_outputs.jbot import random_backbones
+    from jetforge.training.pretrain import SNAPSHOT
+
+    epochs = job.spec.get("epochs")
+    if not epochs:
+        return [("random init", random_backbones(model, 1, job.seed)[0]),
+                ("after pre-training", model)]  # fmt: skip
+    last = int(job.config["experiments"][e]["pretrain"]["epochs"])
+    return [
+        ("initialisation" if n == 0 else f"epoch {n}" + (" (final)" if n == last else ""),
+         model if n == last else str(Path(model).parent / SNAPSHOT.format(epoch=n)))
+        for n in map(int, epochs)
+    ]  # fmt: skip
+
+
 def build_tsne(job: OutputJob) -> None:
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
 
     from jetforge.evaluation.probes import embed_rows
-    from jetforge.paper_outputs.jbot import random_backbones
     from jetforge.reporting.style import apply_style, label, save_figure
     from jetforge.training.data import DatasetInfo
     from jetforge.training.selection import select_jet_rows
@@ -266,7 +296,9 @@ def build_tsne(job: OutputJob) -> None:
     exps = [job.experiment, *_others(job.config, job.experiment, job.spec)]
     n_jets = int(job.spec.get("n_jets", 500))
     apply_style()
-    fig, axes = plt.subplots(len(exps), 2, figsize=(10, 4.8 * len(exps)), squeeze=False)
+    n_col = len(job.spec.get("epochs") or [0, 1])
+    fig, axes = plt.subplots(len(exps), n_col, figsize=(5 * n_col, 4.8 * len(exps)),
+                             squeeze=False)  # fmt: skip
     for i, e in enumerate(exps):
         exp = job.config["experiments"][e]
         h5 = T.split_path(job.config, e, "probe_test")
@@ -277,8 +309,7 @@ def build_tsne(job: OutputJob) -> None:
                                                                replace=False))  # fmt: skip
         rows, y = rows[keep], y[keep]
         model = T.pretrained_models(job.config, e)[0]
-        for c, (title, enc) in enumerate([("random init", random_backbones(model, 1, job.seed)[0]),
-                                          ("after pre-training", model)]):  # fmt: skip
+        for c, (title, enc) in enumerate(_tsne_stages(job, e, model)):
             z = embed_rows(enc, h5, rows)
             xy = TSNE(2, perplexity=min(30.0, (len(z) - 1) / 3), random_state=job.seed,
                       init="pca").fit_transform(z)  # fmt: skip
@@ -292,8 +323,8 @@ def build_tsne(job: OutputJob) -> None:
             ax.set_yticks([])
             ax.legend(markerscale=3, fontsize=8)
             label(ax, "")
-    fig.suptitle("jBOT Fig. 6: t-SNE of the [CLS] embedding (test jets), random init and "
-                 "final pre-training (no intermediate checkpoints kept)")  # fmt: skip
+    fig.suptitle("jBOT Fig. 6: t-SNE of the [CLS] embedding (test jets) during pre-training"
+                 + ("" if job.spec.get("epochs") else ": a random init and the final model"))  # fmt: skip
     save_figure(fig, job.stem)
 
 
@@ -385,7 +416,7 @@ def build_roc(job: OutputJob) -> None:
 AUGMENTED_JETS = OutputKind(_data_input, build_augmented, keys=frozenset({"mask_fraction"}))
 LEARNING_CURVES = OutputKind(_history_input, build_learning_curves)
 ATTENTION = OutputKind(_model_input, build_attention, heavy=True)
-TSNE = OutputKind(_tsne_inputs, build_tsne, keys=frozenset({"n_jets"}), experiments=_others,
-                  heavy=True)  # fmt: skip
+TSNE = OutputKind(_tsne_inputs, build_tsne, _tsne_errors, frozenset({"n_jets", "epochs"}),
+                  experiments=_others, heavy=True)  # fmt: skip
 ROC = OutputKind(_roc_inputs, build_roc, _roc_errors, frozenset({"panels"}),
                  experiments=_panel_experiments)  # fmt: skip

@@ -693,6 +693,7 @@ def _run_epoch(
     after_step: Callable[[TrainState], None] | None,
     hist_path: Path,
     desc: str,
+    epoch_end: Callable[[int], None] | None = None,
 ) -> None:
     """Train one epoch from ``state.batch`` on, then log its row and checkpoint its end."""
     run.model.train()
@@ -712,6 +713,8 @@ def _run_epoch(
         run.tb.flush()
     state.history.append(_order_row(row))
     _check_collapse(run, state, hist_path, desc)  # before the checkpoint: reruns stop too
+    if epoch_end is not None:  # before the checkpoint: a kill between the two redoes the
+        epoch_end(epoch + 1)  # epoch and rewrites the same bytes (bit-exact resume)
     state.epoch, state.batch, state.n_steps_epoch, state.sums = epoch + 1, 0, 0, {}
     run.save(state)
     _write_history(hist_path, state.history)
@@ -734,6 +737,7 @@ def fit(
     after_step: Callable[[TrainState], None] | None = None,
     desc: str = "train",
     stop: Callable[[Sequence[Mapping[str, Any]]], bool] | None = None,
+    epoch_end: Callable[[int], None] | None = None,
 ) -> TrainState:
     """Train ``model`` (already on ``device``) for ``cfg.epochs`` epochs, resuming if possible.
 
@@ -753,6 +757,8 @@ def fit(
     * ``cfg.tensorboard``: also log to :func:`tensorboard_dir` (see the module docstring).
     * ``stop(history)``: early stopping, asked before every epoch (also right after a
       resume, so a stopped run stays stopped): True ends training there.
+    * ``epoch_end(n)``: called with the number of epochs done after each epoch, before its
+      checkpoint (e.g. the pre-training's snapshots for jBOT Fig. 6).
     """
     hist_path = Path(history_path)
     if steps_per_epoch < 1 and cfg.epochs > 0:
@@ -791,7 +797,8 @@ def fit(
             if stop is not None and stop(state.history):
                 log.info("%s: early stop before epoch %d", desc, epoch + 1)
                 break
-            _run_epoch(run, state, epoch, batches, evaluate, after_step, hist_path, desc)
+            _run_epoch(run, state, epoch, batches, evaluate, after_step, hist_path, desc,
+                       epoch_end)  # fmt: skip
     finally:
         if run.tb is not None:
             run.tb.close()

@@ -347,6 +347,27 @@ def method_sampler(method: str, backbone_takes: Sequence[str]) -> str:
     )
 
 
+#: the backbone after N epochs (``pretrain.snapshot_epochs``), beside model.pt
+SNAPSHOT = "snapshots/epoch{epoch}.pt"
+
+
+def _snapshotter(
+    out: Path, backbone: nn.Module, cfg: Mapping[str, Any], meta: Mapping[str, Any],
+    epochs: Sequence[int] | None,
+) -> Callable[[int], None]:  # fmt: skip
+    """Writes the backbone as a ``model.pt`` (:data:`SNAPSHOT`) after each epoch count in
+    ``epochs`` (0: the initialisation), so a figure can embed jets at several stages of a
+    pre-training (jBOT, Tsoi & Rankin, arXiv:2601.11719, Fig. 6). Atomic, and written
+    before the epoch's checkpoint: a resumed run rewrites the same bytes."""
+    wanted = {int(e) for e in epochs or []}
+
+    def snapshot(done: int) -> None:
+        if done in wanted and D.rank() == 0:
+            save_backbone(out / SNAPSHOT.format(epoch=done), backbone, cfg, **meta)
+
+    return snapshot
+
+
 def run_pretrain(
     train_h5: str,
     out_dir: str,
@@ -424,6 +445,14 @@ def run_pretrain(
         {"stage": "pretrain", **data.key, "repeat": repeat, "seed": seed, "backbone": bb_cfg,
          "pretrain": {k: v for k, v in pcfg.items() if k not in LOADER_ONLY_KEYS}}
     )  # fmt: skip
+    meta = dict(data.meta)
+    if "cells" in takes:
+        meta["cells_feature_names"] = CellsInfo.read(train_h5).feature_names
+    meta |= {"method": method, "repeat": repeat, "seed": seed,
+             "feature_names": info.feature_names, "class_names": info.class_names,
+             "processes": data.processes, "pretrain_cfg": to_plain(pcfg)}  # fmt: skip
+    snapshot = _snapshotter(out, backbone, bb_cfg, meta, pcfg.get("snapshot_epochs"))
+    snapshot(0)  # the initialisation itself, if asked for
     try:
         fit(
             model, [{"params": [p for p in model.parameters() if p.requires_grad]}], loss_fn,
@@ -431,6 +460,7 @@ def run_pretrain(
             dev, out / "checkpoint.pt",
             out / "history.csv", evaluate=evaluate if val is not None else None,
             run_key=run_key, after_step=after_step, desc=f"pretrain[{data.tag} r{repeat}]",
+            epoch_end=snapshot,
         )  # fmt: skip
     finally:
         train.close()
@@ -438,12 +468,5 @@ def run_pretrain(
             val.close()
     if D.rank() != 0:
         return
-    meta = dict(data.meta)
-    if "cells" in takes:
-        meta["cells_feature_names"] = CellsInfo.read(train_h5).feature_names
-    save_backbone(
-        out / "model.pt", backbone, bb_cfg, method=method, repeat=repeat, seed=seed,
-        feature_names=info.feature_names, class_names=info.class_names,
-        processes=data.processes, pretrain_cfg=to_plain(pcfg), **meta,
-    )  # fmt: skip
+    save_backbone(out / "model.pt", backbone, bb_cfg, **meta)
     log.info("wrote %s", out / "model.pt")
