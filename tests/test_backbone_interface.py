@@ -10,6 +10,7 @@ everything of a masked particle; and two methods that used to need another backb
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import h5py
@@ -17,9 +18,10 @@ import numpy as np
 import pytest
 import torch
 
+from jetforge.config import ConfigError, validate_config
 from jetforge.jets.features import RS3L_FEATURES
-from jetforge.methods import METHODS
-from jetforge.models import BACKBONES
+from jetforge.methods import METHOD_NEEDS, METHODS
+from jetforge.models import BACKBONE_CAPABILITIES, BACKBONES
 from jetforge.models.edgeconv import EdgeConvNet
 from jetforge.models.interface import ATTRIBUTES, BackboneCapabilityError, capabilities
 from jetforge.models.part import ParticleTransformer
@@ -101,9 +103,24 @@ def test_missing_capabilities_are_refused_by_name() -> None:
     METHODS["simclr"].from_config(edge, {})  # the jet embedding is all SimCLR needs
 
 
+def test_config_refuses_a_method_its_backbone_cannot_serve(default_config: dict) -> None:
+    cfg = copy.deepcopy(default_config)
+    exp = next(e for e in cfg["experiments"].values() if e["pretrain"].get("method") == "jbot")
+    exp["backbone"] = {"name": "edgeconv"}
+    with pytest.raises(
+        ConfigError,
+        match=r"backbone.name: pretrain.method 'jbot' needs "
+        r"backbone capabilities \['tokens'.*'edgeconv' lacks",
+    ):
+        validate_config(cfg)
+
+
 def test_declared_capabilities_have_their_attributes() -> None:
+    for name in METHODS:
+        assert METHODS[name].needs == METHOD_NEEDS[name], name
     for name in BACKBONES:
         net = BACKBONES[name]()
+        assert net.capabilities == BACKBONE_CAPABILITIES[name], name
         for cap in capabilities(net):
             missing = [a for a in ATTRIBUTES[cap] if not hasattr(net, a)]
             assert not missing, f"backbone {name!r} declares {cap!r} but lacks {missing}"
@@ -147,12 +164,13 @@ def write_pairs(path: Path, n: dict[str, int], P: int = 12, seed: int = 0) -> Pa
         f.create_dataset("particles", data=x.astype(np.float32))
         f.create_dataset("mask", data=m)
         g = f.create_group("jets")
-        cols = {"process": proc, "label": proc, "variant": np.tile([0, 1], N // 2),
-                "pair_id": np.repeat(np.arange(N // 2), 2), "event": np.repeat(np.arange(N // 2), 2),
-                "chunk": np.zeros(N), "parton_pid": np.full(N, 21)}  # fmt: skip
-        for k, v in cols.items():
-            g.create_dataset(k, data=np.asarray(v, np.int8 if k in ("process", "label",
-                                                                  "variant") else np.int64))
+        event = np.repeat(np.arange(N // 2), 2)
+        small = {"process": proc, "label": proc, "variant": np.tile([0, 1], N // 2)}
+        large = {"pair_id": event, "event": event, "chunk": 0 * event, "parton_pid": 21 + 0 * event}
+        for k, v in small.items():
+            g.create_dataset(k, data=np.asarray(v, np.int8))
+        for k, v in large.items():
+            g.create_dataset(k, data=np.asarray(v, np.int64))
         for k in ("pt", "eta", "phi", "mass", "n2"):
             g.create_dataset(k, data=np.zeros(N, np.float32))
         f.attrs["feature_names"] = list(RS3L_FEATURES)

@@ -291,6 +291,10 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
     errs += _weak_errors(config, key, exp)
     errs += _shared_pretraining_errors(config, key, exp)
     errs += _tokenizer_errors(key, exp)
+    from jetforge.models.interface import config_errors as capability_errors
+
+    errs += [f"config key {key}.backbone.name: {e}" for e in capability_errors(
+        pre.get("method", "simclr"), exp.get("backbone", {}).get("name"))]  # fmt: skip
     errs += _shared_tokenizer_errors(config, key, exp)
     return errs
 

@@ -9,9 +9,17 @@ Interface of a method (an ``nn.Module``):
   plus ``embed_pair`` / ``loss_from_embeddings`` for validation), ``"jets"``
   (``forward(x, mask)``; the method makes its own views) or ``"multi_pairs"`` (tracks +
   calorimeter cells, ``forward(batch)``);
-* ``forward`` returns a dict of loss terms whose ``loss`` entry is minimised (all logged).
+* ``forward`` returns a dict of loss terms whose ``loss`` entry is minimised (all logged);
+* ``needs`` (class attribute, its entry of :data:`METHOD_NEEDS`): the backbone
+  capabilities it uses (:mod:`jetforge.models.interface`), checked by
+  ``interface.require`` when it is built and by the config check before any job. Methods
+  never ask for a backbone class, so any backbone with the capabilities serves (every
+  method runs on ParT). A pair method's ``sampler`` may be ``("pairs", "multi_pairs")``:
+  particle pairs or tracks + cells pairs, whichever the backbone reads
+  (:func:`jetforge.training.pretrain.method_sampler`).
 
-A new method is its module plus one line below (and its test).
+A new method is its module plus one line in each table below (and its test, and its line
+in ``tests/test_backbone_interface.py``).
 """
 
 from jetforge.registry import Registry
@@ -26,7 +34,18 @@ METHODS = Registry("pre-training method", {
     "jepa": "jetforge.methods.jepa:JPJEPA",  # JP-JEPA arXiv:2606.14813 §4.1, eq. (8)
 })  # fmt: skip
 
-__all__ = ["METHODS"]
+#: backbone capabilities each method needs (:mod:`jetforge.models.interface`), readable
+#: without torch (the config check); options may add some (MPM's quantized inputs)
+METHOD_NEEDS: dict[str, tuple[str, ...]] = {
+    "simclr": ("embedding",),
+    "mpm": ("tokens",),
+    "jbot": ("tokens", "cls", "token_masking"),
+    "hadfork_contrastive": ("embedding",),
+    "ae_vicreg": ("embedding",),
+    "jepa": ("tokens", "cls", "pair_bias"),
+}
+
+__all__ = ["METHODS", "METHOD_NEEDS"]
 
 
 def __getattr__(name: str):  # PEP 562: the classes by their own names, imported on use

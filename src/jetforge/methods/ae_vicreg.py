@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.methods import METHOD_NEEDS
 from jetforge.methods.pair_batch import PAIR_SAMPLERS, pair_views
 from jetforge.methods.vicreg_loss import covariance_term, variance_term
 from jetforge.models.cells_tracks import mlp
@@ -57,7 +58,7 @@ class AEVICReg(nn.Module):
     """
 
     sampler = PAIR_SAMPLERS
-    needs = ("embedding",)
+    needs = METHOD_NEEDS["ae_vicreg"]
     method_name = "ae_vicreg"
 
     def __init__(

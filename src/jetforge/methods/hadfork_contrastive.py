@@ -18,10 +18,12 @@ paper's name (kept as its own method so configs and tables say which pairs it me
 
 from __future__ import annotations
 
+from jetforge.methods import METHOD_NEEDS
 from jetforge.methods.simclr import SimCLR
 
 
 class HadforkContrastive(SimCLR):
     """Backbone + NT-Xent on (fork_a, fork_b) pairs (tracks + cells, or particles)."""
 
+    needs = METHOD_NEEDS["hadfork_contrastive"]
     method_name = "hadfork_contrastive"

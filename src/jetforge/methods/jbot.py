@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.methods import METHOD_NEEDS
 from jetforge.methods.distill_ce import entropy, student_log_probs
 from jetforge.methods.ema import ema_momentum, ema_update_
 from jetforge.methods.jbot_augment import JetAugment, JetFeatures
@@ -127,7 +128,7 @@ class JBOT(nn.Module):
 
     sampler = "jets"  # single jets; the method makes its own views
     #: :mod:`jetforge.models.interface`: [CLS] and particle tokens of one pass, [MASK]
-    needs = ("tokens", "cls", "token_masking")
+    needs = METHOD_NEEDS["jbot"]
 
     last_momentum: Tensor
 

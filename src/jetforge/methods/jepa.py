@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.methods import METHOD_NEEDS
 from jetforge.methods.ema import ema_momentum, ema_update_
 from jetforge.methods.jepa_latent_loss import global_loss, local_loss
 from jetforge.methods.jepa_masking import compact, gather_slots, greedy_sequence, sample_blocks
@@ -63,7 +64,7 @@ class JPJEPA(nn.Module):
     sampler = "jets"
     #: :mod:`jetforge.models.interface`: tokens + [CLS] of one pass, and the pair embedder
     #: the predictor reuses (§4.1; ParT)
-    needs = ("tokens", "cls", "pair_bias")
+    needs = METHOD_NEEDS["jepa"]
 
     def __init__(
         self,

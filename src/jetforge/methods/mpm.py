@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.methods import METHOD_NEEDS
 from jetforge.methods.mpm_tokenizer import Standardiser, load_tokenizer
 from jetforge.models.interface import has, require
 from jetforge.models.normformer import NormformerBlock, particle_rank
@@ -127,7 +128,7 @@ class MPM(nn.Module):
 
     sampler = "jets"  # single-jet batches (training.pretrain.run_pretrain, sampler "jets")
     #: :mod:`jetforge.models.interface`; plus ``quantized_inputs`` for quantized inputs
-    needs = ("tokens",)
+    needs = METHOD_NEEDS["mpm"]
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.methods import METHOD_NEEDS
 from jetforge.methods.pair_batch import PAIR_SAMPLERS, pair_views
 from jetforge.models.interface import require
 
@@ -65,7 +66,7 @@ class SimCLR(nn.Module):
     """
 
     sampler = PAIR_SAMPLERS
-    needs = ("embedding",)
+    needs = METHOD_NEEDS["simclr"]
     method_name = "simclr"
 
     def __init__(self, backbone: nn.Module, tau: float = 0.1) -> None:

@@ -17,7 +17,8 @@ It may declare:
   ``tokens``, ``cls`` and ``token_masking`` (``part``, ``vit``) trains with every method.
 
 ``jetforge.models.registry.build_backbone_for`` calls these; no training code knows a
-backbone class. A new backbone is its module plus one line below (and its test).
+backbone class. A new backbone is its module plus one line in each table below (and its
+test).
 """
 
 from jetforge.registry import Registry
@@ -30,4 +31,15 @@ BACKBONES = Registry("backbone", {
     "part": "jetforge.models.part:ParticleTransformer",  # arXiv:2202.03772; JP-JEPA Table 6
 })  # fmt: skip
 
-__all__ = ["BACKBONES"]
+#: what each backbone offers pre-training methods (:mod:`jetforge.models.interface`); the
+#: class's ``capabilities`` is its entry, kept here so that the config check refuses a
+#: method on a backbone that cannot serve it before any job, without importing torch
+BACKBONE_CAPABILITIES: dict[str, frozenset[str]] = {
+    "edgeconv": frozenset({"embedding"}),
+    "normformer": frozenset({"embedding", "tokens", "quantized_inputs"}),
+    "vit": frozenset({"embedding", "tokens", "cls", "token_masking"}),
+    "cells_tracks": frozenset({"embedding", "compressor"}),
+    "part": frozenset({"embedding", "tokens", "cls", "token_masking", "pair_bias"}),
+}
+
+__all__ = ["BACKBONES", "BACKBONE_CAPABILITIES"]

@@ -45,6 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.models import BACKBONE_CAPABILITIES
+
 
 def mlp(dims: Sequence[int]) -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last)."""
@@ -132,7 +134,7 @@ class CellsTracksNet(nn.Module):
     #: datasets of the file this backbone takes, each as (values, mask), in order
     inputs = ("particles", "cells")
     #: :mod:`jetforge.models.interface`: y = head(x) with x = represent(...) (Fig. 3)
-    capabilities = frozenset({"embedding", "compressor"})
+    capabilities = BACKBONE_CAPABILITIES["cells_tracks"]
     #: jets per inference chunk (registry.eval_chunk): 32 jets x 8 heads x (1000 tokens)^2
     #: float32 scores = 1 GB, the most a CPU evaluation job should hold
     max_eval_jets = 32

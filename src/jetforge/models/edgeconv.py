@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from jetforge.models import BACKBONE_CAPABILITIES
 from jetforge.models.inputs import check_inputs
 
 
@@ -151,7 +152,7 @@ class EdgeConvNet(nn.Module):
     Only the jet embedding (:mod:`jetforge.models.interface`): the pair methods (SimCLR,
     the fork contrastive loss, the autoencoder) run on it, the token methods do not."""
 
-    capabilities = frozenset({"embedding"})
+    capabilities = BACKBONE_CAPABILITIES["edgeconv"]
 
     def __init__(
         self,

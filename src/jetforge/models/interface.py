@@ -4,9 +4,12 @@ Why: the five papers each tie their method to their own network (RS3L: EdgeConv,
 a ViT, MPM: a NormFormer, JP-JEPA: ParT, Rieck et al.: a tracks + cells transformer).
 Comparing the methods on one backbone (issue 16) needs each method to ask for *what it
 uses* of a backbone, never for a class. A backbone declares what it offers in its class
-attribute ``capabilities`` (names of :data:`CAPABILITIES`); a method declares what it
-needs in its class attribute ``needs`` and checks it with :func:`require` when it is
-built, so a method on a backbone that cannot serve it fails at once with both named.
+attribute ``capabilities`` (names of :data:`CAPABILITIES`; its entry of
+``jetforge.models.BACKBONE_CAPABILITIES``); a method declares what it needs in its class
+attribute ``needs`` (its entry of ``jetforge.methods.METHOD_NEEDS``) and checks it with
+:func:`require` when it is built, so a method on a backbone that cannot serve it fails at
+once with both named. The two tables need no torch, so the config check
+(:func:`config_errors`) refuses such an experiment before any job.
 
 The capabilities, each a set of attributes with fixed meaning (``x [B, P, F]`` particle
 features, ``mask [B, P]`` real particles; ``D = embed_dim``):
@@ -108,6 +111,27 @@ def require(backbone: Any, needs: Iterable[str], method: str) -> None:
     )
 
 
+def config_errors(method: str, backbone: str) -> list[str]:
+    """What a config's ``pretrain.method`` on ``backbone.name`` lacks, read from the
+    torch-free tables (``jetforge.methods.METHOD_NEEDS``,
+    ``jetforge.models.BACKBONE_CAPABILITIES``) so the driver refuses it before any job;
+    unknown names are left to the schema."""
+    from jetforge.methods import METHOD_NEEDS
+    from jetforge.models import BACKBONE_CAPABILITIES
+
+    if method not in METHOD_NEEDS or backbone not in BACKBONE_CAPABILITIES:
+        return []
+    needs = list(METHOD_NEEDS[method])
+    missing = [c for c in needs if c not in BACKBONE_CAPABILITIES[backbone] | {"embedding"}]
+    if not missing:
+        return []
+    return [
+        f"pretrain.method {method!r} needs backbone capabilities {missing} "
+        f"({'; '.join(CAPABILITIES[c] for c in missing)}), which backbone {backbone!r} "
+        f"lacks; backbones with all of {needs}: {_backbones_with(needs)}"
+    ]
+
+
 def _cls(backbone: Any) -> type:
     return backbone if isinstance(backbone, type) else type(backbone)
 
@@ -123,6 +147,6 @@ def _config_name(backbone: Any) -> str:
 
 
 def _backbones_with(needs: list[str]) -> list[str]:
-    from jetforge.models import BACKBONES
+    from jetforge.models import BACKBONE_CAPABILITIES
 
-    return sorted(n for n in BACKBONES if all(has(BACKBONES[n], c) for c in needs))
+    return sorted(n for n, caps in BACKBONE_CAPABILITIES.items() if set(needs) <= caps)

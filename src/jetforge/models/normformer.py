@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.models import BACKBONE_CAPABILITIES
 from jetforge.models.edgeconv import trim_padding
 from jetforge.models.inputs import check_inputs
 
@@ -122,7 +123,7 @@ class NormformerNet(nn.Module):
     inputs; no token masking, so MPM replaces the masked particles' *inputs* (§III A).
     """
 
-    capabilities = frozenset({"embedding", "tokens", "quantized_inputs"})
+    capabilities = BACKBONE_CAPABILITIES["normformer"]
 
     def __init__(
         self,

@@ -66,6 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.models import BACKBONE_CAPABILITIES
 from jetforge.models.edgeconv import trim_padding
 from jetforge.models.inputs import check_inputs
 
@@ -388,7 +389,7 @@ class ParticleTransformer(nn.Module):
     pre-training method of :data:`jetforge.methods.METHODS` runs on it.
     """
 
-    capabilities = frozenset({"embedding", "tokens", "cls", "token_masking", "pair_bias"})
+    capabilities = BACKBONE_CAPABILITIES["part"]
 
     def __init__(
         self,

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jetforge.models import BACKBONE_CAPABILITIES
 from jetforge.models.edgeconv import trim_padding
 from jetforge.models.inputs import check_inputs
 
@@ -110,7 +111,7 @@ class ParticleViT(nn.Module):
     embedding = [CLS], tokens, encode and token masking (jBOT's [MASK]).
     """
 
-    capabilities = frozenset({"embedding", "tokens", "cls", "token_masking"})
+    capabilities = BACKBONE_CAPABILITIES["vit"]
 
     def __init__(
         self,
