@@ -257,6 +257,8 @@ def _tsne_errors(config: dict, experiment: str, spec: dict) -> list[str]:
     """``epochs``: each one the pre-training's last epoch or one of its snapshot_epochs."""
     errs = []
     for e in [experiment, *_others(config, experiment, spec)]:
+        if e not in config["experiments"]:  # reported by the declaration checks
+            continue
         pre = config["experiments"][e]["pretrain"]
         have = sorted({*map(int, pre.get("snapshot_epochs") or []), int(pre["epochs"])})
         missing = [n for n in spec.get("epochs") or [] if int(n) not in have]
