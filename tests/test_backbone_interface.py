@@ -115,6 +115,13 @@ def test_config_refuses_a_method_its_backbone_cannot_serve(default_config: dict)
         validate_config(cfg)
 
 
+def test_ae_config_keys_are_in_the_schema() -> None:
+    from jetforge.config import load_schema
+    from jetforge.methods.ae_vicreg import CONFIG_KEYS
+
+    assert set(CONFIG_KEYS) <= set(load_schema()["$defs"]["pretrain_ae_vicreg"]["properties"])
+
+
 def test_declared_capabilities_have_their_attributes() -> None:
     for name in METHODS:
         assert METHODS[name].needs == METHOD_NEEDS[name], name

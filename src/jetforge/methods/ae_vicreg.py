@@ -48,6 +48,10 @@ from jetforge.methods.vicreg_loss import covariance_term, variance_term
 from jetforge.models.cells_tracks import mlp
 from jetforge.models.interface import has, require
 
+#: the ``pretrain`` keys :meth:`AEVICReg.from_config` reads (each in the config schema)
+CONFIG_KEYS = ("decoder_hidden", "mse_weight", "var_weight", "cov_weight", "vc_target", "gamma",
+               "eps", "bottleneck_dim")  # fmt: skip
+
 
 class AEVICReg(nn.Module):
     """Compressor (x -> y) + decoder (y -> z) trained on MSE(z, x) + v + c.
@@ -93,9 +97,7 @@ class AEVICReg(nn.Module):
     @classmethod
     def from_config(cls, backbone: nn.Module, cfg: Mapping[str, Any]) -> AEVICReg:
         """Build from the ``pretrain`` block (keys as the constructor's, all optional)."""
-        keys = ("decoder_hidden", "mse_weight", "var_weight", "cov_weight", "vc_target",
-                "gamma", "eps", "bottleneck_dim")  # fmt: skip
-        return cls(backbone, **{k: cfg[k] for k in keys if k in cfg})
+        return cls(backbone, **{k: cfg[k] for k in CONFIG_KEYS if k in cfg})
 
     def encode(self, *view: Tensor) -> tuple[Tensor, Tensor]:
         """``(x, y)`` of one view (the backbone's ``forward`` arguments)."""
