@@ -103,7 +103,7 @@ def test_fig5b_reads_jetclass_as_ptetaphi_and_is_checked(cfg):
     assert ins["test"] == ["results/datasets/jetclass/as_ptetaphi/n128/test.h5"]
     assert T.task_files(cfg, "mpm", "rodem_top")["train"] == (
         "results/datasets/rodem/as_ptetaphi/n128/train.h5")  # fmt: skip
-    assert len(ins["predictions"]) == 12  # 3 modes x 2 sizes x 2 repeats
+    assert len(ins["predictions"]) == 6  # 3 modes x 1 labelled size x 2 repeats
     c = copy.deepcopy(cfg)
     c["experiments"]["mpm"]["paper_figures"]["fig5b"]["background"] = "qcd_dijet"
     with pytest.raises(ConfigError, match="background: 'qcd_dijet' is not a process of dataset"):
