@@ -17,6 +17,7 @@ include: "workflow/rules/generation.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/reporting.smk"
+include: "workflow/rules/leaderboard.smk"
 
 
 rule all:

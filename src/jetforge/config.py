@@ -183,9 +183,10 @@ def semantic_errors(config: dict[str, Any]) -> list[str]:
                 errs.append(f"config key {key}.detector: {exc}")
     for name, exp in config.get("experiments", {}).items():
         errs += _experiment_errors(config, f"experiments.{name}", exp)
+    from jetforge.leaderboard.checks import leaderboard_errors
     from jetforge.paper_outputs import declaration_errors
 
-    return errs + declaration_errors(config)
+    return errs + declaration_errors(config) + leaderboard_errors(config)
 
 
 #: placeholders of ``hard_process.lhe_pattern``: one LHE file per process, split and chunk
@@ -451,6 +452,7 @@ REPLACED = (
     "experiments.*.paper_figures",
     "datasets.*.chunks.*",
     "datasets.*.shower.variants",
+    "leaderboard.entries",
 )
 
 

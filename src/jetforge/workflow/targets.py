@@ -321,7 +321,9 @@ def experiment_outputs(config: dict) -> list[str]:
 def all_targets(config: dict) -> list[str]:
     """Every experiment's tables and figures, each paper's claims and the claims of all of
     them, and every dataset with its validation."""
-    out = experiment_outputs(config)
+    from jetforge.leaderboard.plan import targets as leaderboard_targets
+
+    out = experiment_outputs(config) + leaderboard_targets(config)
     for paper in papers_in(config):
         out += _both(f"{CLAIMS_DIR}/{paper}/claims", TABLE_FORMATS)
     return out + _both(f"{CLAIMS_DIR}/claims", TABLE_FORMATS) + dataset_targets(config)
