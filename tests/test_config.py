@@ -138,7 +138,7 @@ from pathlib import Path  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIGS = sorted(p.name for p in (REPO / "config" / "paper").glob("*.yaml"))
 #: paper configs meant to be stacked on another one (named in their headers)
-PAPER_STACKS = {"jpjepa_rs3l.yaml": ["rs3l.yaml"], "leaderboard.yaml": ["rs3l.yaml"]}
+PAPER_STACKS = {"jpjepa_rs3l.yaml": ["rs3l.yaml"]}
 
 
 def _paper_files(name: str) -> list[Path]:
