@@ -149,9 +149,10 @@ def _fill_inputs(inputs: dict[str, list[str]], root: Path, rank: dict[str, float
         exp = path.split("/")[2]
         if path.endswith("probes.csv"):
             (root / path).parent.mkdir(parents=True, exist_ok=True)
-            pd.DataFrame({"encoder": ["pre-trained r0", "random init"],
-                          "effective_rank": [10 * rank.get(exp, 0.5), 1.0],
-                          "auc_emb": [0.9, 0.99]}).to_csv(root / path, index=False)  # fmt: skip
+            pd.DataFrame({"embedding": ["output", "pooled", "output"],
+                          "encoder": ["pre-trained r0", "pre-trained r0", "random init"],
+                          "effective_rank": [10 * rank.get(exp, 0.5), 99.0, 1.0],
+                          "auc_emb": [0.9, 0.5, 0.99]}).to_csv(root / path, index=False)  # fmt: skip
         elif "/jetclass10/" in path:
             score, label = _multiclass(rank.get(exp, 0.5), k)
             _write(root / path, score, label, classes=CLASSES)

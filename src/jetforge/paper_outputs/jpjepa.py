@@ -707,9 +707,12 @@ def variant_scale_notes(
 
 def _probe_mean(experiment: str, col: str) -> float:
     """Mean over pre-training seeds of the frozen encoder's ``col`` (probe table rows
-    ``pre-trained r*``)."""
+    ``pre-trained r*``) on the [CLS] output (App. C: ER([CLS]), AUC_emb([CLS])), not the
+    mean-pooled particle tokens the probe table also lists."""
     df = pd.read_csv(f"results/tables/{experiment}/probes.csv")
     rows = df[df["encoder"].astype(str).str.startswith("pre-trained")]
+    if "embedding" in rows:
+        rows = rows[rows["embedding"] == "output"]
     return float(rows[col].mean()) if col in rows else float("nan")
 
 
