@@ -202,7 +202,7 @@ def run_entry(lb: Mapping[str, Any], entry: str, repeat: int, seed: int,
     out_dir = Path(out_json).parent
     base = plan.baseline_of(lb, entry)
     rec: dict[str, Any] = {"entry": entry, "label": plan.entry_label(lb, entry),
-                           "repeat": int(repeat), "pretrain_cpu_s": 0.0, "pretrain_wall_s": 0.0}
+                           "repeat": int(repeat)}  # fmt: skip
     from jetforge.training.selection import select_jet_rows
 
     rec["n_pretrain_jets"] = int(select_jet_rows(files["pretrain"], lb["classes"])[0].size)

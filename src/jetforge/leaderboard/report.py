@@ -38,6 +38,10 @@ def headline(n_train: Sequence[int]) -> dict[str, str]:
     }  # fmt: skip
 
 
+#: one marker per entry (ten or more entries outrun a colour cycle)
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h", "p")
+#: headline metrics whose significant pairs the note leaves to the CSV (not a quality)
+UNCOMPARED = ("eff_rank", "pretrain_cpu_s")
 #: shown ×1000 (Wasserstein distances of scores in [0, 1] are ~1e-2)
 SCALED = {"w_mean": 1000.0}
 
@@ -51,7 +55,7 @@ def _cell(row: Mapping[str, Any], m: str) -> str:
     if mean is None or math.isnan(mean):
         return "—"
     f = SCALED.get(m, 1.0)
-    digits = 0 if m.startswith("pretrain_") else 3
+    digits = 1 if m.startswith("pretrain_") else 3
     std = row[f"{m}_std"] * f
     star = " *" if row[f"{m}_vs_best"] == A.WORSE else ""
     return f"{mean * f:.{digits}f} ± {std:.{digits}f} [{int(row[f'{m}_rank'])}]{star}"
@@ -68,14 +72,18 @@ def notes(lb: Mapping[str, Any], ds: Mapping[str, Any], summary: pd.DataFrame,
           records: Sequence[Mapping[str, Any]]) -> list[str]:  # fmt: skip
     """The header: data, scale, budget, protocol, significance, deviations."""
     b, bb, ft = lb["budget"], lb["backbone"], lb["finetune"]
+    scale = ("a CPU-size demonstration, not the papers' scale (a small ParT, a pre-training "
+             "budget of minutes)" if b["steps"] * b["batch_size"] < 10**6 else
+             "the paper-scale configuration")  # fmt: skip
     rec = {k: max(int(r.get(k, 0)) for r in records)
            for k in ("n_pretrain_jets", "n_probe_train", "n_probe_test", "n_anomaly")}
     variants = list(ds.get("shower", {}).get("variants", {}))[1:]
     arch = ", ".join(f"{k} {bb[k]}" for k in ("embed_dims", "num_layers", "num_cls_layers",
                                                "num_heads") if k in bb)  # fmt: skip
-    sig = [f"{m}: {', '.join(f'{a} > {c}' for a, c in A.significant_pairs(summary, m)) or 'none'}"
-           for m in ("knn_auc", f"ft_auc_n{max(ft['n_train'])}", "anomaly_auc")
-           if m in summary.columns]  # fmt: skip
+    heads = headline([int(n) for n in ft["n_train"]])
+    sig = [f"{heads[m]}: " + (", ".join(f"{a} > {c}" for a, c in A.significant_pairs(summary, m))
+                              or "none")
+           for m in heads if m in summary.columns and m not in UNCOMPARED]  # fmt: skip
     return [
         (f"Data: our generated stand-in, dataset {lb['dataset']!r}: Pythia 8 hard process and "
          f"shower, re-simulated variants {variants} of the same hard events (alt_shower: "
@@ -84,7 +92,7 @@ def notes(lb: Mapping[str, Any], ds: Mapping[str, Any], summary: pd.DataFrame,
          f"anomaly class {lb['anomaly']} (never pre-trained or tagged on)."),
         (f"Scale: {rec['n_pretrain_jets']} nominal pre-training jets, probes on "
          f"{rec['n_probe_train']} / {rec['n_probe_test']} jets (anomaly: {rec['n_anomaly']}), "
-         f"fine-tuning on {ft['n_train']} labelled jets for {ft.get('epochs')} epochs, "
+         f"fine-tuning on {ft['n_train']} labelled jets for {ft.get('epochs')} epoch(s), "
          f"{int(summary['n_repeats'].max())} pre-training seeds per entry."),
         (f"Budget, the same for every entry: {b['steps']} optimizer steps × batch "
          f"{b['batch_size']} (pair methods: {b['batch_size']} nominal jets + one re-simulated "
@@ -103,14 +111,13 @@ def notes(lb: Mapping[str, Any], ds: Mapping[str, Any], summary: pd.DataFrame,
          "pre-training CPU seconds (all threads) measured in the job."),
         ("Cells: mean ± std (ddof=1) over pre-training seeds [rank by mean, 1 = best]; "
          "* = significantly worse than the best entry (Welch t, 95 % two-sided, as "
-         "results/tables/claims). Significant differences: " + "; ".join(sig) + "."),
-        ("Deviations: CPU-size demonstration, not the papers' scale: a tiny ParT, a "
-         "pre-training budget of minutes, every method's own loss but one shared optimiser "
-         "setting; entries missing here (hadronization-fork pairs, jBOT augmentations, "
-         "MPM, VICReg AE) are those whose method or pair family does not yet run on this "
-         "dataset and backbone in the default config. "
-         f"Baselines: {', '.join(BASELINES)} (random init: frozen metrics only; supervised: "
-         "fine-tuning metrics only)."),
+         "results/tables/claims). Significant differences, a > b = a better than b (for W "
+         "and AUC lost: lower; effective rank and cost: see the CSV): " + "; ".join(sig) + "."),
+        (f"Deviations: {scale}; every method's own loss with one shared optimiser setting; "
+         "objective × augmentation combinations not in this table are not run in this "
+         "config (config/paper/leaderboard.yaml lists every one, with the hadronization "
+         f"fork). Baselines: {', '.join(BASELINES)} (random init: frozen metrics only; "
+         "supervised: fine-tuning metrics only; neither has a pre-training cost)."),
     ]
 
 
@@ -138,13 +145,14 @@ def accuracy_figure(summary: pd.DataFrame, n_train: Sequence[int], stem: str) ->
 
     apply_style()
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for _, r in summary.iterrows():
+    for i, r in summary.iterrows():
         ys = [r.get(f"ft_auc_n{n}", math.nan) for n in n_train]
         if all(math.isnan(y) for y in ys):
             continue
         es = [r.get(f"ft_auc_n{n}_std", 0.0) for n in n_train]
         ls = "--" if r["entry"] == "supervised" else "-"
-        ax.errorbar(n_train, ys, yerr=es, marker="o", ls=ls, capsize=3, label=r["label"])
+        ax.errorbar(n_train, ys, yerr=es, marker=MARKERS[int(i) % len(MARKERS)], ls=ls,
+                    capsize=3, label=r["label"])  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("labelled training jets")
     ax.set_ylabel("fine-tuned test AUC (nominal jets)")
@@ -171,7 +179,8 @@ def robustness_figure(summary: pd.DataFrame, n_max: int, stem: str) -> None:
         for i, lab in enumerate(summary["label"]):
             if math.isnan(x[i]) or math.isnan(y[i]):
                 continue
-            ax.errorbar(x[i], y[i], xerr=xe[i], yerr=ye[i], marker="o", capsize=3, label=lab)
+            ax.errorbar(x[i], y[i], xerr=xe[i], yerr=ye[i], marker=MARKERS[i % len(MARKERS)],
+                        capsize=3, label=lab)  # fmt: skip
         ax.set_xlabel(f"fine-tuned test AUC, {n_max} labels")
         ax.set_ylabel(name)
     axes[0].legend(fontsize=7)
