@@ -27,7 +27,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
 CONFIGS = [REPO / "config" / "config.yaml", REPO / "config" / "tiny.yaml"]
-GPU_RULES = {"tokenizer", "pretrain", "finetune", "embed"}
+GPU_RULES = {"tokenizer", "pretrain", "finetune", "embed", "leaderboard_entry"}
 # The stand-in run: the tiny config with JetClass generated for two classes only (chunks
 # of the others: none; the processes stay declared, since other experiments' tasks name
 # them) and one fine-tuning mode, so MPM's path through all four GPU rules is ~20 jobs
