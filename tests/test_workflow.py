@@ -29,7 +29,7 @@ def test_dry_run_of_all_resolves_every_target(tmp_path):
     """Every path jetforge.workflow.targets asks for is produced by some rule."""
     res = _snakemake(tmp_path, "-n", "all")
     assert res.returncode == 0, res.stderr[-3000:]
-    for rule in ("paper_table", "paper_figure", "paper_claims", "claims"):
+    for rule in ("paper_table", "paper_figure", "paper_claims", "claims", "leaderboard_entry"):
         assert rule in res.stdout, rule
 
 
