@@ -152,7 +152,7 @@ def accuracy_figure(summary: pd.DataFrame, n_train: Sequence[int], stem: str) ->
         es = [r.get(f"ft_auc_n{n}_std", 0.0) for n in n_train]
         ls = "--" if r["entry"] == "supervised" else "-"
         ax.errorbar(n_train, ys, yerr=es, marker=MARKERS[int(i) % len(MARKERS)], ls=ls,
-                    capsize=3, label=r["label"])  # fmt: skip
+                    color=plt.cm.tab10(int(i) % 10), capsize=3, label=r["label"])  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("labelled training jets")
     ax.set_ylabel("fine-tuned test AUC (nominal jets)")
@@ -180,7 +180,7 @@ def robustness_figure(summary: pd.DataFrame, n_max: int, stem: str) -> None:
             if math.isnan(x[i]) or math.isnan(y[i]):
                 continue
             ax.errorbar(x[i], y[i], xerr=xe[i], yerr=ye[i], marker=MARKERS[i % len(MARKERS)],
-                        capsize=3, label=lab)  # fmt: skip
+                        color=plt.cm.tab10(i % 10), capsize=3, label=lab)  # fmt: skip
         ax.set_xlabel(f"fine-tuned test AUC, {n_max} labels")
         ax.set_ylabel(name)
     axes[0].legend(fontsize=7)
