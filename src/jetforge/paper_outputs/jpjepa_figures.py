@@ -244,15 +244,17 @@ def build_class_rejection(job: OutputJob) -> None:
     long = pd.DataFrame(rows)
     both = set(long[long["mode"] == "floating"]["n"]) & set(long[long["mode"] == "supervised"]["n"])
     if not both:
+        have = sorted(set(zip(long["mode"], long["n"], strict=True)))
         raise ValueError(f"{task}: needs floating and supervised runs at one labelled size, "
-                         f"have {sorted(set(zip(long['mode'], long['n'])))}")  # fmt: skip
+                         f"have {have}")  # fmt: skip
     n = max(both)
     mean = long[long["n"] == n].groupby("mode")[[f"rej_{c}" for c in effs]].mean()
     ratio = mean.loc["floating"] / mean.loc["supervised"]
     row = str(job.spec.get("paper_row", "JP-JEPA (Mini)"))
     ref = (job.reference() or {}).get("rows") or {}
     paper = [
-        (ref.get(row, {}).get(f"rej_{c}") or np.nan) / (ref.get("ParT", {}).get(f"rej_{c}") or np.nan)
+        (ref.get(row, {}).get(f"rej_{c}") or np.nan)
+        / (ref.get("ParT", {}).get(f"rej_{c}") or np.nan)
         for c in effs
     ]
     who = job.spec.get("finetuned") or job.experiment
