@@ -155,7 +155,8 @@ def test_four_momenta_round_trip(jet, name):
 
 def test_unknown_feature_set_names_the_known_ones():
     with pytest.raises(
-        FeatureSetError, match="known feature sets: jetnet, kinematic4, part17, pid_kin, ptetaphi, rs3l"
+        FeatureSetError,
+        match="known feature sets: jetnet, kinematic4, part17, pid_kin, ptetaphi, rs3l",
     ):
         get_feature_set("part18")
 

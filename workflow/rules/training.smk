@@ -87,7 +87,10 @@ rule embed:
     input:
         model="results/pretrain/{experiment}/{augset}/r{repeat}/model.pt",
         data=lambda wc: T.read_path(
-            config, wc.experiment, config["experiments"][wc.experiment]["dataset"], wc.split
+            config,
+            wc.experiment,
+            config["experiments"][wc.experiment]["dataset"],
+            wc.split,
         ),
     output:
         "results/embeddings/{experiment}/{augset}/r{repeat}/{split}.h5",

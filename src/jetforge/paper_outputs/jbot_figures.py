@@ -325,8 +325,8 @@ def build_tsne(job: OutputJob) -> None:
             ax.set_yticks([])
             ax.legend(markerscale=3, fontsize=8)
             label(ax, "")
-    fig.suptitle("jBOT Fig. 6: t-SNE of the [CLS] embedding (test jets) during pre-training"
-                 + ("" if job.spec.get("epochs") else ": a random init and the final model"))  # fmt: skip
+    when = "" if job.spec.get("epochs") else ": a random init and the final model"
+    fig.suptitle(f"jBOT Fig. 6: t-SNE of the [CLS] embedding (test jets) during pre-training{when}")
     save_figure(fig, job.stem)
 
 
