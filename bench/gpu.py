@@ -65,10 +65,10 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from jetforge.methods import METHODS  # noqa: E402
 from jetforge.models import BACKBONES  # noqa: E402
-from jetforge.models.registry import build_backbone  # noqa: E402
+from jetforge.models.registry import backbone_inputs, build_backbone  # noqa: E402
 from jetforge.training.data import JetBatch, PairBatch  # noqa: E402
 from jetforge.training.multi_data import MultiPairBatch  # noqa: E402
-from jetforge.training.pretrain import SAMPLERS  # noqa: E402
+from jetforge.training.pretrain import SAMPLERS, method_sampler  # noqa: E402
 
 #: dense (no sparsity) peak FLOP/s by device-name substring: (bf16 tensor core, fp32 without
 #: tensor cores), vendor datasheets: NVIDIA H100 Tensor Core GPU datasheet (SXM: 989.4 /
@@ -549,7 +549,7 @@ def run_case(case: Case, args: argparse.Namespace, device: torch.device, tmp: Pa
              deadline: float) -> dict[str, Any]:  # fmt: skip
     """Every measurement of one backbone / method pair (see the module docstring)."""
     exp = case_config(case, args.quick)
-    kind = getattr(METHODS[exp["pretrain"]["method"]], "sampler", "pairs")
+    kind = method_sampler(exp["pretrain"]["method"], backbone_inputs(exp["backbone"]))
     if args.quick:
         B, P, C = QUICK_SHAPE["batch"], QUICK_SHAPE["particles"], QUICK_SHAPE["cells"]
     else:

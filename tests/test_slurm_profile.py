@@ -194,6 +194,7 @@ def test_every_gpu_rule_runs_in_the_gpu_partition_of_the_profile() -> None:
     cpu_partition = profile["default-resources"]["slurm_partition"]
     gpu_block = profile["set-resources"]
     assert _gpu_rules_of_the_workflow() == GPU_RULES == set(gpu_block)
+    assert set(profile["set-threads"]) == GPU_RULES  # their cores: loader workers + host
     for rule, res in gpu_block.items():
         assert res["slurm_partition"] != cpu_partition, rule
     assert profile["executor"] == "slurm"
@@ -309,13 +310,18 @@ def test_profile_submits_every_job_where_it_belongs(tmp_path: Path) -> None:
     )
     print(f"\n{len(jobs)} sbatch jobs in {seconds:.0f} s:\n{table}")
 
-    assert {j["rule"] for j in jobs.values()} >= GPU_RULES | {"generate_block", "finetune_summary"}
+    # every GPU rule but the leaderboard's (not on MPM's path; the dry run of `all` above
+    # places it) ran, with the cores the profile's set-threads gives GPU jobs
+    ran = GPU_RULES - {"leaderboard_entry"} | {"generate_block", "finetune_summary"}
+    assert {j["rule"] for j in jobs.values()} >= ran
+    cores = yaml.safe_load((PROFILE / "config.yaml").read_text())["set-threads"]
     assert set(srun) == set(jobs), "every sbatch job runs its rule through srun"
     for jobid, job in jobs.items():
         assert job["mem"] and int(job["mem"]) > 0, job
         assert job["time"] and int(job["time"]) > 0, job
         if job["rule"] in GPU_RULES:
             assert job["partition"] == "gpu", job
+            assert job["cpus"] == str(cores[job["rule"]]), job
             assert job["gpu"] == "--gpus=1", job
             assert "--gpus=1" in srun[jobid], (job, srun[jobid])
         else:

@@ -23,7 +23,7 @@ rule probe_table:
         "benchmarks/tables/{experiment}/probes.tsv"
     conda:
         "../../envs/training.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
@@ -91,7 +91,7 @@ rule paper_table:
         name=PAPER_OUTPUT_NAME,
     conda:
         "../../envs/analysis.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=lambda wc: paper_output_mem_mb(wc, "tables"),
         runtime=lambda wc: paper_output_runtime(wc, "tables"),
@@ -122,7 +122,7 @@ rule paper_figure:
         name=r"fig[0-9]+[a-z]*",
     conda:
         "../../envs/analysis.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=lambda wc: paper_output_mem_mb(wc, "paper_figures"),
         runtime=lambda wc: paper_output_runtime(wc, "paper_figures"),

@@ -3,6 +3,10 @@
 # Training rules ask for one GPU (`gpu=1`; `pretrain`: `pretrain.gpus`, data-parallel with
 # torchrun inside the one job): unconstrained locally, mapped by the Slurm
 # profile to a GPU partition; the code falls back to CPU when none is present.
+# One thread per job here (the Slurm profile's set-threads gives GPU jobs more cores):
+# measured on the 2-core reference machine, two one-thread jobs side by side step 1.5x
+# (ParT-Mini, 2 x 1.6 s vs 1.2 s per batch of 32) to 1.6x (MPM's NormFormer) more than one
+# two-thread job, and the many short jobs are single-threaded start-up (`import torch`).
 
 
 rule tokenizer:
@@ -17,7 +21,7 @@ rule tokenizer:
         "benchmarks/pretrain/{experiment}/tokenizer.tsv"
     conda:
         "../../envs/training.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=lambda wc: R.train_mem_mb(config, wc.experiment, "tokenizer"),
         runtime=lambda wc: R.train_runtime(config, wc.experiment, "tokenizer"),
@@ -42,7 +46,7 @@ rule pretrain:
         "benchmarks/pretrain/{experiment}/{augset}/r{repeat}.tsv"
     conda:
         "../../envs/training.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=lambda wc: R.train_mem_mb(config, wc.experiment, "pretrain"),
         runtime=lambda wc: R.train_runtime(config, wc.experiment, "pretrain"),
@@ -70,7 +74,7 @@ rule finetune:
         "benchmarks/finetune/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}.tsv"
     conda:
         "../../envs/training.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=lambda wc: R.train_mem_mb(config, wc.experiment, "finetune"),
         runtime=lambda wc: R.train_runtime(config, wc.experiment, "finetune", wc.ntrain),
@@ -100,7 +104,7 @@ rule embed:
         "benchmarks/embeddings/{experiment}/{augset}/r{repeat}/{split}.tsv"
     conda:
         "../../envs/training.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=lambda wc: R.train_mem_mb(config, wc.experiment, "embed"),
         runtime=lambda wc: R.train_runtime(config, wc.experiment, "embed"),
