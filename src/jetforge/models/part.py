@@ -68,7 +68,7 @@ from torch import Tensor, nn
 
 from jetforge.models import BACKBONE_CAPABILITIES
 from jetforge.models.edgeconv import trim_padding
-from jetforge.models.inputs import check_inputs
+from jetforge.models.inputs import check_inputs, masked_slots, put_mask_token
 
 #: JP-JEPA Table 6 (latent dim, particle-embedding MLP, heads, PAB / CAB depth); the
 #: pair embedder is [64, 64, 64] for every size. "mini" is the original ParT (2.14 M params
@@ -510,16 +510,11 @@ class ParticleTransformer(nn.Module):
         x, mask = trim_padding(x, mask)
         # padded slots may hold anything (even NaN): zero them before any arithmetic
         x = torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
-        seen = mask
-        if replace is not None:
-            if replacement is None:
-                raise ValueError("replace given without a replacement token")
-            seen = mask & ~replace[:, : mask.shape[1]].bool()
+        slots = masked_slots(mask, replace, replacement)
+        seen = mask if slots is None else mask & ~slots
         h = self.embed(x, seen)
-        if replace is not None:
-            r = replacement.to(h.dtype)
-            r = r[:, : mask.shape[1]] if r.dim() == 3 else r
-            h = torch.where((mask & ~seen)[..., None], r.expand_as(h), h)
+        if slots is not None:
+            h = put_mask_token(h, slots, replacement)
         h = self._particle_blocks(h, mask, self.pair_bias(self.fourvectors(x), seen))
         h = torch.where(mask[..., None], h, torch.zeros((), dtype=h.dtype, device=h.device))
         return h, mask

@@ -50,7 +50,7 @@ from torch import Tensor, nn
 
 from jetforge.models import BACKBONE_CAPABILITIES
 from jetforge.models.edgeconv import trim_padding
-from jetforge.models.inputs import check_inputs
+from jetforge.models.inputs import check_inputs, masked_slots, put_mask_token
 
 #: Table 1 model sizes.
 SIZES: Mapping[str, Mapping[str, int]] = {
@@ -199,14 +199,9 @@ class ParticleViT(nn.Module):
         xt = (xt - self.input_shift.to(xt.dtype)) / self.input_scale.to(xt.dtype)
         xt = torch.where(mt[..., None], xt, torch.zeros((), dtype=xt.dtype, device=xt.device))
         h = self.embed(xt)
-        if replace is not None:
-            if replacement is None:
-                raise ValueError("replace given without a replacement token")
-            rep = replace[:, :n].bool() & mt
-            r = replacement.to(h.dtype)
-            if r.dim() == 3:
-                r = r[:, :n]
-            h = torch.where(rep[..., None], r.expand_as(h), h)
+        slots = masked_slots(mt, replace, replacement)
+        if slots is not None:
+            h = put_mask_token(h, slots, replacement)
         h = torch.cat([self.cls_token.to(h.dtype).expand(B, 1, -1), h], dim=1)
         key_mask = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=mt.device), mt], dim=1)
         for blk in self.blocks:
