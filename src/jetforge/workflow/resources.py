@@ -190,10 +190,11 @@ def merge_runtime(ds: Mapping[str, Any], split: str) -> int:
 TRAIN_BASE_MB = 350.0
 #: host KB per (jet × particle) of a batch, forward and backward, per backbone. Fitted to
 #: the default run's largest peak of each backbone: (peak − base) / (batch × particles ×
-#: views); edgeconv (k-NN graph, k = 24) 765 MB at 100 × 100 × 2; normformer 609 MB at
+#: views); edgeconv (k-NN graph, k = 24) 1028 MB at 100 × 100 × 2 (a fine-tuning: the
+#: 433-job run of 2026-12-05, one thread per job; 765 MB before); normformer 609 MB at
 #: 64 × 128 × 2; vit (jetnet) 494 MB at 64 × 30 × 2; part 1309 MB at 32 × 128 × 2 (pair
 #: features are O(P²)); cells_tracks 931 MB at 30 × 545 (tracks + cells) × 2.
-ACT_KB = {"edgeconv": 21.0, "normformer": 16.0, "vit": 38.0, "part": 120.0,
+ACT_KB = {"edgeconv": 34.0, "normformer": 16.0, "vit": 38.0, "part": 120.0,
           "cells_tracks": 13.0}  # fmt: skip
 ACT_KB_DEFAULT = 120.0
 #: CPU seconds per (jet × particle) per epoch, per backbone, pre-training (two views) on
