@@ -13,10 +13,10 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
+from toyfiles import write_toy_file
 
 from jetforge.config import ConfigError, validate_config
 from jetforge.jets.features import RS3L_FEATURES
@@ -165,28 +165,8 @@ def write_pairs(path: Path, n: dict[str, int], P: int = 12, seed: int = 0) -> Pa
         xs.append(torch.stack([x, x_b], 1).flatten(0, 1).numpy())
         ms.append(torch.stack([m, m], 1).flatten(0, 1).numpy())
         proc += [k] * (2 * count)
-    x, m, proc = np.concatenate(xs), np.concatenate(ms), np.asarray(proc, np.int8)
-    N = len(x)
-    with h5py.File(path, "w") as f:
-        f.create_dataset("particles", data=x.astype(np.float32))
-        f.create_dataset("mask", data=m)
-        g = f.create_group("jets")
-        event = np.repeat(np.arange(N // 2), 2)
-        small = {"process": proc, "label": proc, "variant": np.tile([0, 1], N // 2)}
-        large = {"pair_id": event, "event": event, "chunk": 0 * event, "parton_pid": 21 + 0 * event}
-        for k, v in small.items():
-            g.create_dataset(k, data=np.asarray(v, np.int8))
-        for k, v in large.items():
-            g.create_dataset(k, data=np.asarray(v, np.int64))
-        for k in ("pt", "eta", "phi", "mass", "n2"):
-            g.create_dataset(k, data=np.zeros(N, np.float32))
-        f.attrs["feature_names"] = list(RS3L_FEATURES)
-        f.attrs["class_names"] = [p.split("_")[0] for p in n]
-        f.attrs["process_names"] = list(n)
-        f.attrs["variant_names"] = ["nominal", "seed"]
-        f.attrs["dataset"] = "test"
-        f.attrs["split"] = "pretrain"
-    return path
+    return write_toy_file(path, np.concatenate(xs), np.concatenate(ms),
+                          np.asarray(proc, np.int8), list(n), ("nominal", "seed"))  # fmt: skip
 
 
 @pytest.mark.parametrize("method", ["ae_vicreg", "jbot"])

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from toyfiles import write_toy_file
 
 from jetforge.jets.features import RS3L_FEATURES
 from jetforge.methods import METHODS
@@ -491,23 +492,8 @@ def write_jets(path: Path, n: dict[str, int], P: int = 14, seed: int = 0) -> Pat
         xs.append(torch.where(m[..., None], x, 0.0).numpy())
         ms.append(m.numpy())
         proc += [k] * count
-    x, m, proc = np.concatenate(xs), np.concatenate(ms), np.asarray(proc, np.int8)
-    N = len(x)
-    with h5py.File(path, "w") as f:
-        f.create_dataset("particles", data=x.astype(np.float32))
-        f.create_dataset("mask", data=m)
-        g = f.create_group("jets")
-        g.create_dataset("process", data=proc)
-        g.create_dataset("label", data=proc)
-        g.create_dataset("variant", data=np.zeros(N, np.int8))
-        g.create_dataset("pair_id", data=np.arange(N, dtype=np.int64))
-        g.create_dataset("parton_pid", data=np.full(N, 21, np.int32))
-        g.create_dataset("n2", data=np.zeros(N, np.float32))
-        f.attrs["feature_names"] = list(RS3L_FEATURES)
-        f.attrs["class_names"] = [p.split("_")[0] for p in n]
-        f.attrs["process_names"] = list(n)
-        f.attrs["variant_names"] = ["nominal"]
-    return path
+    return write_toy_file(path, np.concatenate(xs), np.concatenate(ms),
+                          np.asarray(proc, np.int8), list(n))  # fmt: skip
 
 
 PROCS = {"qcd_zjet": 20, "hbb_zh": 20, "wqq_wjet": 16}

@@ -7,10 +7,10 @@ import copy
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from toyfiles import write_toy_file
 
 from jetforge.config import ConfigError, load_config, validate_config
 from jetforge.leaderboard import aggregate as A
@@ -151,27 +151,8 @@ def write_resim(path: Path, n_per: int, seed: int) -> str:
         xs.append(np.stack(views, 1).reshape(-1, *x.shape[1:]))
         ms.append(np.repeat(m, len(VARIANTS), axis=0))
         proc += [k] * (n_per * len(VARIANTS))
-    x, m = np.nan_to_num(np.concatenate(xs)), np.concatenate(ms)
-    N, V = len(x), len(VARIANTS)
-    with h5py.File(path, "w") as f:
-        f.create_dataset("particles", data=x.astype(np.float32))
-        f.create_dataset("mask", data=m)
-        g = f.create_group("jets")
-        event = np.repeat(np.arange(N // V), V)
-        small = {"process": proc, "label": proc, "variant": np.tile(np.arange(V), N // V)}
-        for k, v in small.items():
-            g.create_dataset(k, data=np.asarray(v, np.int8))
-        for k, v in {"pair_id": event, "event": event, "chunk": 0 * event,
-                     "parton_pid": 21 + 0 * event}.items():  # fmt: skip
-            g.create_dataset(k, data=np.asarray(v, np.int64))
-        for k in ("pt", "eta", "phi", "mass", "n2"):
-            g.create_dataset(k, data=np.ones(N, np.float32))
-        from jetforge.jets.features import RS3L_FEATURES
-
-        f.attrs["feature_names"] = list(RS3L_FEATURES)
-        f.attrs["class_names"] = [p.split("_")[0] for p in PROCS]
-        f.attrs["process_names"] = list(PROCS)
-        f.attrs["variant_names"] = list(VARIANTS)
+    write_toy_file(path, np.concatenate(xs), np.concatenate(ms), np.asarray(proc, np.int8),
+                   PROCS, VARIANTS, jet_value=1.0)  # fmt: skip
     return str(path)
 
 
