@@ -45,7 +45,8 @@ def _split(path: Path, n: int = 90) -> None:
     write_jet_dataset(path, x, np.ones((n, 6), bool), cols, attrs)
 
 
-def _classifier(path: Path, mode: str, n_train: int, repeat: int) -> str:
+def _classifier(path: Path, mode: str, n_train: int, repeat: int,
+                trained_on: str | None = None) -> str:  # fmt: skip
     """An (untrained) saved classifier on the 3 ptetaphi columns, and its predictions file."""
     bcfg = {"name": "normformer", "dim": 4, "n_blocks": 1, "n_heads": 1, "mlp_dim": 4,
             "in_dim": 3}  # fmt: skip
@@ -54,7 +55,7 @@ def _classifier(path: Path, mode: str, n_train: int, repeat: int) -> str:
                        dropout=0.0)  # fmt: skip
     model.saved_config = {"mode": mode, "backbone_cfg": bcfg}
     path.mkdir(parents=True)
-    save_classifier(path / "model.pt", model)
+    save_classifier(path / "model.pt", model, trained_on)
     with h5py.File(path / "predictions.h5", "w") as f:
         f.attrs.update({"task": "rodem_top", "mode": mode, "n_train": n_train, "repeat": repeat})
     return str(path / "predictions.h5")
@@ -108,3 +109,16 @@ def test_fig5b_reads_jetclass_as_ptetaphi_and_is_checked(cfg):
     c["experiments"]["mpm"]["paper_figures"]["fig5b"]["background"] = "qcd_dijet"
     with pytest.raises(ConfigError, match="background: 'qcd_dijet' is not a process of dataset"):
         validate_config(c)
+
+
+def test_a_classifier_is_refused_on_other_columns(tmp_path):
+    """model.pt records the training file's columns: the same three columns in another
+    order (which would be scored by position, silently wrong) are refused by name."""
+    split = tmp_path / "test.h5"
+    _split(split)
+    pred = _classifier(tmp_path / "a", "fixed", 40, 0, trained_on=str(split))
+    assert cross_rejection(pred, str(split), "tbqq_tt", "qcd_zjet")["n_test"] == 60
+    with h5py.File(split, "a") as f:
+        f.attrs["feature_names"] = list(reversed(PTETAPHI_FEATURES))
+    with pytest.raises(ValueError, match="was trained on features"):
+        cross_rejection(pred, str(split), "tbqq_tt", "qcd_zjet")

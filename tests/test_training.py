@@ -485,6 +485,9 @@ def test_finetune_modes_write_predictions(
             assert np.array_equal(f[c][:], t[f"jets/{c}"][:][keep]), c
         assert list(f.attrs["variant_names"]) == VARIANTS
     assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "history.csv").exists()
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)  # the columns it reads
+    with h5py.File(files["finetune"]) as f:
+        assert saved["feature_names"] == [str(n) for n in f.attrs["feature_names"]]
     if mode == "fixed":  # frozen backbone: weights identical to the pre-trained ones
         ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
         pre_sd = torch.load(pretrained, weights_only=False)["state_dict"]

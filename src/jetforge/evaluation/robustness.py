@@ -132,12 +132,18 @@ def perturb(
     return x, mask
 
 
-def save_classifier(path: str | os.PathLike[str], model: nn.Module) -> None:
+def save_classifier(
+    path: str | os.PathLike[str], model: nn.Module, trained_on: str | None = None
+) -> None:
     """The fine-tuned classifier (backbone + head) as ``model.pt``: weights, the backbone's
     constructor config, the mode (LoRA adapters) and the head's shape, so
     :func:`load_classifier` needs no config. ``model.saved_config`` is set by the
-    fine-tuning's classifier builder."""
+    fine-tuning's classifier builder. With ``trained_on`` (the training file) the input
+    columns are recorded too: a classifier scored on another dataset (MPM Fig. 5b, the
+    robustness scans) reads columns by position, and a file with the same number of
+    columns in another order would be scored silently wrong."""
     from jetforge.io.atomic import write_torch
+    from jetforge.training.data import CellsInfo, DatasetInfo
 
     saved = dict(model.saved_config)
     head = {
@@ -152,6 +158,11 @@ def save_classifier(path: str | os.PathLike[str], model: nn.Module) -> None:
         "backbone_cfg": dict(saved["backbone_cfg"]),
         "classifier": head,
     }
+    if trained_on is not None:
+        payload["feature_names"] = DatasetInfo.read(trained_on).feature_names
+        cells = CellsInfo.read(trained_on)
+        if cells.present:
+            payload["cells_feature_names"] = cells.feature_names
     write_torch(path, payload)
 
 
@@ -172,14 +183,18 @@ def _dropout(model: nn.Module) -> float:
     return drops[0] if drops else 0.0
 
 
-def load_classifier(path: str | os.PathLike[str]) -> nn.Module:
-    """Rebuild a classifier saved by :func:`save_classifier` (eval mode, CPU)."""
+def load_classifier(path: str | os.PathLike[str], scores: str | None = None) -> nn.Module:
+    """Rebuild a classifier saved by :func:`save_classifier` (eval mode, CPU). ``scores``:
+    the file it will score, refused if its columns differ from the recorded ones."""
     from jetforge.models.registry import build_backbone
+    from jetforge.training.data import check_model_features
     from jetforge.training.finetune import Classifier
 
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or "classifier" not in payload:
         raise ValueError(f"{path} is not a fine-tuned classifier (no 'classifier' entry)")
+    if scores is not None:
+        check_model_features(payload, scores, path)
     head = payload["classifier"]
     backbone = build_backbone(payload["backbone_cfg"])
     if head["mode"] == "lora":

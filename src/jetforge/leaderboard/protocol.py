@@ -160,7 +160,8 @@ def robustness(pred: str, lb: Mapping[str, Any], test_h5: str, seed: int) -> dic
     n = int((lb.get("robustness") or {}).get("n_jets", 1000))
     rows, y = _rows(test_h5, lb, n, seed, "robustness")
     perts = [Perturbation("none", "none"), Perturbation("particles", f"{frac:g}", fraction=frac)]
-    scores = evaluate_perturbed(load_classifier(classifier_path(pred)), test_h5, rows, perts,
+    model = load_classifier(classifier_path(pred), scores=test_h5)
+    scores = evaluate_perturbed(model, test_h5, rows, perts,
                                 derive_seed("leaderboard", "drop", base=seed))  # fmt: skip
     aucs = [auc(s, y) for s in scores.values()]
     out["drop_auc_loss"] = aucs[0] - aucs[1]

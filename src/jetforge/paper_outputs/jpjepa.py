@@ -500,7 +500,8 @@ def build_robustness(job: OutputJob) -> None:
                 f"{model_pt}: the fine-tuning job of {pred} did not store "
                 "its classifier; rerun it with this version"
             )
-        scores = evaluate_perturbed(load_classifier(model_pt), test, rows_idx[0], perts, job.seed)
+        model = load_classifier(model_pt, scores=test)
+        scores = evaluate_perturbed(model, test, rows_idx[0], perts, job.seed)
         for p in perts:
             m = classification_metrics(
                 scores[f"{p.kind}:{p.name}"], rows_idx[1], first.get("classes")

@@ -71,7 +71,7 @@ def cross_rejection(pred: str, test_h5: str, signal: str, background: str) -> di
     with h5py.File(pred, "r") as f:
         row = {k: f.attrs[k] for k in ("mode", "n_train", "repeat")}
     rows, labels = select_labelled_rows(test_h5, signal, background, None)
-    model = load_classifier(classifier_path(pred))
+    model = load_classifier(classifier_path(pred), scores=test_h5)
     scores = predict(model, test_h5, rows, torch.device("cpu"))
     row = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in row.items()}
     return {**row, "n_test": int(rows.size),

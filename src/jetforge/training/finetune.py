@@ -356,7 +356,7 @@ def run_finetune(
                      best_epoch=chosen.best_epoch, scan_point=repr(points[best]))  # fmt: skip
     from jetforge.evaluation.robustness import save_classifier  # test-time evaluations
 
-    save_classifier(out.with_name("model.pt"), results[best].model)
+    save_classifier(out.with_name("model.pt"), results[best].model, train_h5)
     _predict_test(results[best].model, test_h5, out, dev, classes, signal, background, attrs)
 
 
