@@ -68,6 +68,9 @@ def load_schema(schema_path: str | os.PathLike[str] = SCHEMA_PATH) -> dict[str, 
     return _fill_registry_enums(yaml.safe_load(Path(schema_path).read_text()))
 
 
+_RANGE_VALIDATORS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
 def schema_errors(
     config: dict[str, Any], schema_path: str | os.PathLike[str] = SCHEMA_PATH
 ) -> list[str]:
@@ -95,7 +98,8 @@ def schema_errors(
         elif err.validator == "required":
             out.append(f"config key {where}: {err.message}")
         else:
-            shows = err.validator in ("pattern", "oneOf")  # the description says what fits
+            # the description says what fits (and, for a range, what the value means)
+            shows = err.validator in ("pattern", "oneOf", "type", *_RANGE_VALIDATORS)
             why = err.message + (f" ({hint})" if shows and hint else "")
             out.append(f"config key {where}: value {err.instance!r} is not allowed: {why}")
     return list(dict.fromkeys(out))  # a block checked by two subschemas reports once

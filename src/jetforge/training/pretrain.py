@@ -63,7 +63,7 @@ from jetforge.training.data import (
 from jetforge.training.engine import EngineConfig, TrainState, fit, resolve_device
 from jetforge.training.multi_data import MultiPairSampler, multi_pair_diagnostics, rank_column
 from jetforge.training.run_key import LOADER_ONLY_KEYS, to_plain
-from jetforge.training.selection import select_jet_rows
+from jetforge.training.selection import select_jet_rows, subset_mask, subset_pairs
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,13 @@ class _Data:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def _subset_meta(pcfg: Mapping[str, Any], train: np.ndarray) -> dict[str, Any]:
+    """``model.pt`` entries saying which jets were pre-trained on, so tables can name the
+    subset (``pretrain.subset``, JP-JEPA Table 3's 5 %) and the training count it gave."""
+    subset = pcfg.get("subset")
+    return {"subset": None if subset is None else float(subset), "n_train_items": int(train.size)}
+
+
 def _pair_rows(pairs: np.ndarray, n_variants: int) -> np.ndarray:
     return (pairs[:, None] * n_variants + np.arange(n_variants)).ravel()
 
@@ -201,7 +208,7 @@ def _pairs(
     if family == "variants" and info.n_variants < 2:
         raise ValueError(f"{h5} has no augmentation variants (variant_names={info.variant_names})")
     processes = list(pcfg["processes"])
-    pairs = select_pairs(h5, processes)
+    pairs = subset_pairs(h5, select_pairs(h5, processes), pcfg.get("subset"))
     if pcfg.get("balance", False):
         pairs = balance_pairs(h5, pairs, derive_seed("pretrain", "balance", base=seed))
     train, val = split_pairs(
@@ -218,7 +225,7 @@ def _pairs(
     return _Data(
         augset, "pairs", processes, train, val, sampler, _pair_rows(train, info.n_variants),
         key={"augset": augset, "variants": variants, "n_train_pairs": int(train.size)},
-        meta={"augset": augset, "variants": variants},
+        meta={"augset": augset, "variants": variants, **_subset_meta(pcfg, train)},
     )  # fmt: skip
 
 
@@ -238,7 +245,8 @@ def _augment_pairs(
         augset, "pairs", processes, train, val, sampler, train * info.n_variants,
         key={"augset": augset, "pairs": "augment", "augment_views": views,
              "n_train_pairs": int(train.size)},
-        meta={"augset": augset, "pairs": "augment", "augment_views": views, "variants": []},
+        meta={"augset": augset, "pairs": "augment", "augment_views": views, "variants": [],
+              **_subset_meta(pcfg, train)},
     )  # fmt: skip
 
 
@@ -252,7 +260,7 @@ def _multi_pairs(
     variants = list(augset_variants(exp_cfg, augset) or info.variant_names[1:])
     processes = list(pcfg.get("processes") or info.process_names)
     train, val = split_pairs(
-        select_pairs(h5, processes),
+        subset_pairs(h5, select_pairs(h5, processes), pcfg.get("subset")),
         float(pcfg.get("val_fraction", 0.0)),
         derive_seed("pretrain", "val-split", base=seed),
     )
@@ -265,7 +273,7 @@ def _multi_pairs(
     return _Data(
         method, "pairs", processes, train, val, sampler, _pair_rows(train, info.n_variants),
         key={"method": method, "variants": variants, "n_train_pairs": int(train.size)},
-        meta={"variants": variants},
+        meta={"variants": variants, **_subset_meta(pcfg, train)},
     )  # fmt: skip
 
 
@@ -280,6 +288,8 @@ def _jets(
     variants = list(info.variant_names[:1] if which == "nominal" else info.variant_names)
     processes = pcfg.get("processes")
     rows, labels = select_jet_rows(h5, processes, variants)
+    kept = subset_mask(h5, rows, pcfg.get("subset"))  # the same jets in every run
+    rows, labels = rows[kept], labels[kept]
     # one draw per pair, shared by its variants (nominal only: one draw per row)
     pair_of, first = np.unique(rows // info.n_variants, return_inverse=True)
     rng = np.random.default_rng(derive_seed("pretrain", "val-split", base=seed))
@@ -294,7 +304,7 @@ def _jets(
     return _Data(
         method, "jets", processes, train, val, sampler, rows[train],
         key={"method": method, "n_train": int(train.size)},
-        meta={"variants": variants},
+        meta={"variants": variants, **_subset_meta(pcfg, train)},
     )  # fmt: skip
 
 
