@@ -81,6 +81,18 @@ def test_training_scales_with_batch_model_epochs_and_jets(default):
     assert R.train_runtime(default, "rs3l", "finetune", 100000) > small
 
 
+def test_merged_and_converted_splits_follow_the_measured_yields():
+    """Paper JetClass: 110M rows (10M jets per class + the chunks' 10 % margin), not the
+    single-jet bound of 0.9 per event; conversion reads and writes, so twice merging's I/O;
+    an imported split (no chunk grid) gets the import rule's own limit."""
+    jc = _paper("jpjepa.yaml")["datasets"]["jetclass"]
+    assert 1.0e8 < R.split_rows(jc, "train") < 1.2e8
+    assert R.convert_runtime(jc, "train") - R.TIME_FLOOR_MIN == pytest.approx(
+        2 * (R.merge_runtime(jc, "train") - R.TIME_FLOOR_MIN), abs=2)
+    assert R.convert_runtime({"kind": "single"}, "train") == R.IMPORTED_RUNTIME_MIN
+    assert R.convert_mem_mb() < 2000
+
+
 @pytest.mark.parametrize("paper", ["mpm.yaml", "jpjepa.yaml", "rs3l.yaml", "hadfork.yaml"])
 def test_paper_configs_ask_for_what_a_cluster_has(paper):
     """Every generation job of a paper config fits a common node (≤ 8 GB, ≤ 12 h)."""

@@ -39,8 +39,8 @@ rule convert_features:
         "../../envs/generation.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=R.convert_mem_mb(),
+        runtime=lambda wc: R.convert_runtime(config["datasets"][wc.dataset], wc.split),
     script:
         "../scripts/convert_features.py"
 
