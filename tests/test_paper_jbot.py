@@ -102,6 +102,23 @@ def fake_predictions(config: dict, experiment: str, rng: np.random.Generator) ->
         write_predictions(out, test, rows, s, y, {"task": run_["task"]})
 
 
+def save_classifier_of(config: dict, experiment: str, task: str) -> None:
+    """The classifier (tiny ViT + head) a floating fine-tuning of ``task`` stores beside its
+    largest-size predictions, as run_finetune does."""
+    from jetforge.evaluation.robustness import save_classifier
+    from jetforge.models.registry import build_backbone
+    from jetforge.training.finetune import Classifier
+
+    cfg = {"name": "vit", "size": "S", "d_model": 8, "n_blocks": 1, "n_heads": 2, "in_dim": 4}
+    torch.manual_seed(7)
+    model = Classifier(build_backbone(cfg), frozen=False, n_out=5, hidden=[], dropout=0.0)
+    model.saved_config = {"mode": "floating", "backbone_cfg": cfg}
+    runs = [r for r in X.finetune_grid(config["experiments"][experiment], task)
+            if r["mode"] == "floating" and r["repeat"] == 0]  # fmt: skip
+    run_ = max(runs, key=lambda r: r["n_train"])
+    save_classifier(Path(T.prediction_path(experiment, run_)).with_name("model.pt"), model)
+
+
 @pytest.fixture(scope="module")
 def cfg() -> dict:
     return load_config("config/config.yaml")
@@ -136,6 +153,7 @@ def world(cfg, tmp_path_factory) -> tuple[Path, dict]:
                 for n in c["experiments"][e]["pretrain"]["snapshot_epochs"]:  # Fig. 6
                     save_vit(Path(m).parent / SNAPSHOT.format(epoch=n), 100 * n + i)
         fake_predictions(c, "jbot", np.random.default_rng(0))
+        save_classifier_of(c, "jbot", "five_class")  # Fig. 6's after-fine-tuning column
     finally:
         os.chdir(cwd)
     return root, c
@@ -274,6 +292,12 @@ def test_list_background_pools_processes(world):
          "not experiment/task"),
         ("jbot", {"paper_figures": {"fig6": {"kind": "jbot_tsne", "epochs": [0, 3]}}},
          r"epochs: \[3\] of 'jbot' are neither its pretrain.epochs nor in its"),
+        ("jbot", {"paper_figures": {"fig6": {"kind": "jbot_tsne",
+                                             "finetuned": {"jbot": "nope"}}}},
+         "finetuned: 'nope' is not a fine-tuning task of 'jbot'"),
+        ("jbot", {"paper_figures": {"fig6": {"kind": "jbot_tsne",
+                                             "finetuned": {"jbot_anomaly": "five_class"}}}},
+         "finetuned: 'jbot_anomaly' is not a row of this figure"),
         ("jbot", {"finetune": {"tasks": {"t": {"signal": "tbqq_tt",
                                                "background": ["zjet_q", "ghost"]}}}},
          "'ghost' is not a process"),

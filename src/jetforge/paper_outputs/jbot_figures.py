@@ -13,10 +13,11 @@
   fused attention, so the weights are recomputed from the last block's input (a forward
   pre-hook) with its own q/k projections: the same numbers, not an approximation.
 * Fig. 6 (``jbot_tsne``): 2-d t-SNE of the [CLS] of test jets, per experiment (pre-training
-  set) a row: randomly initialised, then after pre-training. Our pre-training keeps only
-  its final state (``model.pt``; ``checkpoint.pt`` is the same last step), so the paper's
-  intermediate epochs and its after-fine-tuning panel are not drawn (fine-tunings keep
-  predictions, not weights).
+  set) a row: the pre-training's ``epochs`` (snapshots written by ``pretrain.snapshot_epochs``;
+  without ``epochs``, a random init and the final model), then, for the experiments that
+  ``finetuned`` maps to a task, the backbone of that task's fine-tuned classifier (mode
+  floating, largest labelled size, first repeat: its ``model.pt``), as the paper's last
+  column "after fine-tuning"; rows without one (the paper's q/g pre-training) leave it empty.
 * Fig. 7 (``jbot_roc``): ROC curves of the fine-tuned taggers, one panel per
   ``experiment/task``: multi-class one-vs-rest per class (largest labelled size, fine-tuned
   solid, from scratch dashed), binary as background rejection vs signal efficiency for every
@@ -246,17 +247,36 @@ def build_attention(job: OutputJob) -> None:
 # ----------------------------------------------------------------------------- Fig. 6
 
 
+def _finetuned_run(config: dict, experiment: str, task: str) -> dict[str, Any] | None:
+    """The fine-tuning whose classifier is Fig. 6's "after fine-tuning" panel: mode
+    floating (the paper fine-tunes the whole encoder, §4.4), largest labelled size, repeat 0."""
+    runs = [r for r in X.finetune_grid(config["experiments"][experiment], task)
+            if r["mode"] == "floating" and r["repeat"] == 0]  # fmt: skip
+    return max(runs, key=lambda r: r["n_train"]) if runs else None
+
+
 def _tsne_inputs(config: dict, experiment: str, spec: dict) -> dict[str, list[str]]:
     exps = [experiment, *_others(config, experiment, spec)]
     data = [T.split_path(config, e, "probe_test") for e in exps]
+    tuned = [T.prediction_path(e, run) for e, task in (spec.get("finetuned") or {}).items()
+             if (run := _finetuned_run(config, e, task)) is not None]  # fmt: skip
     return {"models": [T.pretrained_models(config, e)[0] for e in exps],
-            "data": list(dict.fromkeys(data))}  # fmt: skip
+            "data": list(dict.fromkeys(data)), "finetuned": tuned}  # fmt: skip
 
 
 def _tsne_errors(config: dict, experiment: str, spec: dict) -> list[str]:
     """``epochs``: each one the pre-training's last epoch or one of its snapshot_epochs."""
     errs = []
-    for e in [experiment, *_others(config, experiment, spec)]:
+    rows = [experiment, *_others(config, experiment, spec)]
+    for e, task in (spec.get("finetuned") or {}).items():
+        if e not in rows:
+            errs.append(f"finetuned: {e!r} is not a row of this figure ({rows})")
+        elif task not in ((config["experiments"][e].get("finetune") or {}).get("tasks") or {}):
+            errs.append(f"finetuned: {task!r} is not a fine-tuning task of {e!r}")
+        elif _finetuned_run(config, e, task) is None:
+            errs.append(f"finetuned: {e!r} fine-tunes {task!r} in no floating mode; add "
+                        "floating to its finetune.modes")  # fmt: skip
+    for e in rows:
         if e not in config["experiments"]:  # reported by the declaration checks
             continue
         pre = config["experiments"][e]["pretrain"]
@@ -276,14 +296,23 @@ def _tsne_stages(job: OutputJob, e: str, model: str) -> list[tuple[str, Any]]:
 
     epochs = job.spec.get("epochs")
     if not epochs:
-        return [("random init", random_backbones(model, 1, job.seed)[0]),
-                ("after pre-training", model)]  # fmt: skip
-    last = int(job.config["experiments"][e]["pretrain"]["epochs"])
-    return [
-        ("initialisation" if n == 0 else f"epoch {n}" + (" (final)" if n == last else ""),
-         model if n == last else str(Path(model).parent / SNAPSHOT.format(epoch=n)))
-        for n in map(int, epochs)
-    ]  # fmt: skip
+        stages = [("random init", random_backbones(model, 1, job.seed)[0]),
+                  ("after pre-training", model)]  # fmt: skip
+    else:
+        last = int(job.config["experiments"][e]["pretrain"]["epochs"])
+        stages = [
+            ("initialisation" if n == 0 else f"epoch {n}" + (" (final)" if n == last else ""),
+             model if n == last else str(Path(model).parent / SNAPSHOT.format(epoch=n)))
+            for n in map(int, epochs)
+        ]  # fmt: skip
+    task = (job.spec.get("finetuned") or {}).get(e)
+    if task is not None:
+        from jetforge.evaluation.robustness import classifier_path, load_classifier
+
+        run = _finetuned_run(job.config, e, task)
+        clf = load_classifier(classifier_path(T.prediction_path(e, run)))
+        stages.append((f"after fine-tuning ({task}, n = {run['n_train']})", clf.backbone))
+    return stages
 
 
 def build_tsne(job: OutputJob) -> None:
@@ -298,7 +327,7 @@ def build_tsne(job: OutputJob) -> None:
     exps = [job.experiment, *_others(job.config, job.experiment, job.spec)]
     n_jets = int(job.spec.get("n_jets", 500))
     apply_style()
-    n_col = len(job.spec.get("epochs") or [0, 1])
+    n_col = len(job.spec.get("epochs") or [0, 1]) + bool(job.spec.get("finetuned"))
     fig, axes = plt.subplots(len(exps), n_col, figsize=(5 * n_col, 4.8 * len(exps)),
                              squeeze=False)  # fmt: skip
     for i, e in enumerate(exps):
@@ -325,8 +354,12 @@ def build_tsne(job: OutputJob) -> None:
             ax.set_yticks([])
             ax.legend(markerscale=3, fontsize=8)
             label(ax, "")
+        for ax in axes[i, c + 1:]:  # no fine-tuning of this pre-training (paper: q/g row)
+            ax.set_axis_off()
     when = "" if job.spec.get("epochs") else ": a random init and the final model"
-    fig.suptitle(f"jBOT Fig. 6: t-SNE of the [CLS] embedding (test jets) during pre-training{when}")
+    after = " and after fine-tuning" if job.spec.get("finetuned") else ""
+    fig.suptitle(f"jBOT Fig. 6: t-SNE of the [CLS] embedding (test jets) during "
+                 f"pre-training{after}{when}")  # fmt: skip
     save_figure(fig, job.stem)
 
 
@@ -418,7 +451,8 @@ def build_roc(job: OutputJob) -> None:
 AUGMENTED_JETS = OutputKind(_data_input, build_augmented, keys=frozenset({"mask_fraction"}))
 LEARNING_CURVES = OutputKind(_history_input, build_learning_curves)
 ATTENTION = OutputKind(_model_input, build_attention, heavy=True)
-TSNE = OutputKind(_tsne_inputs, build_tsne, _tsne_errors, frozenset({"n_jets", "epochs"}),
+TSNE = OutputKind(_tsne_inputs, build_tsne, _tsne_errors,
+                  frozenset({"n_jets", "epochs", "finetuned"}),
                   experiments=_others, heavy=True)  # fmt: skip
 ROC = OutputKind(_roc_inputs, build_roc, _roc_errors, frozenset({"panels"}),
                  experiments=_panel_experiments)  # fmt: skip
