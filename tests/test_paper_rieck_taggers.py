@@ -1,6 +1,7 @@
 """Rieck et al. (arXiv:2503.11632) Fig. 8 on synthetic prediction files: the autoencoder's
-tagger rows beside the contrastive and from-scratch ones, per task and labelled size, the
-ROC figure, and the claims that read the table."""
+tagger rows (AE (vc) and the hybrids AE (gtag) / AE (tautag)) beside the contrastive and
+from-scratch ones, per task and labelled size, the ROC figure, and the claims that read
+the table."""
 
 from __future__ import annotations
 
@@ -14,11 +15,18 @@ import pytest
 
 from jetforge.config import load_config
 from jetforge.paper_outputs import declaration_errors, find, run
-from jetforge.reporting.claims import REPRODUCED, evaluate
+from jetforge.reporting.claims import INCONCLUSIVE, REPRODUCED, evaluate
 from jetforge.reporting.reference import load_claims
 
-#: separation of the synthetic scores by (experiment, mode): SSL LoRA well above AE fixed
-STRENGTH = {("hadfork", "lora"): 3.0, ("hadfork", "supervised"): 4.0, ("hadfork_ae", "fixed"): 0.3}
+#: separation of the synthetic scores by (experiment, mode): SSL LoRA well above AE fixed,
+#: the hybrids as the supervised tagger whose backbone they reuse
+STRENGTH = {
+    ("hadfork", "lora"): 3.0,
+    ("hadfork", "supervised"): 4.0,
+    ("hadfork_ae", "fixed"): 0.3,
+    ("hadfork_ae_gtag", "fixed"): 4.0,
+    ("hadfork_ae_tautag", "fixed"): 4.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,19 +64,29 @@ def test_fig8_table_figure_and_claims(cfg, tmp_path, monkeypatch) -> None:
     out = _build(cfg, tmp_path, "tables", "autoencoder_taggers")
     table = pd.read_csv(out["csv"])
     models = set(table["model"])
-    assert models == {"SSL (contrastive), lora", "supervised (from scratch)", "AE (vc), fixed"}
+    assert models == {
+        "SSL (contrastive), lora",
+        "supervised (from scratch)",
+        "AE (vc), fixed",
+        "AE (gtag), fixed",
+        "AE (tautag), fixed",
+    }
     assert set(table["task"]) == {"gtag", "tautag"}
+    hybrid = table[table["model"].str.startswith("AE (") & (table["model"] != "AE (vc), fixed")]
+    assert list(hybrid["task"]) == ["gtag", "tautag"]  # each hybrid on its backbone's task
     ae = table[table["model"] == "AE (vc), fixed"]
     assert list(ae["n_repeats"]) == [2, 2] and list(ae["n_train"]) == [50, 50]
     ssl = table[(table["model"] == "SSL (contrastive), lora") & (table["n_train"] == 50)]
     assert (ssl["auc"].to_numpy() > ae["auc"].to_numpy() + 0.2).all()
-    assert "hybrid rows" in Path(out["md"]).read_text()
+    md = Path(out["md"]).read_text()
+    assert "Not run" not in md and "AE (gtag): backbone of hadfork gtag supervised n150 r0" in md
     fig = _build(cfg, tmp_path, "paper_figures", "fig8a")
     assert Path(fig["png"]).stat().st_size > 1000
     claims = [c for c in load_claims("rieck") if c["table"] == "autoencoder_taggers"]
-    assert len(claims) == 2
-    for claim in claims:
-        assert evaluate(claim)["verdict"] == REPRODUCED, evaluate(claim)
+    assert len(claims) == 6
+    for claim in claims:  # "similar" at 2 repeats: the t interval may not fit the tolerance
+        ok = (REPRODUCED, INCONCLUSIVE) if claim["expect"] == "similar" else (REPRODUCED,)
+        assert evaluate(claim)["verdict"] in ok, evaluate(claim)
 
 
 def test_fig8_refuses_a_task_the_autoencoder_does_not_run(cfg) -> None:
@@ -76,6 +94,11 @@ def test_fig8_refuses_a_task_the_autoencoder_does_not_run(cfg) -> None:
     bad["experiments"]["hadfork"]["tables"]["autoencoder_taggers"]["tasks"] = ["gtag", "qgtau"]
     errs = "\n".join(declaration_errors(bad))
     assert "tasks: 'qgtau' is not a fine-tuning task of 'hadfork'" in errs
+    bad["experiments"]["hadfork"]["tables"]["autoencoder_taggers"]["tasks"] = ["tautag"]
+    bad["experiments"]["hadfork"]["tables"]["autoencoder_taggers"]["experiments"] = [
+        "hadfork_ae_gtag"]  # fmt: skip
+    errs = "\n".join(declaration_errors(bad))
+    assert "experiments: 'hadfork_ae_gtag' fine-tunes none of the tasks ['tautag']" in errs
     assert not declaration_errors(cfg)
 
 

@@ -295,6 +295,7 @@ def _experiment_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) ->
     errs += _yield_errors(config, key, exp)
     errs += _weak_errors(config, key, exp)
     errs += _shared_pretraining_errors(config, key, exp)
+    errs += _init_backbone_errors(config, key, exp)
     errs += _tokenizer_errors(key, exp)
     from jetforge.models.interface import config_errors as capability_errors
 
@@ -410,6 +411,56 @@ def _shared_pretraining_errors(config: dict[str, Any], key: str, exp: dict[str, 
         for what, get in reads.items()
         if get(exp) != get(other)
     ]
+
+
+def _init_backbone_errors(config: dict[str, Any], key: str, exp: dict[str, Any]) -> list[str]:
+    """``pretrain.init_backbone`` (Rieck et al. §5.4 hybrids): the fine-tuning run it names
+    must be one the named experiment runs (so rule ``pretrain`` depends on a file the DAG
+    builds), its backbone a plain one (no LoRA adapters) of the same config and features
+    as ours, and the method one that can start from it; refused here, not after hours of
+    the fine-tuning it waits for."""
+    from jetforge import experiment as X
+    from jetforge.methods import METHODS
+
+    spec = exp["pretrain"].get("init_backbone")
+    if not spec:
+        return []
+    at, exps = f"config key {key}.pretrain.init_backbone", config.get("experiments", {})
+    method = exp["pretrain"].get("method")
+    if not getattr(METHODS.get(method), "supports_init_backbone", False):
+        ok = sorted(m for m, c in METHODS.items() if getattr(c, "supports_init_backbone", False))
+        return [f"{at}: method {method!r} cannot start from a fine-tuned backbone; methods "
+                f"that can: {ok} (or drop init_backbone)"]  # fmt: skip
+    name, task = spec.get("experiment"), spec.get("task")
+    other = exps.get(name)
+    if other is None or not (other.get("finetune") or {}).get("tasks"):
+        return [
+            f"{at}.experiment: {name!r} is not an experiment that fine-tunes; experiments "
+            f"with fine-tuning: {sorted(e for e, x in exps.items() if x.get('finetune'))}"
+        ]
+    if task not in other["finetune"]["tasks"]:
+        return [f"{at}.task: {task!r} is not a fine-tuning task of experiments.{name}; its "
+                f"tasks: {sorted(other['finetune']['tasks'])}"]  # fmt: skip
+    run, grid = X.init_backbone_run(spec, exps), X.finetune_grid(other, task)
+    if run["mode"] == "lora" or (name == key.removeprefix("experiments.")
+                                 and run["mode"] != "supervised"):  # fmt: skip
+        return [f"{at}.mode: {run['mode']!r} gives no plain backbone to start from (LoRA "
+                "adapters, or this experiment's own pre-training: a cycle); name a "
+                "supervised, fixed or floating run"]  # fmt: skip
+    errs = [f"{at}.{k}: {run[k]!r} is not in experiments.{name}'s fine-tuning grid of task "
+            f"{task!r}, which has {k} {sorted({r[k] for r in grid})}; use one of them or add "
+            f"it to experiments.{name}.finetune" for k in ("mode", "augset", "n_train", "repeat")
+            if run[k] not in {r[k] for r in grid}]  # fmt: skip
+    if not errs and run not in grid:
+        errs.append(f"{at}: {run} is not a run of experiments.{name}'s fine-tuning grid (a task "
+                    f"grid excludes this combination); name one of its runs")  # fmt: skip
+    for what in ("backbone", "features"):
+        if exp.get(what) != other.get(what):
+            errs.append(
+                f"config key {key}.{what}: differs from experiments.{name}.{what}, whose "
+                f"fine-tuned backbone pretrain.init_backbone loads; make them equal"
+            )
+    return errs
 
 
 def _builder_errors(key: str, kind: str, ds: dict[str, Any]) -> list[str]:

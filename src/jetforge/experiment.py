@@ -109,3 +109,15 @@ def finetune_grid(exp: Mapping[str, Any], task: str | None = None) -> list[dict[
 def setup_id(run: Mapping[str, Any]) -> str:
     """The id tables and figures group repeats by: ``{mode}-{augset}-n{n_train}``."""
     return f"{run['mode']}-{run['augset']}-n{run['n_train']}"
+
+
+def init_backbone_run(spec: Mapping[str, Any], experiments: Mapping[str, Any]) -> dict[str, Any]:
+    """The fine-tuning run ``pretrain.init_backbone`` names (Rieck et al. §5.4 hybrids), as
+    an entry of :func:`finetune_grid`: ``augset`` may be left out where the task's grid has
+    one (a backbone pre-training has one augset, ``default``), ``repeat`` defaults to 0."""
+    other = experiments.get(str(spec["experiment"])) or {}
+    sets = {r["augset"] for r in finetune_grid(other, str(spec["task"]))} if other.get(
+        "finetune") and spec["task"] in other["finetune"].get("tasks", {}) else set()  # fmt: skip
+    augset = spec.get("augset") or (next(iter(sets)) if len(sets) == 1 else DEFAULT_AUGSET)
+    return {"task": str(spec["task"]), "mode": str(spec["mode"]), "augset": str(augset),
+            "n_train": int(spec["n_train"]), "repeat": int(spec.get("repeat", 0))}  # fmt: skip

@@ -68,6 +68,8 @@ rule finetune:
         ),
     output:
         "results/finetune/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}/predictions.h5",
+        # the classifier: a `pretrain.init_backbone` pre-training reads its backbone
+        model="results/finetune/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}/model.pt",
     log:
         "logs/finetune/{experiment}/{task}/{mode}/{augset}/n{ntrain}/r{repeat}.log",
     benchmark:

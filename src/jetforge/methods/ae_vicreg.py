@@ -31,6 +31,14 @@ its own: then x is its jet embedding (``forward``, what probes and fine-tuning r
 the method adds the compressor, the mirror of the decoder
 (``embed_dim -> reversed(decoder_hidden) -> bottleneck_dim``, 8 as Rieck's y), so the
 loss is the same MSE(z, x) + v + c; the compressor is discarded with the decoder.
+
+Fig. 8's hybrids "AE (gtag)" / "AE (tautag)" (§5.4: "a third model where the SSL backbone
+network stems from fully supervised learning, but the compressing encoder MLP ... stems
+from a dedicated autoencoder training including the decompressing MLP"): with
+``pretrain.init_backbone`` the backbone is loaded from a supervised fine-tuning and frozen
+(:mod:`jetforge.training.init_backbone`); only :attr:`AEVICReg.fresh_backbone_parts` (the
+compressor ``backbone.head``, re-initialised) and the decoder train, so x is fixed and the
+variance term acts on the compressor alone.
 """
 
 from __future__ import annotations
@@ -64,6 +72,8 @@ class AEVICReg(nn.Module):
     sampler = PAIR_SAMPLERS
     needs = METHOD_NEEDS["ae_vicreg"]
     method_name = "ae_vicreg"
+    #: ``pretrain.init_backbone`` is supported (Rieck et al. §5.4 hybrids)
+    supports_init_backbone = True
 
     def __init__(
         self,
@@ -93,6 +103,26 @@ class AEVICReg(nn.Module):
         self.mse_weight, self.var_weight = float(mse_weight), float(var_weight)
         self.cov_weight, self.vc_target = float(cov_weight), vc_target
         self.gamma, self.eps = float(gamma), float(eps)
+        #: set by :func:`jetforge.training.init_backbone.init_from_finetuned`: the backbone
+        #: outside :attr:`fresh_backbone_parts` is frozen and stays in eval mode
+        self.backbone_frozen = False
+
+    @property
+    def fresh_backbone_parts(self) -> tuple[str, ...]:
+        """Backbone submodules this method trains when the rest of the backbone comes from
+        a fine-tuning (``pretrain.init_backbone``): the compressor x -> y where it is the
+        backbone's own (``head``); none where the method brings its own compressor."""
+        return () if self.own_compressor else ("head",)
+
+    def train(self, mode: bool = True) -> AEVICReg:
+        """Like ``nn.Module.train``, but a frozen loaded backbone stays in eval mode (its
+        dropout off: x must be the fine-tuned network's x) while its fresh parts train."""
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()
+            for name in self.fresh_backbone_parts:
+                self.backbone.get_submodule(name).train(mode)
+        return self
 
     @classmethod
     def from_config(cls, backbone: nn.Module, cfg: Mapping[str, Any]) -> AEVICReg:

@@ -7,11 +7,14 @@ same network trained from scratch, and (iv) hybrids (a supervised backbone with 
 autoencoder's compressing MLP, "AE (gtag)", "AE (tautag)"). Here each row is one fine-tuning
 setup of the listed experiments (mode as configured: a head on the autoencoder's frozen y,
 "AE (vc)" as §5.4 trains it; LoRA on the contrastive backbone, Fig. 6's "SSL"; the network
-from scratch), so (i)-(iii) come from the same fine-tuning rule as Fig. 6; the hybrids (iv)
-need a backbone taken from a supervised fine-tuning and are not run (the table says so).
+from scratch), all from the same fine-tuning rule as Fig. 6. The hybrids (iv) are
+experiments whose pre-training names ``pretrain.init_backbone`` (the supervised tagger's
+backbone, frozen, under a fresh compressor and decoder trained by the autoencoder:
+:mod:`jetforge.training.init_backbone`); their label is ``AE (<that run's task>)``.
 
 * table kind ``rieck_taggers``: AUC and rejection at the given signal efficiencies per
   (task, model, labelled size), mean ± std over the fine-tuning repeats, first-fork jets;
+  a listed experiment contributes the tasks it fine-tunes (a hybrid only its backbone's);
 * figure kind ``rieck_tagger_roc``: the ROC of each model at its largest labelled size, one
   figure per task (Fig. 8a gluon, 8b tau).
 """
@@ -29,24 +32,37 @@ from jetforge.workflow import targets as T
 
 #: the paper's names of the pre-trainings (``pretrain.method``) in Fig. 8's legend
 METHOD_LABELS = {"hadfork_contrastive": "SSL (contrastive)", "ae_vicreg": "AE (vc)"}
+#: ... and of a pre-training on a fine-tuned backbone (``pretrain.init_backbone``): the
+#: paper's "AE (gtag)" / "AE (tautag)", the task of the supervised backbone in brackets
+HYBRID_LABELS = {"ae_vicreg": "AE"}
 
 
 def model_label(config: Mapping[str, Any], experiment: str, mode: str) -> str:
-    """``SSL (contrastive), lora``; from-scratch runs are ``supervised`` whatever backbone
-    pre-training their experiment has (none of it is used)."""
+    """``SSL (contrastive), lora``, ``AE (gtag), fixed``; from-scratch runs are
+    ``supervised`` whatever backbone pre-training their experiment has (none is used)."""
     if mode == "supervised":
         return "supervised (from scratch)"
-    method = config["experiments"][experiment]["pretrain"]["method"]
+    pre = config["experiments"][experiment]["pretrain"]
+    method, init = pre["method"], pre.get("init_backbone")
+    if init:
+        return f"{HYBRID_LABELS.get(method, method)} ({init['task']}), {mode}"
     return f"{METHOD_LABELS.get(method, method)}, {mode}"
+
+
+def _fine_tunes(config: Mapping[str, Any], experiment: str, task: str) -> bool:
+    return task in ((config["experiments"].get(experiment) or {}).get("finetune") or {}).get(
+        "tasks", {})  # fmt: skip
 
 
 def tagger_runs(
     config: Mapping[str, Any], experiment: str, spec: Mapping[str, Any], task: str
 ) -> dict[tuple[str, int], list[str]]:
     """(model label, labelled size) -> prediction files (one per repeat) of ``task`` in the
-    owner and the listed experiments."""
+    owner and those of the listed experiments that fine-tune it."""
     out: dict[tuple[str, int], list[str]] = {}
     for e in [experiment, *spec.get("experiments", [])]:
+        if not _fine_tunes(config, e, task):
+            continue
         for run in X.finetune_grid(config["experiments"][e], task):
             key = (model_label(config, e, run["mode"]), int(run["n_train"]))
             out.setdefault(key, []).append(T.prediction_path(e, run))
@@ -65,14 +81,23 @@ def _inputs(config: dict, experiment: str, spec: dict) -> dict[str, list[str]]:
 
 def _errors(config: dict, experiment: str, spec: dict) -> list[str]:
     errs = []
-    for t in _tasks(spec):
-        for e in [experiment, *spec.get("experiments", [])]:
-            task = ((config["experiments"].get(e) or {}).get("finetune") or {}).get("tasks", {})
-            if t not in task:
-                errs.append(f"tasks: {t!r} is not a fine-tuning task of {e!r}; Fig. 8 compares "
-                            "the same task across the experiments (add it to its finetune.tasks)")
-            elif "classes" in task[t]:
-                errs.append(f"tasks: {t!r} is multi-class; Fig. 8 needs signal/background tasks")
+    tasks = _tasks(spec)
+    for t in tasks:
+        task = config["experiments"][experiment].get("finetune", {}).get("tasks", {})
+        if t not in task:
+            errs.append(
+                f"tasks: {t!r} is not a fine-tuning task of {experiment!r}; Fig. 8 "
+                "compares its tasks across the experiments (add it to finetune.tasks)"
+            )
+        elif "classes" in task[t]:
+            errs.append(f"tasks: {t!r} is multi-class; Fig. 8 needs signal/background tasks")
+    for e in spec.get("experiments", []):
+        if not any(_fine_tunes(config, e, t) for t in tasks):
+            errs.append(
+                f"experiments: {e!r} fine-tunes none of the tasks {tasks}; Fig. 8 "
+                "compares the same tasks across the experiments (add one to its "
+                "finetune.tasks or drop it)"
+            )
     for eff in spec.get("efficiencies", [0.5]):
         if not 0.0 < float(eff) < 1.0:
             errs.append(f"efficiencies: {eff} must lie in (0, 1)")
@@ -101,16 +126,38 @@ def build_table(job: OutputJob) -> None:
     notes = [
         "Fig. 8 as numbers: taggers on the backbone pre-trained by the VICReg-style "
         "autoencoder (AE (vc)) and by the contrastive loss (SSL), fine-tuned as configured "
-        "(mode after the comma), and the same network trained from scratch; first-fork test "
-        "jets; mean ± std over fine-tuning repeats. The paper draws these curves only (no "
-        "printed numbers): supervised best, AE (vc) well below SSL.",
-        "Not run: the paper's hybrid rows AE (gtag) / AE (tautag) (a supervised backbone with "
-        "the autoencoder's compressing MLP trained on top).",
+        "(mode after the comma), the same network trained from scratch, and the hybrids "
+        "AE (gtag) / AE (tautag): the from-scratch tagger's backbone of that task, frozen, "
+        "under a compressor x -> y and decoder trained by the autoencoder, a head on y; "
+        "first-fork test jets; mean ± std over fine-tuning repeats. The paper draws these "
+        "curves only (no printed numbers): supervised best, the hybrids as good or almost, "
+        "AE (vc) well below SSL.",
         f"Data: our generated stand-in of the hadronization-fork pairs (Pythia 8 + the "
         f"COCOA-like calorimeter stand-in, pile-up mu = {(ds.get('pileup') or {}).get('mu')}, "
         "paper: 150); labelled sizes in n_train (paper: up to ~1e5 jets).",
     ]
+    notes += _setup_notes(job.config, [job.experiment, *job.spec.get("experiments", [])])
     write_table(data, job.out, f"{job.paper}: autoencoder vs contrastive taggers (Fig. 8)", notes)
+
+
+def _setup_notes(config: Mapping[str, Any], experiments: list[str]) -> list[str]:
+    """Where each hybrid's backbone comes from and each experiment's fine-tuning budget:
+    rows trained for very different step counts are not a like-for-like comparison, so the
+    table says what each got."""
+    budgets, sources = [], []
+    for e in experiments:
+        x = config["experiments"][e]
+        ft = x.get("finetune") or {}
+        budgets.append(f"{e}: {ft.get('epochs')} epochs, batch {ft.get('batch_size')}, "
+                       f"lr {ft.get('lr')}")  # fmt: skip
+        init = x["pretrain"].get("init_backbone")
+        if init:
+            run = X.init_backbone_run(init, config["experiments"])
+            sources.append(f"{model_label(config, e, 'fixed').split(',')[0]}: backbone of "
+                           f"{init['experiment']} {run['task']} {run['mode']} n{run['n_train']} "
+                           f"r{run['repeat']}")  # fmt: skip
+    out = ["Fine-tuning budgets (n_train as the rows): " + "; ".join(budgets) + "."]
+    return out + (["Hybrids: " + "; ".join(sources) + "."] if sources else [])
 
 
 def build_roc(job: OutputJob) -> None:

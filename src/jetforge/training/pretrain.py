@@ -23,7 +23,9 @@ is shared here:
 
 The backbone is built for the file by :func:`build_backbone_for` (input dimensions from
 the file, and input standardisations fitted before the first step); the inputs a method
-feeds must be the ones the backbone declares (``backbone_inputs``).
+feeds must be the ones the backbone declares (``backbone_inputs``). With
+``pretrain.init_backbone`` it then takes a fine-tuning's weights and is frozen except for
+the method's fresh parts (Rieck et al. §5.4 hybrids, :mod:`jetforge.training.init_backbone`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from jetforge.training.data import (
     split_pairs,
 )
 from jetforge.training.engine import EngineConfig, TrainState, fit, resolve_device
+from jetforge.training.init_backbone import init_from_config
 from jetforge.training.multi_data import MultiPairSampler, multi_pair_diagnostics, rank_column
 from jetforge.training.run_key import LOADER_ONLY_KEYS, to_plain
 from jetforge.training.selection import select_jet_rows, subset_mask, subset_pairs
@@ -426,7 +429,10 @@ def run_pretrain(
     backbone, bb_cfg = build_backbone_for(
         bcfg, train_h5, data.norm_rows, int(pcfg.get("norm_jets", 20000))
     )
-    model = METHODS[method].from_config(backbone, pcfg).to(dev)
+    model = METHODS[method].from_config(backbone, pcfg)
+    # Rieck et al. §5.4 hybrids: a fine-tuned backbone, frozen, under the method's fresh parts
+    init_key = init_from_config(model, pcfg, bb_cfg)
+    model = model.to(dev)
     # a method may change the backbone it wraps (MPM's quantized inputs): saved config too
     bb_cfg = {**bb_cfg, **getattr(model, "backbone_cfg_updates", {})}
 
@@ -453,7 +459,7 @@ def run_pretrain(
 
     run_key = to_plain(
         {"stage": "pretrain", **data.key, "repeat": repeat, "seed": seed, "backbone": bb_cfg,
-         "pretrain": {k: v for k, v in pcfg.items() if k not in LOADER_ONLY_KEYS}}
+         "pretrain": {k: v for k, v in pcfg.items() if k not in LOADER_ONLY_KEYS}, **init_key}
     )  # fmt: skip
     meta = dict(data.meta)
     if "cells" in takes:

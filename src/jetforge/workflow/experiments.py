@@ -27,17 +27,20 @@ def tokenizer(exp: dict, train_h5: str, out_path: str, seed: int, device: str) -
 
 def pretrain(
     exp: dict, train_h5: str, out_dir: str, augset: str, repeat: int, seed: int, device: str,
-    tokenizer: str | None = None,
+    tokenizer: str | None = None, init_backbone: str | None = None,
 ) -> None:  # fmt: skip
     """One pre-training; with ``pretrain.gpus`` = N > 1 data-parallel over N local
     processes started by torchrun (one Slurm job holding the N GPUs rule ``pretrain``
-    asks for), see :mod:`jetforge.training.distributed`."""
+    asks for), see :mod:`jetforge.training.distributed`. ``init_backbone``: the
+    fine-tuning ``model.pt`` that ``pretrain.init_backbone`` names (rule input)."""
     from jetforge.training.distributed import torchrun_pretrain
     from jetforge.training.pretrain import run_pretrain
 
     cfg = copy.deepcopy(exp)
     if tokenizer:
         cfg["pretrain"]["tokenizer_path"] = tokenizer
+    if init_backbone:
+        cfg["pretrain"]["init_backbone_path"] = init_backbone
     args = dict(train_h5=train_h5, out_dir=out_dir, exp_cfg=cfg, augset=augset, repeat=repeat,
                 seed=seed, device=device)  # fmt: skip
     n = int(cfg["pretrain"].get("gpus", 1))
@@ -109,7 +112,8 @@ def run_rule(
         tokenizer(p["exp"], input_list[0], output_list[0], p["seed"], p["device"])
     elif rule == "pretrain":
         pretrain(p["exp"], inputs["train"], str(Path(outputs["model"]).parent), wc["augset"],
-                 int(wc["repeat"]), p["seed"], p["device"], inputs.get("tokenizer"))  # fmt: skip
+                 int(wc["repeat"]), p["seed"], p["device"], inputs.get("tokenizer"),
+                 inputs.get("init_backbone"))  # fmt: skip
     elif rule == "finetune":
         finetune(p["exp"], wc["task"], wc["mode"], wc["augset"], int(wc["ntrain"]),
                  int(wc["repeat"]), inputs["train"], inputs["test"], output_list[0],

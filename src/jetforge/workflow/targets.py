@@ -158,7 +158,24 @@ def pretrain_inputs(config: dict, experiment: str) -> dict[str, str]:
     exp = _exp(config, experiment)
     if X.needs_tokenizer(exp):
         inputs["tokenizer"] = TOKENIZER.format(experiment=exp.get("tokenizer_from") or experiment)
+    if exp["pretrain"].get("init_backbone"):
+        inputs["init_backbone"] = init_backbone_model(config, experiment)
     return inputs
+
+
+def init_backbone_run(config: dict, experiment: str) -> dict[str, Any]:
+    """The fine-tuning run ``pretrain.init_backbone`` names, as a grid entry of its
+    experiment (:func:`jetforge.experiment.init_backbone_run`)."""
+    return X.init_backbone_run(_exp(config, experiment)["pretrain"]["init_backbone"],
+                               config["experiments"])  # fmt: skip
+
+
+def init_backbone_model(config: dict, experiment: str) -> str:
+    """The classifier ``model.pt`` beside that run's predictions (rule ``finetune``'s
+    ``model`` output): Rieck et al. §5.4's hybrids start from its backbone."""
+    spec = _exp(config, experiment)["pretrain"]["init_backbone"]
+    pred = prediction_path(str(spec["experiment"]), init_backbone_run(config, experiment))
+    return pred.removesuffix("predictions.h5") + "model.pt"
 
 
 def pretrain_owner(config: dict, experiment: str) -> str:
