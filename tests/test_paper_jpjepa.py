@@ -173,7 +173,7 @@ def test_tables_3_to_5_and_fig2g_from_their_variant_experiments(cfg, tmp_path, m
     rank = {"jpjepa_abl_koleo": 0.8, "jpjepa_abl_nokoleo": 0.4, "jpjepa_small": 0.9}
     built = {}
     for section, name in [("tables", "table3"), ("tables", "table4"), ("tables", "table5"),
-                          ("paper_figures", "fig2g")]:  # fmt: skip
+                          ("paper_figures", "fig2g"), ("paper_figures", "fig2e")]:  # fmt: skip
         d = find(cfg, section, "jpjepa", name)
         inputs = d.kind.inputs(cfg, d.experiment, d.spec)
         _fill_inputs(inputs, tmp_path, rank)
@@ -187,10 +187,11 @@ def test_tables_3_to_5_and_fig2g_from_their_variant_experiments(cfg, tmp_path, m
     assert acc["jpjepa_abl_koleo"] > acc["jpjepa_abl_nokoleo"]
     md3 = Path(built["table3"]["md"]).read_text()
     assert "Single-seed rows" in md3 and "[0.8411]" in md3 and "[77.5074]" in md3
-    assert "regularizer=sigreg, lambda_reg=0.05" in md3
-    assert "jpjepa_abl_koleo: pre-trained (jpjepa_abl_koleo)" in md3
+    assert "regularizer=sigreg, lambda_reg=0.05, subset=0.1" in md3  # pretrain.subset
+    assert "jpjepa_abl_koleo: pre-trained (jpjepa_abl_koleo) on the first 10 % of each" in md3
     t4 = pd.read_csv(built["table4"]["csv"])
     assert list(t4["variant"]) == ["steps=10", "steps=30"]
+    assert Path(built["fig2e"]["png"]).stat().st_size > 1000  # with the 10 % star
     t5 = pd.read_csv(built["table5"]["csv"])
     assert list(t5["variant"]) == ["epochs=5", "epochs=10"] and "qg_rej@0.3" in t5
     assert list(t5["n_repeats"]) == [2, 1]

@@ -87,3 +87,15 @@ def test_bad_subset_is_refused_by_the_config_check(bad: object) -> None:
     msg = str(err.value)
     assert f"experiments.jpjepa_abl_koleo.pretrain.subset: value {bad!r} is not allowed" in msg
     assert "first fraction of each process's jets" in msg and "(0, 1]" in msg  # the fix
+
+
+def test_size_scan_subset_points_must_be_subset_pre_trainings() -> None:
+    """Fig. 2(e)'s "pre-trained on 5 %" point (``subset_experiments``) is refused for an
+    experiment that pre-trains on every jet, before any job."""
+    from jetforge.paper_outputs import declaration_errors
+
+    cfg = load_config("config/config.yaml")
+    assert not declaration_errors(cfg)
+    cfg["experiments"]["jpjepa_abl_koleo"]["pretrain"]["subset"] = None
+    errs = "\n".join(declaration_errors(cfg))
+    assert "subset_experiments: 'jpjepa_abl_koleo' pre-trains on all jets" in errs

@@ -600,14 +600,19 @@ def _variant_errors(config: dict, experiment: str, spec: dict) -> list[str]:
     return errs
 
 
+#: what an unset ``describe`` key means, where "None" would not say it
+_UNSET = {"pretrain.subset": "all"}
+
+
 def _describe(exp: Mapping[str, Any], keys: Sequence[str]) -> str:
-    """``pretrain.regularizer=koleo, finetune.steps=50000``: what a variant changes."""
+    """``pretrain.regularizer=koleo, finetune.steps=50000``: what a variant changes
+    (``pretrain.subset=0.05``: pre-trained on the first 5 % of each class, JP-JEPA Table 3)."""
     out = []
     for k in keys:
         v: Any = exp
         for part in k.split("."):
             v = v.get(part) if isinstance(v, Mapping) else None
-        out.append(f"{k.rsplit('.', 1)[-1]}={v}")
+        out.append(f"{k.rsplit('.', 1)[-1]}={_UNSET.get(k, v) if v is None else v}")
     return ", ".join(out)
 
 
@@ -697,8 +702,11 @@ def variant_scale_notes(
         ftb = f"{ft['steps']} steps" if ft.get("steps") else f"{ft.get('epochs')} epochs"
         mine = [t for t in tasks if t in (ft.get("tasks") or {})]
         sizes = sorted({r["n_train"] for t in mine for r in X.finetune_grid(exp, t)})
+        sub = config["experiments"][src]["pretrain"].get("subset")
+        part = f"the first {100 * float(sub):g} % of each class of " if sub is not None else ""
         out.append(
-            f"{e}: pre-trained ({src}) on our Pythia stand-in of {exp['dataset']} for {budget}, "
+            f"{e}: pre-trained ({src}) on {part}our Pythia stand-in of {exp['dataset']} "
+            f"for {budget}, "
             f"batch {pt.get('batch_size')}, {X.pretrain_repeats(config['experiments'][src])} "
             f"seed(s); fine-tuned on {sizes} labelled jets of {mine} for {ftb}, "
             f"{ft.get('repeats', 1)} repeat(s)."

@@ -156,20 +156,73 @@ def build_rank(job: OutputJob) -> None:
 # ------------------------------------------------------------------ Fig. 2(e)
 
 
-def build_size_scan(job: OutputJob) -> None:
-    """Accuracy vs labelled jets, fine-tuned (dashed) vs from scratch (solid)."""
+def subset_runs(
+    config: Mapping[str, Any], spec: Mapping[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(experiment, floating grid run) of the ``subset_experiments`` of a size scan: models
+    pre-trained on a subset (``pretrain.subset``), drawn as their own points -- Fig. 2(e)'s
+    "pre-trained and fine-tuned on 5 %" (JP-JEPA §2.2), e.g. Table 3's "Ours" row."""
+    task = str(spec["task"])
+    return [
+        (str(e), r)
+        for e in spec.get("subset_experiments") or []
+        for r in X.finetune_grid(config["experiments"][e], task)
+        if r["mode"] == "floating"
+    ]
+
+
+def _size_scan_inputs(config: dict, experiment: str, spec: dict) -> dict[str, list[str]]:
+    out = J.task_inputs(config, experiment, spec)
+    out["predictions"] += [T.prediction_path(e, r) for e, r in subset_runs(config, spec)]
+    return out
+
+
+def _size_scan_errors(config: dict, experiment: str, spec: dict) -> list[str]:
+    errs = _task_figure_errors(config, experiment, spec)
+    for e in spec.get("subset_experiments") or []:
+        exp = config["experiments"].get(e) or {}
+        ft = exp.get("finetune") or {}
+        if spec.get("task") not in (ft.get("tasks") or {}) or "floating" not in (
+            ft.get("modes") or []
+        ):
+            errs.append(f"subset_experiments: {e!r} must fine-tune task {spec.get('task')!r} "
+                        "in mode floating")  # fmt: skip
+        elif (exp.get("pretrain") or {}).get("subset") is None:
+            errs.append(f"subset_experiments: {e!r} pre-trains on all jets; set its "
+                        "pretrain.subset (e.g. 0.05) or list it under experiments")  # fmt: skip
+    return errs
+
+
+def _size_scan_experiments(config: dict, experiment: str, spec: dict) -> list[str]:
+    return [str(e) for e in [*spec.get("experiments", []), *spec.get("subset_experiments", [])]]
+
+
+def _scan_rows(job: OutputJob, task: str) -> pd.DataFrame:
+    """Accuracy of every run: the owner's grid by mode, then each subset experiment as its
+    own series (labelled by its pre-training subset)."""
     from jetforge.evaluation.probes import classification_metrics
 
-    task = job.spec["task"]
+    runs = [(e, r, r["mode"]) for e, r in J.runs_of(job.config, job.experiment, job.spec, task)]
+    for e, r in subset_runs(job.config, job.spec):
+        sub = float(job.config["experiments"][e]["pretrain"]["subset"])
+        runs.append((e, r, f"JP-JEPA pre-trained on {100 * sub:g} % ({e})"))
     rows = []
-    for e, run in J.runs_of(job.config, job.experiment, job.spec, task):
+    for e, run, series in runs:
         p = J.read_predictions(T.prediction_path(e, run))
         acc = classification_metrics(p["score"], p["label"], p.get("classes"))["accuracy"]
-        rows.append({"mode": run["mode"], "n": run["n_train"], "acc": acc})
-    df = pd.DataFrame(rows).groupby(["mode", "n"], sort=True)["acc"].agg(["mean", "std"])
+        rows.append({"mode": series, "n": run["n_train"], "acc": acc})
+    return pd.DataFrame(rows)
+
+
+def build_size_scan(job: OutputJob) -> None:
+    """Accuracy vs labelled jets, fine-tuned (dashed) vs from scratch (solid); models
+    pre-trained on a subset (``subset_experiments``) as separate points (stars)."""
+    task = job.spec["task"]
+    rows = _scan_rows(job, task)
+    df = rows.groupby(["mode", "n"], sort=True)["acc"].agg(["mean", "std"])
     fig, ax = _figure()
     for mode, g in df.groupby(level=0):
-        c, ls = MODE_STYLE.get(str(mode), ("k", "-"))
+        c, ls = MODE_STYLE.get(str(mode), ("tab:red", ":"))
         n = g.index.get_level_values(1)
         ax.errorbar(
             n,
@@ -177,7 +230,8 @@ def build_size_scan(job: OutputJob) -> None:
             yerr=g["std"].fillna(0),
             color=c,
             ls=ls,
-            marker="o",
+            marker="o" if str(mode) in MODE_STYLE else "*",
+            markersize=6 if str(mode) in MODE_STYLE else 11,
             capsize=3,
             label=J.MODE_LABELS.get(str(mode), str(mode)),
         )
@@ -381,7 +435,13 @@ TSNE = OutputKind(
     _tsne_inputs, build_tsne, _tsne_errors, frozenset({"color", "n_jets", "augset"}), heavy=True
 )
 RANK = OutputKind(_rank_inputs, build_rank, keys=frozenset({"augset"}))
-SIZE_SCAN = OutputKind(J.task_inputs, build_size_scan, _task_figure_errors, J.TASK_KEYS)
+SIZE_SCAN = OutputKind(
+    _size_scan_inputs,
+    build_size_scan,
+    _size_scan_errors,
+    J.TASK_KEYS | {"subset_experiments"},
+    experiments=_size_scan_experiments,
+)
 CLASS_REJECTION = OutputKind(
     _class_rejection_inputs,
     build_class_rejection,
