@@ -190,7 +190,7 @@ def test_tables_3_to_5_and_fig2g_from_their_variant_experiments(cfg, tmp_path, m
     assert "regularizer=sigreg, lambda_reg=0.05, subset=0.1" in md3  # pretrain.subset
     assert "jpjepa_abl_koleo: pre-trained (jpjepa_abl_koleo) on the first 10 % of each" in md3
     t4 = pd.read_csv(built["table4"]["csv"])
-    assert list(t4["variant"]) == ["steps=10", "steps=30"]
+    assert list(t4["variant"]) == ["steps=10", "steps=30", "steps=100"]
     assert Path(built["fig2e"]["png"]).stat().st_size > 1000  # with the 10 % star
     t5 = pd.read_csv(built["table5"]["csv"])
     assert list(t5["variant"]) == ["epochs=5", "epochs=10"] and "qg_rej@0.3" in t5
