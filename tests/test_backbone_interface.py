@@ -20,7 +20,7 @@ from toyfiles import write_toy_file
 
 from jetforge.config import ConfigError, validate_config
 from jetforge.jets.features import RS3L_FEATURES
-from jetforge.methods import METHOD_NEEDS, METHODS
+from jetforge.methods import INIT_BACKBONE_METHODS, METHOD_NEEDS, METHODS
 from jetforge.models import BACKBONE_CAPABILITIES, BACKBONES
 from jetforge.models.edgeconv import EdgeConvNet
 from jetforge.models.interface import ATTRIBUTES, BackboneCapabilityError, capabilities
@@ -125,6 +125,8 @@ def test_ae_config_keys_are_in_the_schema() -> None:
 def test_declared_capabilities_have_their_attributes() -> None:
     for name in METHODS:
         assert METHODS[name].needs == METHOD_NEEDS[name], name
+        supports = getattr(METHODS[name], "supports_init_backbone", False)
+        assert supports == (name in INIT_BACKBONE_METHODS), name
     for name in BACKBONES:
         net = BACKBONES[name]()
         assert net.capabilities == BACKBONE_CAPABILITIES[name], name

@@ -154,6 +154,23 @@ def _merged(name: str) -> dict:
     return compose_config(_paper_files(name))
 
 
+def test_the_config_check_imports_no_torch():
+    """Snakemake's driver env (envs/: no torch, no scikit-learn) runs the config check on
+    every invocation: the default, tiny and paper configs are checked without them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from jetforge.config import load_config\n"
+            "for f in ('tiny.yaml', *[f'paper/{p}' for p in ('rs3l.yaml', 'mpm.yaml', "
+            "'jbot.yaml', 'jpjepa.yaml', 'hadfork.yaml', 'leaderboard.yaml')]):\n"
+            "    load_config('config/config.yaml', 'config/' + f)\n"
+            "print(sorted(m for m in ('torch', 'sklearn', 'scipy') if m in sys.modules))"
+            )  # fmt: skip
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, check=True)  # fmt: skip
+    assert res.stdout.strip() == "[]", res.stdout + res.stderr
+
+
 def test_paper_configs_exist():
     papers = {"rs3l.yaml", "jbot.yaml", "mpm.yaml", "jpjepa.yaml", "hadfork.yaml"}
     assert papers <= set(PAPER_CONFIGS)

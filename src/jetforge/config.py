@@ -420,17 +420,16 @@ def _init_backbone_errors(config: dict[str, Any], key: str, exp: dict[str, Any])
     as ours, and the method one that can start from it; refused here, not after hours of
     the fine-tuning it waits for."""
     from jetforge import experiment as X
-    from jetforge.methods import METHODS
+    from jetforge.methods import INIT_BACKBONE_METHODS  # torch-free (driver env)
 
     spec = exp["pretrain"].get("init_backbone")
     if not spec:
         return []
     at, exps = f"config key {key}.pretrain.init_backbone", config.get("experiments", {})
     method = exp["pretrain"].get("method")
-    if not getattr(METHODS.get(method), "supports_init_backbone", False):
-        ok = sorted(m for m, c in METHODS.items() if getattr(c, "supports_init_backbone", False))
+    if method not in INIT_BACKBONE_METHODS:
         return [f"{at}: method {method!r} cannot start from a fine-tuned backbone; methods "
-                f"that can: {ok} (or drop init_backbone)"]  # fmt: skip
+                f"that can: {sorted(INIT_BACKBONE_METHODS)} (or drop init_backbone)"]  # fmt: skip
     name, task = spec.get("experiment"), spec.get("task")
     other = exps.get(name)
     if other is None or not (other.get("finetune") or {}).get("tasks"):

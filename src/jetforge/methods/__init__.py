@@ -45,7 +45,12 @@ METHOD_NEEDS: dict[str, tuple[str, ...]] = {
     "jepa": ("tokens", "cls", "pair_bias"),
 }
 
-__all__ = ["METHODS", "METHOD_NEEDS"]
+#: methods that can train on a backbone taken from a fine-tuning (``pretrain.init_backbone``,
+#: Rieck et al. §5.4 hybrids): they keep it frozen and train only their own parts (class
+#: attribute ``supports_init_backbone``); torch-free for the config check
+INIT_BACKBONE_METHODS = frozenset({"ae_vicreg"})
+
+__all__ = ["INIT_BACKBONE_METHODS", "METHODS", "METHOD_NEEDS"]
 
 
 def __getattr__(name: str):  # PEP 562: the classes by their own names, imported on use
