@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,23 @@ def test_numpy_metrics_equal_scikit_learn_and_scipy_exactly(ties: str) -> None:
             np.testing.assert_array_equal(ours, theirs)
         a, b = s[: n // 2 + 1], 1.3 * s[n // 2 :] + 0.1
         assert wasserstein(a, b) == wasserstein_distance(a, b)
+
+
+def test_tables_that_read_predictions_import_no_torch():
+    """Paper tables and figures built from prediction files (MPM, JP-JEPA, weak
+    supervision, fine-tuning summaries) start without torch: ~1 s less per job."""
+    import subprocess
+    import sys
+
+    mods = ("jetforge.paper_outputs.mpm", "jetforge.paper_outputs.jpjepa",
+            "jetforge.paper_outputs.mpm_weak", "jetforge.paper_outputs.jpjepa_figures",
+            "jetforge.reporting.finetune_scan", "jetforge.evaluation.metrics")  # fmt: skip
+    code = f"import sys, importlib; [importlib.import_module(m) for m in {mods!r}]; " \
+           "print('torch' in sys.modules)"  # fmt: skip
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "False", res.stderr
+    # their build functions import lazily: none may reach for the metrics through probes
+    src = Path(__file__).resolve().parents[1] / "src" / "jetforge"
+    offenders = [str(f.relative_to(src)) for f in src.rglob("*.py")
+                 if "probes import classification_metrics" in f.read_text()]  # fmt: skip
+    assert not offenders, offenders

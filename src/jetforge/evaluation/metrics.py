@@ -6,9 +6,14 @@ computes these, and importing ``sklearn.metrics`` and ``scipy.stats`` costs ~2-3
 start-up per job (measured) for a few lines of arithmetic. The functions below follow
 scikit-learn's ``roc_curve`` / ``roc_auc_score`` and SciPy's ``wasserstein_distance``
 operation for operation, so they return the same floats (tests compare them exactly).
+Classification metrics (accuracy, one-vs-rest AUCs) live here too, not beside the probes,
+which need torch: a table job that only reads prediction files then starts in ~0.6 s
+instead of ~1.7 s (measured; ~60 such jobs in the default run).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -108,3 +113,49 @@ def wasserstein(a: ArrayLike, b: ArrayLike) -> float:
     cdf_u = np.sort(u).searchsorted(both[:-1], "right") / u.size
     cdf_v = np.sort(v).searchsorted(both[:-1], "right") / v.size
     return float(np.vecdot(np.abs(cdf_u - cdf_v), deltas))
+
+
+def classification_metrics(
+    scores: npt.ArrayLike, labels: npt.ArrayLike, class_names: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Accuracy and one-vs-rest AUCs from class scores.
+
+    ``scores``: ``[N, C]`` class probabilities, or ``[N]`` probabilities of class 1 of a
+    binary task; ``labels``: ``[N]`` class indices. Keys: ``accuracy``, ``auc`` (binary:
+    AUC of class 1; multi-class: macro mean of the per-class ones), ``auc_<name>``
+    per class (multi-class only) and ``eff_<name>`` per class, the share of its jets
+    classified as it (Rieck et al. §5.2 quote it for the kNN: "71 % of gluon jets").
+    A class absent from ``labels`` gets NaN.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).ravel().astype(np.int64)
+    if s.ndim == 1:
+        s = np.stack([1.0 - s, s], axis=1)
+    if s.ndim != 2 or s.shape[0] != y.shape[0]:
+        raise ValueError(f"scores {s.shape} and labels {y.shape} do not match")
+    C = s.shape[1]
+    if y.size and (y.min() < 0 or y.max() >= C):
+        raise ValueError(f"labels must be in [0, {C}), found {np.unique(y).tolist()}")
+    names = list(class_names) if class_names is not None else [str(c) for c in range(C)]
+    acc = float((s.argmax(1) == y).mean()) if y.size else float("nan")
+    # binomial standard error: ~10^3 test jets leave accuracies a few percent of sampling
+    # noise, so a pre-trained vs random difference below it is not a result
+    err = float(np.sqrt(acc * (1.0 - acc) / y.size)) if y.size else float("nan")
+    out = {"accuracy": acc, "accuracy_err": err}
+    aucs = []
+    for c in range(C):
+        pos = y == c
+        a = binary_auc(pos, s[:, c]) if 0 < pos.sum() < y.size else float("nan")
+        aucs.append(a)
+        if C > 2:
+            out[f"auc_{names[c]}"] = a
+    pred = s.argmax(1)
+    for c in range(C):  # per-class efficiency: the share of class c predicted as c (recall)
+        pos = y == c
+        out[f"eff_{names[c]}"] = float((pred[pos] == c).mean()) if pos.any() else float("nan")
+    finite = [a for a in aucs if not np.isnan(a)]
+    if C == 2:
+        out["auc"] = aucs[1]
+    else:
+        out["auc"] = float(np.mean(finite)) if finite else float("nan")
+    return out

@@ -119,7 +119,7 @@ def metric_names(task: dict[str, Any], efficiencies: Sequence[float]) -> list[st
 def task_metrics(scores: np.ndarray, labels: np.ndarray, task: dict[str, Any],
                  efficiencies: Sequence[float]) -> dict[str, float]:  # fmt: skip
     """The table's metrics from class scores ``[N, C]`` (or ``[N]`` of a binary task)."""
-    from jetforge.evaluation.probes import classification_metrics
+    from jetforge.evaluation.metrics import classification_metrics
 
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels).astype(np.int64)

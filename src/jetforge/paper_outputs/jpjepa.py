@@ -198,7 +198,7 @@ def multiclass_rows(
     job: OutputJob, task: str, effs: Mapping[str, float], background: str
 ) -> pd.DataFrame:
     """One row per prediction file: setup, repeat, accuracy, macro AUC, rejections."""
-    from jetforge.evaluation.probes import classification_metrics
+    from jetforge.evaluation.metrics import classification_metrics
 
     rows = []
     for sid, files in setups(job, task).items():
@@ -472,7 +472,7 @@ def _robustness_errors(config: dict, experiment: str, spec: dict) -> list[str]:
 
 
 def build_robustness(job: OutputJob) -> None:
-    from jetforge.evaluation.probes import classification_metrics
+    from jetforge.evaluation.metrics import classification_metrics
     from jetforge.evaluation.robustness import (
         classifier_path,
         evaluate_perturbed,
@@ -620,8 +620,7 @@ def build_variants(job: OutputJob) -> None:
     """One row per (variant experiment, labelled size): fine-tuned metrics of each task
     (binary: acc, AUC, Rej50, Rej30; multi-class: acc, AUC) and, with ``probe``, the
     frozen encoder's effective rank and AUC_emb from the experiment's probe table."""
-    from jetforge.evaluation.metrics import auc, rejection_at
-    from jetforge.evaluation.probes import classification_metrics
+    from jetforge.evaluation.metrics import auc, classification_metrics, rejection_at
     from jetforge.reporting.table_io import mean_std_by, write_table
 
     long = []

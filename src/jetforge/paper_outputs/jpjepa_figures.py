@@ -200,7 +200,7 @@ def _size_scan_experiments(config: dict, experiment: str, spec: dict) -> list[st
 def _scan_rows(job: OutputJob, task: str) -> pd.DataFrame:
     """Accuracy of every run: the owner's grid by mode, then each subset experiment as its
     own series (labelled by its pre-training subset)."""
-    from jetforge.evaluation.probes import classification_metrics
+    from jetforge.evaluation.metrics import classification_metrics
 
     runs = [(e, r, r["mode"]) for e, r in J.runs_of(job.config, job.experiment, job.spec, task)]
     for e, r in subset_runs(job.config, job.spec):

@@ -98,7 +98,7 @@ def weak_rows(job: OutputJob) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One row per (mode, N): SI and AUC mean ± std over repeats, and the scale facts."""
     import h5py
 
-    from jetforge.evaluation.probes import classification_metrics
+    from jetforge.evaluation.metrics import classification_metrics
 
     tasks = job.exp["finetune"]["tasks"]
     thr = float(job.spec.get("threshold", THRESHOLD))

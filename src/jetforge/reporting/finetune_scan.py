@@ -22,8 +22,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from jetforge.evaluation.metrics import rejection_at
-from jetforge.evaluation.probes import classification_metrics
+from jetforge.evaluation.metrics import classification_metrics, rejection_at
 from jetforge.reporting.table_io import mean_std_by
 from jetforge.reporting.table_io import write_table as write_table_io
 from jetforge.reporting.tables import decode_names

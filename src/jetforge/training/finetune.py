@@ -616,7 +616,7 @@ def finetune_vs_scratch(
     jets; predictions go to ``out_dir/{floating,supervised}/predictions.h5``. Returns
     ``{mode: metrics}`` with accuracy and (one-vs-rest) AUCs on the test split
     (:func:`jetforge.evaluation.probes.classification_metrics`)."""
-    from jetforge.evaluation.probes import classification_metrics
+    from jetforge.evaluation.metrics import classification_metrics
 
     out: dict[str, dict[str, float]] = {}
     for mode, pre in (("floating", pretrained), ("supervised", None)):
