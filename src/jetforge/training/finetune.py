@@ -54,7 +54,6 @@ standardisations a pre-training would fit, from the labelled training jets).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -88,7 +87,7 @@ from jetforge.training.data import (
 )
 from jetforge.training.engine import EngineConfig, TrainState, fit, resolve_device
 from jetforge.training.pretrain import augset_variants
-from jetforge.training.run_key import LOADER_ONLY_KEYS, to_plain
+from jetforge.training.run_key import LOADER_ONLY_KEYS, file_sha256, to_plain
 from jetforge.training.selection import select_class_rows
 from jetforge.training.weak import n_signal as weak_n_signal
 from jetforge.training.weak import weak_draw
@@ -152,14 +151,6 @@ class Classifier(nn.Module):
             z = self.backbone(*inputs)
         out = self.head(z)
         return out.squeeze(-1) if self.n_out == 1 else out
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @torch.no_grad()
@@ -459,7 +450,7 @@ def _train_point(
         "stage": "finetune", "task": t.task, "mode": t.mode, "augset": t.augset,
         "n_train": t.n_train, "repeat": t.repeat, "seed": t.seed, "backbone": bb_cfg,
         "finetune": {k: v for k, v in t.fcfg.items() if k not in LOADER_ONLY_KEYS},
-        "pretrained_sha256": _sha256(t.pretrained) if t.pretrained else None,
+        "pretrained_sha256": file_sha256(t.pretrained) if t.pretrained else None,
     })  # fmt: skip
     watch = None if val is None else _BestEpoch(model, t, val, binary)
     patience = t.fcfg.get("patience")

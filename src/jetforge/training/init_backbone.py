@@ -25,25 +25,16 @@ fine-tuning of the grid or a different backbone.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from jetforge.training.run_key import to_plain
+from jetforge.training.run_key import file_sha256, to_plain
 
 #: the classifier's state-dict prefix of its backbone (``Classifier.backbone``)
 PREFIX = "backbone."
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def finetuned_backbone_state(path: str, bb_cfg: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -93,7 +84,7 @@ def init_from_finetuned(model: nn.Module, path: str, bb_cfg: Mapping[str, Any]) 
         backbone.get_submodule(name).requires_grad_(True)
     model.backbone_frozen = True
     model.train()
-    return {"init_backbone_sha256": _sha256(path)}
+    return {"init_backbone_sha256": file_sha256(path)}
 
 
 def init_from_config(model: nn.Module, pcfg: Mapping[str, Any],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -15,3 +16,14 @@ LOADER_ONLY_KEYS = ("loader_workers", "collapse_rank", "collapse_patience", "gpu
 def to_plain(obj: Any) -> Any:
     """JSON round trip: tuples -> lists, so run keys compare equal across reloads."""
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def file_sha256(path: str) -> str:
+    """Hex digest of a file, read in 1 MB blocks: a run key names the exact weights a run
+    starts from (a pre-trained or fine-tuned ``model.pt``), so a resume never continues
+    from others."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
