@@ -102,3 +102,12 @@ def test_default_all_on_tiny_config(tmp_path):
     assert all(0 <= float(r["knn_acc"]) <= 1 for r in probes)
     # nothing half-written left behind
     assert not list((tmp_path / "results").rglob("*.tmp*"))
+    # the HTML report builds (Pygments is a dependency for it) with every paper in it
+    res = _snakemake(tmp_path, "--report", str(tmp_path / "report.zip"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "report.zip") as z:
+        html = z.read("report/report.html").decode()
+    for author in ("Harris", "Golling", "Tsoi", "Letellier", "Rieck"):
+        assert author in html, author
