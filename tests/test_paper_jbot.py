@@ -116,7 +116,7 @@ def save_classifier_of(config: dict, experiment: str, task: str) -> None:
     runs = [r for r in X.finetune_grid(config["experiments"][experiment], task)
             if r["mode"] == "floating" and r["repeat"] == 0]  # fmt: skip
     run_ = max(runs, key=lambda r: r["n_train"])
-    save_classifier(Path(T.prediction_path(experiment, run_)).with_name("model.pt"), model)
+    save_classifier(T.classifier_path(T.prediction_path(experiment, run_)), model)
 
 
 @pytest.fixture(scope="module")

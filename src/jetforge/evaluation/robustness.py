@@ -213,8 +213,11 @@ def load_classifier(path: str | os.PathLike[str], scores: str | None = None) -> 
 
 
 def classifier_path(predictions: str | os.PathLike[str]) -> Path:
-    """Where the fine-tuning job stores the classifier of a predictions file."""
-    return Path(predictions).with_name("model.pt")
+    """Where the fine-tuning job stores the classifier of a predictions file
+    (:func:`jetforge.workflow.targets.classifier_path`, the rule's output)."""
+    from jetforge.workflow.targets import classifier_path as path
+
+    return Path(path(str(predictions)))
 
 
 def evaluate_perturbed(

@@ -258,7 +258,8 @@ def _finetuned_run(config: dict, experiment: str, task: str) -> dict[str, Any] |
 def _tsne_inputs(config: dict, experiment: str, spec: dict) -> dict[str, list[str]]:
     exps = [experiment, *_others(config, experiment, spec)]
     data = [T.split_path(config, e, "probe_test") for e in exps]
-    tuned = [T.prediction_path(e, run) for e, task in (spec.get("finetuned") or {}).items()
+    tuned = [T.classifier_path(T.prediction_path(e, run))  # rule finetune's `model` output
+             for e, task in (spec.get("finetuned") or {}).items()
              if (run := _finetuned_run(config, e, task)) is not None]  # fmt: skip
     return {"models": [T.pretrained_models(config, e)[0] for e in exps],
             "data": list(dict.fromkeys(data)), "finetuned": tuned}  # fmt: skip
@@ -307,10 +308,10 @@ def _tsne_stages(job: OutputJob, e: str, model: str) -> list[tuple[str, Any]]:
         ]  # fmt: skip
     task = (job.spec.get("finetuned") or {}).get(e)
     if task is not None:
-        from jetforge.evaluation.robustness import classifier_path, load_classifier
+        from jetforge.evaluation.robustness import load_classifier
 
         run = _finetuned_run(job.config, e, task)
-        clf = load_classifier(classifier_path(T.prediction_path(e, run)))
+        clf = load_classifier(T.classifier_path(T.prediction_path(e, run)))
         stages.append((f"after fine-tuning ({task}, n = {run['n_train']})", clf.backbone))
     return stages
 

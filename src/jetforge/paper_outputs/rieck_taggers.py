@@ -148,8 +148,9 @@ def _setup_notes(config: Mapping[str, Any], experiments: list[str]) -> list[str]
     for e in experiments:
         x = config["experiments"][e]
         ft = x.get("finetune") or {}
+        lora = f", LoRA adapters lr {ft['lr_lora']}" if "lr_lora" in ft else ""
         budgets.append(f"{e}: {ft.get('epochs')} epochs, batch {ft.get('batch_size')}, "
-                       f"lr {ft.get('lr')}")  # fmt: skip
+                       f"lr {ft.get('lr')}{lora}")  # fmt: skip
         init = x["pretrain"].get("init_backbone")
         if init:
             run = X.init_backbone_run(init, config["experiments"])

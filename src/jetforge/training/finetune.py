@@ -345,9 +345,9 @@ def run_finetune(
         chosen = results[best]
         attrs.update(n_val=int(val[0].size), val_loss=chosen.val_loss,
                      best_epoch=chosen.best_epoch, scan_point=repr(points[best]))  # fmt: skip
-    from jetforge.evaluation.robustness import save_classifier  # test-time evaluations
+    from jetforge.evaluation.robustness import classifier_path, save_classifier
 
-    save_classifier(out.with_name("model.pt"), results[best].model, train_h5)
+    save_classifier(classifier_path(out), results[best].model, train_h5)  # test-time evals
     _predict_test(results[best].model, test_h5, out, dev, classes, signal, background, attrs)
 
 

@@ -8,6 +8,7 @@ that table needs and nothing else. What an experiment runs is decided by
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from jetforge import experiment as X
@@ -171,11 +172,11 @@ def init_backbone_run(config: dict, experiment: str) -> dict[str, Any]:
 
 
 def init_backbone_model(config: dict, experiment: str) -> str:
-    """The classifier ``model.pt`` beside that run's predictions (rule ``finetune``'s
-    ``model`` output): Rieck et al. §5.4's hybrids start from its backbone."""
+    """The classifier of that run (rule ``finetune``'s ``model`` output): Rieck et al.
+    §5.4's hybrids start from its backbone."""
     spec = _exp(config, experiment)["pretrain"]["init_backbone"]
-    pred = prediction_path(str(spec["experiment"]), init_backbone_run(config, experiment))
-    return pred.removesuffix("predictions.h5") + "model.pt"
+    return classifier_path(prediction_path(str(spec["experiment"]),
+                                           init_backbone_run(config, experiment)))  # fmt: skip
 
 
 def pretrain_owner(config: dict, experiment: str) -> str:
@@ -251,6 +252,12 @@ def prediction_path(experiment: str, run: dict[str, Any]) -> str:
         experiment=experiment, task=run["task"], mode=run["mode"], augset=run["augset"],
         ntrain=run["n_train"], repeat=run["repeat"],
     )  # fmt: skip
+
+
+def classifier_path(predictions: str) -> str:
+    """Where a fine-tuning job stores its classifier (``model.pt``, rule ``finetune``'s
+    ``model`` output) beside its predictions file."""
+    return str(Path(predictions).with_name("model.pt"))
 
 
 def finetune_predictions(config: dict, experiment: str) -> list[str]:
